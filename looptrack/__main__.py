@@ -1,0 +1,5 @@
+"""`python -m looptrack` runs the command line."""
+
+from looptrack.cli import app
+
+app()

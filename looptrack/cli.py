@@ -1,0 +1,150 @@
+"""The `looptrack` command line: the one place that wires schemas, ingest and api together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+import typer
+import yaml
+from pydantic import ValidationError
+
+from schemas.logs import configure_logging
+from schemas.settings import Settings, get_settings
+
+app = typer.Typer(help="looptrack: closed-loop packaging tracking.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+devices_app = typer.Typer(help="Device registry.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(devices_app, name="devices")
+
+log = logging.getLogger("looptrack.cli")
+
+# Exit codes: 1 = failed at run time, 2 = bad input (typer uses 2 for usage errors too).
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise _fail(f"invalid LOOPTRACK_* setting:\n{exc}", EXIT_BAD_INPUT) from exc
+
+
+def _connect(settings: Settings) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(settings.database_url, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise _fail(f"cannot connect to the database: {exc}".strip()) from exc
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    configure_logging(log_level)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database if missing, then create or upgrade the schema (idempotent)."""
+    from schemas.migrations import DatabaseMissingError, ensure_database, migrate
+
+    settings = _settings()
+    try:
+        ensure_database(settings.database_url, create=settings.db_create)
+        applied = migrate(settings.database_url, timescaledb=settings.timescaledb)
+    except DatabaseMissingError as exc:
+        raise _fail(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise _fail(f"migration failed: {exc}".strip()) from exc
+    typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@app.command()
+def ingest() -> None:
+    """Run the ingest worker until SIGTERM/SIGINT, then drain and exit 0."""
+    from ingest.worker import IngestWorker, open_pool
+
+    settings = _settings()
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal=%s received: draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    pool = open_pool(settings)
+    try:
+        drained = IngestWorker(settings, pool).run(stop)
+    finally:
+        pool.close()
+    if not drained:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def seed(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON file.")],
+) -> None:
+    """Upsert packaging types, products, sites and devices from a YAML or JSON file."""
+    from schemas.registry import SeedFile, apply_seed
+
+    try:
+        raw = file.read_text("utf-8")
+        data = json.loads(raw) if file.suffix == ".json" else yaml.safe_load(raw)
+        records = SeedFile.model_validate(data or {})
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        # pydantic's ValidationError is a ValueError and names the bad field.
+        raise _fail(f"{file}: {exc}", EXIT_BAD_INPUT) from exc
+    with _connect(_settings()) as conn:
+        try:
+            counts = apply_seed(conn, records)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise _fail(f"{file}: {exc.diag.message_detail or exc}", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
+    typer.echo(", ".join(f"{count} {name}" for name, count in counts.items()))
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: Annotated[str, typer.Argument(help="Device id: letters, digits, '.', '_', '-'.")],
+    site: Annotated[str, typer.Option(help="Id of the site the device stands at.")],
+    kind: Annotated[str, typer.Option(help="rvm, sorter, filler, washer, pos or other.")],
+) -> None:
+    """Register a device so its events are accepted."""
+    from schemas.registry import Device, insert_device
+
+    try:
+        device = Device(id=device_id, site=site, kind=kind)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid device: {problems}", EXIT_BAD_INPUT) from exc
+    with _connect(_settings()) as conn:
+        try:
+            insert_device(conn, device)
+        except psycopg.errors.UniqueViolation as exc:
+            raise _fail(f"device {device_id!r} is already registered", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise _fail(f"unknown site {site!r}: register it first", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
+    typer.echo(f"device {device_id} registered at site {site}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,89 @@
+"""Applies the numbered `.sql` migrations in order, once each, safely under concurrency."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number; every migrating process takes this advisory lock first.
+MIGRATION_LOCK_KEY = 0x6C6F6F7074726B  # "looptrk"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One `NNNN_name.sql` file."""
+
+    version: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """All migrations shipped with the package, in version order."""
+    folder = resources.files("schemas") / "sql" / "migrations"
+    files = sorted(
+        (entry for entry in folder.iterdir() if entry.name.endswith(".sql")),
+        key=lambda entry: entry.name,
+    )
+    return [Migration(entry.name.removesuffix(".sql"), entry.read_text("utf-8")) for entry in files]
+
+
+class DatabaseMissingError(RuntimeError):
+    """The target database does not exist and creating it is not allowed."""
+
+
+def ensure_database(database_url: str, *, create: bool) -> bool:
+    """Create the database named in `database_url` if it is missing; True when created."""
+    try:
+        psycopg.connect(database_url, connect_timeout=10).close()
+        return False
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            raise
+    params = conninfo_to_dict(database_url)
+    dbname = str(params.get("dbname") or params.get("user") or "")
+    if not create:
+        raise DatabaseMissingError(f"database {dbname!r} does not exist (creation disabled)")
+    maintenance = make_conninfo(database_url, dbname="postgres")
+    with psycopg.connect(maintenance, autocommit=True, connect_timeout=10) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        except psycopg.errors.DuplicateDatabase:
+            # Another migrating process created it first: fine.
+            return False
+        except psycopg.errors.UniqueViolation:
+            # Concurrent CREATE DATABASE can also surface as a catalog unique violation.
+            return False
+    log.info("database created dbname=%s", dbname)
+    return True
+
+
+def migrate(database_url: str, *, timescaledb: str = "auto") -> list[str]:
+    """Apply pending migrations in one transaction; returns the versions applied."""
+    migrations = load_migrations()
+    with psycopg.connect(database_url, connect_timeout=10) as conn, conn.transaction():
+        # The lock comes before anything else, including creating the bookkeeping table,
+        # so concurrent runs queue up instead of racing on the catalog.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+        conn.execute("SELECT set_config('looptrack.timescaledb', %s, true)", (timescaledb,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        done: list[str] = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            log.info("applying migration version=%s", migration.version)
+            # A migration file is trusted, shipped code with several statements.
+            conn.execute(migration.sql.encode("utf-8"), prepare=False)
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
+            done.append(migration.version)
+    return done

@@ -1,0 +1,154 @@
+"""Registry records (packaging types, products, sites, devices) and their upserts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+import psycopg
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.gtin import normalize_gtin
+from schemas.named_queries import load_queries
+
+QUERIES = load_queries("schemas", "sql/queries/registry.sql")
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+# One MQTT topic level: no '/', '+' or '#'.
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Gtin14 = Annotated[str, AfterValidator(normalize_gtin)]
+
+
+class Material(StrEnum):
+    PET = "PET"
+    HDPE = "HDPE"
+    PP = "PP"
+    GLASS = "glass"
+    ALUMINIUM = "aluminium"
+    STEEL = "steel"
+    FIBRE = "fibre"
+    OTHER = "other"
+
+
+class SiteKind(StrEnum):
+    SHOP = "shop"
+    SORTING = "sorting"
+    FILLING = "filling"
+    WASHING = "washing"
+    OTHER = "other"
+
+
+class DeviceKind(StrEnum):
+    RVM = "rvm"
+    SORTER = "sorter"
+    FILLER = "filler"
+    WASHER = "washer"
+    POS = "pos"
+    OTHER = "other"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PackagingType(_Record):
+    """A kind of package: deposit bottle, can, crate, cup…"""
+
+    id: Slug
+    name: Name
+    material: Material
+    reusable: bool = False
+    target_trips: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    deposit: Annotated[int, Field(ge=0, le=100_000_00, description="minor units (øre)")] = 0
+    weight_g: Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2)] | None = None
+
+    @model_validator(mode="after")
+    def _target_trips_only_for_reusable(self) -> PackagingType:
+        if self.target_trips is not None and not self.reusable:
+            raise ValueError("target_trips is only meaningful for reusable packaging")
+        return self
+
+
+class Product(_Record):
+    """A GTIN and what it is packed in."""
+
+    gtin: Gtin14
+    packaging_type: Slug
+    brand: Slug
+    name: Name
+
+
+class Site(_Record):
+    """A shop, sorting site, filling or washing plant."""
+
+    id: Slug
+    name: Name
+    kind: SiteKind
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+class Device(_Record):
+    """An RVM, sorter, filler, washer or point of sale, at one site."""
+
+    id: DeviceId
+    site: Slug
+    kind: DeviceKind
+
+
+class SeedFile(_Record):
+    """What `looptrack seed FILE` reads; every section optional."""
+
+    packaging_types: list[PackagingType] = []
+    products: list[Product] = []
+    sites: list[Site] = []
+    devices: list[Device] = []
+
+
+def _params(record: BaseModel) -> dict[str, Any]:
+    return record.model_dump(mode="python")
+
+
+def upsert_packaging_type(conn: psycopg.Connection[Any], record: PackagingType) -> None:
+    """Create or replace a packaging type."""
+    conn.execute(QUERIES["upsert_packaging_type"], _params(record))
+
+
+def upsert_product(conn: psycopg.Connection[Any], record: Product) -> None:
+    """Create or replace a product (its packaging type must exist)."""
+    conn.execute(QUERIES["upsert_product"], _params(record))
+
+
+def upsert_site(conn: psycopg.Connection[Any], record: Site) -> None:
+    """Create or replace a site."""
+    conn.execute(QUERIES["upsert_site"], _params(record))
+
+
+def upsert_device(conn: psycopg.Connection[Any], record: Device) -> None:
+    """Create or replace a device (its site must exist)."""
+    conn.execute(QUERIES["upsert_device"], _params(record))
+
+
+def insert_device(conn: psycopg.Connection[Any], record: Device) -> None:
+    """Register a new device; raises UniqueViolation if the id is taken."""
+    conn.execute(QUERIES["insert_device"], _params(record))
+
+
+def apply_seed(conn: psycopg.Connection[Any], seed: SeedFile) -> dict[str, int]:
+    """Upsert everything in `seed`, in dependency order; returns counts per section."""
+    for packaging_type in seed.packaging_types:
+        upsert_packaging_type(conn, packaging_type)
+    for product in seed.products:
+        upsert_product(conn, product)
+    for site in seed.sites:
+        upsert_site(conn, site)
+    for device in seed.devices:
+        upsert_device(conn, device)
+    return {
+        "packaging_types": len(seed.packaging_types),
+        "products": len(seed.products),
+        "sites": len(seed.sites),
+        "devices": len(seed.devices),
+    }

@@ -1,0 +1,225 @@
+"""Shared fixtures: per-test databases cloned from a migrated template, a Mosquitto
+started with the project's config, and ingest workers run as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from schemas.migrations import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+# Server holding the test databases; CI and the dev machine both have it here.
+PG_SERVER = os.environ.get("LOOPTRACK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; fail the test after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(PG_SERVER, autocommit=True)
+
+
+def create_database(name: str, template: str | None = None) -> str:
+    with _admin() as conn:
+        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        conn.execute(query)
+    return make_conninfo(PG_SERVER, dbname=name)
+
+
+def drop_database(name: str) -> None:
+    with _admin() as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_db() -> Iterator[str]:
+    """A database migrated once per session; tests clone it."""
+    name = f"lt_tpl_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    migrate(url)
+    yield name
+    drop_database(name)
+
+
+@pytest.fixture
+def db_url(template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"lt_{uuid.uuid4().hex[:12]}"
+    url = create_database(name, template=template_db)
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to this test's database."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@dataclass
+class Broker:
+    """A Mosquitto of the test's own, started with the project's config."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        lines = [
+            line
+            for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
+            if not line.startswith(("listener", "persistence_location", "log_dest"))
+        ]
+        lines += [
+            f"listener {self.port} 127.0.0.1",
+            f"persistence_location {data}/",
+            f"log_dest file {self.workdir / 'mosquitto.log'}",
+            # As root, mosquitto would drop to its own user and lose access to the workdir.
+            *(["user root"] if os.geteuid() == 0 else []),
+        ]
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(["mosquitto", "-c", str(conf)])
+        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
+
+    def _accepts(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One project-configured Mosquitto for the session; tests isolate by topic root."""
+    instance = Broker(tmp_path_factory.mktemp("mosquitto"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def topic_root() -> str:
+    return f"lt-test/{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class Worker:
+    """`looptrack ingest` as a subprocess, with its own client id and log file."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: bool = True) -> Worker:
+        """Start the worker; with `wait`, return once its subscriptions are in place (a
+        message published before the first subscription exists goes nowhere)."""
+        already = self.log().count("subscribed group=") if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "looptrack", "ingest"], env=self.env, stdout=log, stderr=log
+            )
+        if wait:
+            wait_until(
+                lambda: self.log().count("subscribed group=") > already or self.process.poll() is not None,  # type: ignore[union-attr]
+                30,
+                "worker subscription",
+            )
+            self.assert_running()
+        return self
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_running(self) -> None:
+        assert self.process is not None
+        assert self.process.poll() is None, f"worker exited early:\n{self.log()[-3000:]}"
+
+
+def service_env(db_url: str, broker: Broker, topic_root: str) -> dict[str, str]:
+    """Environment for a looptrack process talking to this test's database and broker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
+    env.update(
+        LOOPTRACK_DATABASE_URL=db_url,
+        LOOPTRACK_MQTT_URL=broker.url,
+        LOOPTRACK_TOPIC_ROOT=topic_root,
+        LOOPTRACK_MQTT_GROUP=f"g{uuid.uuid4().hex[:8]}",
+        LOOPTRACK_INGEST_CLIENT_ID=f"ingest-{uuid.uuid4().hex[:8]}",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@pytest.fixture
+def make_worker(
+    db_url: str, broker: Broker, topic_root: str, tmp_path: Path
+) -> Iterator[Callable[..., Worker]]:
+    """Start ingest workers for this test; all are killed at the end."""
+    started: list[Worker] = []
+    env = service_env(db_url, broker, topic_root)
+
+    def start(wait: bool = True, **overrides: str) -> Worker:
+        worker = Worker({**env, **overrides}, tmp_path / f"worker{len(started)}.log").start(wait)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process and worker.process.poll() is None:
+            worker.kill()

@@ -1,0 +1,72 @@
+"""Test data: a small registry and scan events, built without the code under test."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+
+def with_check_digit(body: str) -> str:
+    """GS1 mod-10, written out here independently of schemas.gtin."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return body + str((10 - total % 10) % 10)
+
+
+GTIN_COLA = with_check_digit("703801000123")  # GTIN-13
+GTIN_CRATE = with_check_digit("0703801000999")  # GTIN-14
+
+
+def seed_registry(conn: psycopg.Connection[Any], devices: list[str]) -> None:
+    """Two packaging types, two products, one shop, and the given devices (autocommit conn)."""
+    conn.execute(
+        "INSERT INTO packaging_types (id, name, material, reusable, target_trips, deposit, weight_g)"
+        " VALUES ('pet-0.5l', 'PET 0.5 l', 'PET', false, NULL, 200, 22),"
+        "        ('crate-24', 'Crate 24', 'HDPE', true, 50, 0, 1600)"
+    )
+    conn.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES"
+        " (%s, 'pet-0.5l', 'fjord', 'Fjord Cola 0.5 l'), (%s, 'crate-24', 'fjord', 'Crate')",
+        (GTIN_COLA.zfill(14), GTIN_CRATE.zfill(14)),
+    )
+    conn.execute("INSERT INTO sites (id, name, kind) VALUES ('shop-1', 'Shop 1', 'shop')")
+    for device in devices:
+        conn.execute(
+            "INSERT INTO devices (id, site_id, kind) VALUES (%s, 'shop-1', 'rvm')", (device,)
+        )
+
+
+def event(
+    type_: str = "returned",
+    *,
+    gtin: str = GTIN_COLA,
+    ts: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One valid event as a device would send it."""
+    when = ts or datetime.now(UTC) - timedelta(seconds=30)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "ts": when.isoformat(),
+        "type": type_,
+        "gtin": gtin,
+        **extra,
+    }
+
+
+def write_replay_file(path: Path, messages: list[tuple[str, Any]]) -> Path:
+    """JSON lines for `python -m devices.replay`: (device, payload) pairs."""
+    with path.open("w") as out:
+        for device, payload in messages:
+            out.write(json.dumps({"device": device, "payload": payload}) + "\n")
+    return path
+
+
+def count(conn: psycopg.Connection[Any], query: str, *params: Any) -> int:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -1,0 +1,88 @@
+"""Acceptance: events published by a separate process are stored exactly once, whether
+sent one per message or 500 per message, and republishing them adds nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import Broker, Worker, service_env, wait_until
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, write_replay_file
+
+pytestmark = pytest.mark.slow
+
+DEVICES = ["rvm-a", "rvm-b"]
+
+
+def publish(path: Path, db_url: str, broker: Broker, topic_root: str) -> None:
+    """Run the device replayer as its own process and wait for every PUBACK."""
+    result = subprocess.run(
+        [sys.executable, "-m", "devices.replay", str(path)],
+        env=service_env(db_url, broker, topic_root),
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
+def test_single_and_batched_payloads_are_stored_exactly_once(
+    db: psycopg.Connection[Any], db_url: str, broker: Broker, topic_root: str,
+    make_worker: Any, tmp_path: Path,
+) -> None:
+    seed_registry(db, DEVICES)
+    singles = [event("sold" if i % 3 else "returned", seq=i) for i in range(5000)]
+    batched = [event("returned", gtin=GTIN_CRATE, serial=f"S{i}") for i in range(5000)]
+    messages: list[tuple[str, Any]] = [(DEVICES[0], e) for e in singles]
+    messages += [
+        (DEVICES[1], {"events": batched[i : i + 500]}) for i in range(0, len(batched), 500)
+    ]
+    replay = write_replay_file(tmp_path / "events.jsonl", messages)
+    worker: Worker = make_worker()
+
+    publish(replay, db_url, broker, topic_root)
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 10_000, 60, "10,000 events")
+    worker.assert_running()
+
+    # The same payloads again: all duplicates, nothing new stored or counted.
+    publish(replay, db_url, broker, topic_root)
+    wait_until(
+        lambda: count(db, "SELECT duplicates FROM ingest_counters") >= 10_000
+        if count(db, "SELECT count(*) FROM ingest_counters")
+        else 0,
+        120,
+        "10,000 duplicates counted",
+    )
+    assert worker.terminate() == 0
+
+    assert count(db, "SELECT count(*) FROM events") == 10_000
+    assert count(db, "SELECT count(DISTINCT event_id) FROM events") == 10_000
+    expected_ids = {e["event_id"] for e in singles + batched}
+    stored_ids = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
+    assert stored_ids == expected_ids
+    assert count(db, "SELECT count(*) FROM dead_letters") == 0
+    # Aggregates count each event once, per type and product.
+    sold = sum(1 for e in singles if e["type"] == "sold")
+    rollup = dict(
+        db.execute(
+            "SELECT gtin || ':' || type, sum(qty)::int FROM event_counts_15m GROUP BY 1"
+        ).fetchall()
+    )
+    assert rollup == {
+        f"{GTIN_COLA.zfill(14)}:sold": sold,
+        f"{GTIN_COLA.zfill(14)}:returned": 5000 - sold,
+        f"{GTIN_CRATE.zfill(14)}:returned": 5000,
+    }
+    stored, duplicates, dead = db.execute(
+        "SELECT stored, duplicates, dead_lettered FROM ingest_counters"
+    ).fetchone() or (0, 0, 0)
+    assert (stored, duplicates, dead) == (10_000, 10_000, 0)
+    # Device liveness and seq tracking saw the single-event device's 0..4999 without gaps.
+    assert count(db, "SELECT count(*) FROM seq_gaps") == 0
+    assert count(db, "SELECT max_seq FROM device_state WHERE device_id = %s", DEVICES[0]) == 4999
+    assert count(db, "SELECT count(*) FROM device_state WHERE online = false") == 2

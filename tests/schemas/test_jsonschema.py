@@ -1,0 +1,90 @@
+"""The checked-in payload JSON Schema is current and states the same rules as the parser."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from schemas.digital_link import InvalidSerial, validate_serial
+from schemas.jsonschema import (
+    PAYLOAD_SCHEMA_PATH,
+    payload_json_schema,
+    render_payload_json_schema,
+)
+from schemas.jsonschema.__main__ import main
+
+# Patterns are checked with re.fullmatch: Python's "$" alone would also match before a
+# final newline, which ECMA-262 (the JSON Schema dialect) does not.
+SCHEMA: dict[str, Any] = json.loads(PAYLOAD_SCHEMA_PATH.read_text(encoding="utf-8"))
+EVENT = SCHEMA["$defs"]["Event"]["properties"]
+
+
+def test_checked_in_file_is_not_stale() -> None:
+    assert PAYLOAD_SCHEMA_PATH.read_text(encoding="utf-8") == render_payload_json_schema(), (
+        "schemas/jsonschema/event-payload.schema.json is stale: run python -m schemas.jsonschema"
+    )
+    assert main(["--check"]) == 0
+
+
+def test_payload_is_one_event_or_a_batch() -> None:
+    assert payload_json_schema() == SCHEMA
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert SCHEMA["oneOf"] == [{"$ref": "#/$defs/Event"}, {"$ref": "#/$defs/EventBatch"}]
+    events = SCHEMA["$defs"]["EventBatch"]["properties"]["events"]
+    assert (events["minItems"], events["maxItems"]) == (1, 1000)
+    assert "262144 bytes" in SCHEMA["description"]
+    assert SCHEMA["$defs"]["Event"]["additionalProperties"] is False
+    assert SCHEMA["$defs"]["Event"]["required"] == ["event_id", "ts", "type"]
+
+
+def test_limits_are_documented() -> None:
+    assert (EVENT["qty"]["minimum"], EVENT["qty"]["maximum"]) == (1, 1_000_000)
+    assert "4096 bytes" in EVENT["attrs"]["description"]
+    assert "5 minutes" in EVENT["ts"]["description"]
+    assert EVENT["event_id"]["format"] == "uuid"
+    assert EVENT["ts"]["format"] == "date-time"
+
+
+@pytest.mark.parametrize(
+    ("value", "matches"),
+    [
+        ("96385074", True),
+        ("036000291452", True),
+        ("4006381333931", True),
+        ("09506000134352", True),
+        ("9638507", False),
+        ("123456789", False),
+        ("123456789012345", False),
+        ("400638133393a", False),
+    ],
+)
+def test_gtin_pattern(value: str, matches: bool) -> None:
+    assert bool(re.fullmatch(EVENT["gtin"]["pattern"], value)) is matches
+
+
+@pytest.mark.parametrize("code_point", range(128))
+def test_serial_pattern_agrees_with_the_parser(code_point: int) -> None:
+    serial = "A" + chr(code_point)
+    try:
+        validate_serial(serial)
+        accepted = True
+    except InvalidSerial:
+        accepted = False
+    assert bool(re.fullmatch(EVENT["serial"]["pattern"], serial)) is accepted
+
+
+@pytest.mark.parametrize(
+    ("ts", "matches"),
+    [
+        ("2025-06-01T12:30:00Z", True),
+        ("2025-06-01T12:30:00.250+02:00", True),
+        ("2025-06-01T12:30:00", False),
+        ("2025-06-01", False),
+        ("1748781000", False),
+    ],
+)
+def test_timestamp_pattern(ts: str, matches: bool) -> None:
+    assert bool(re.fullmatch(EVENT["ts"]["pattern"], ts)) is matches
