@@ -9,7 +9,9 @@ Gap = tuple[int, int]  # inclusive range of missing seq numbers
 _SEQ_MAX = 2**63 - 1  # seq is a PostgreSQL bigint
 
 
-def advance(max_seq: int | None, gaps: Iterable[Gap], seqs: Iterable[int]) -> tuple[int | None, list[Gap]]:
+def advance(
+    max_seq: int | None, gaps: Iterable[Gap], seqs: Iterable[int]
+) -> tuple[int | None, list[Gap]]:
     """Fold newly stored seqs into (highest seq, open gaps); returns the new pair.
 
     A seq above the highest opens a gap for the numbers skipped; a late seq inside an open

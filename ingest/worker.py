@@ -116,7 +116,10 @@ class IngestWorker:
         # Subscribing here renews subscriptions after every reconnect.
         client.subscribe(
             [
-                (f"$share/{self.settings.mqtt_group}/{root}/devices/+/events", SubscribeOptions(qos=1)),
+                (
+                    f"$share/{self.settings.mqtt_group}/{root}/devices/+/events",
+                    SubscribeOptions(qos=1),
+                ),
                 (f"{root}/devices/+/status", SubscribeOptions(qos=1)),
             ]
         )
@@ -135,7 +138,9 @@ class IngestWorker:
         if failed:
             log.error("broker refused subscription reasons=%s", failed)
         else:
-            log.info("subscribed group=%s root=%s", self.settings.mqtt_group, self.settings.topic_root)
+            log.info(
+                "subscribed group=%s root=%s", self.settings.mqtt_group, self.settings.topic_root
+            )
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any
@@ -151,7 +156,7 @@ class IngestWorker:
                 mid=message.mid,
                 qos=message.qos,
                 topic=message.topic,
-                payload=message.payload,
+                payload=bytes(message.payload),
                 retained=message.retain,
                 received_at=time.time(),
                 connection=self.connection,
@@ -163,7 +168,7 @@ class IngestWorker:
     def run(self, stop: threading.Event) -> bool:
         """Ingest until `stop` is set, then drain; True when everything received was
         committed and acknowledged."""
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
         endpoint = self.settings.mqtt
@@ -325,7 +330,9 @@ class IngestWorker:
         if text not in ("online", "offline"):
             log.warning("ignoring status topic=%s payload=%.40r", message.topic, text)
             return
-        batch.statuses.append(StatusUpdate(device_id, text == "online", received_at, message.retained))
+        batch.statuses.append(
+            StatusUpdate(device_id, text == "online", received_at, message.retained)
+        )
 
     def _route(self, topic: str) -> tuple[str | None, str]:
         """(device_id, 'events' | 'status') from `{root}/devices/{id}/{kind}`."""
@@ -338,7 +345,11 @@ class IngestWorker:
 
 
 def _dead(
-    message: Received, device_id: str | None, reason: DeadLetterReason, detail: str, index: int | None
+    message: Received,
+    device_id: str | None,
+    reason: DeadLetterReason,
+    detail: str,
+    index: int | None,
 ) -> DeadLetter:
     return DeadLetter(
         received_at=datetime.fromtimestamp(message.received_at, UTC),

@@ -150,7 +150,9 @@ def write_batch(conn: psycopg.Connection, batch: Batch, worker: str) -> Outcome:
 def _track_seq_gaps(conn: psycopg.Connection, seqs: dict[str, list[int]]) -> None:
     """Fold the seqs of newly stored events into each device's max seq and open gaps."""
     device_ids = sorted(seqs)
-    state = dict(conn.execute(QUERIES["lock_seq_state"], {"device_ids": device_ids}).fetchall())
+    state: dict[str, int | None] = dict(
+        conn.execute(QUERIES["lock_seq_state"], {"device_ids": device_ids}).fetchall()
+    )
     min_seq = min(min(values) for values in seqs.values())
     gaps: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for device_id, start, end in conn.execute(

@@ -130,7 +130,7 @@ def devices_add(
     from schemas.registry import Device, insert_device
 
     try:
-        device = Device(id=device_id, site=site, kind=kind)  # type: ignore[arg-type]
+        device = Device.model_validate({"id": device_id, "site": site, "kind": kind})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid device: {problems}", EXIT_BAD_INPUT) from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 from schemas.gtin import is_ascii_digits, normalize_gtin, shown
 
@@ -24,6 +24,11 @@ SERIAL_PATTERN = r'^[!"%-?A-Z_a-z]{1,20}$'
 
 _serial_fullmatch = re.compile(SERIAL_PATTERN).fullmatch
 _SERIAL_CHARS = frozenset(SERIAL_CHARSET_82)
+# scheme://host[:port] then the path, an optional query and fragment; no white space.
+# A regular expression rather than urlsplit: a third of the cost, for every scanned code.
+_http_uri_fullmatch = re.compile(
+    r"(?i:https?)://[^/?#\s]+(/[^?#\s]*)?(?:\?[^#\s]*)?(?:#\S*)?"
+).fullmatch
 # A GS1 Application Identifier is 2 to 4 digits.
 _ai_fullmatch = re.compile(r"[0-9]{2,4}").fullmatch
 # A "%" must start a %XX escape: GS1 Digital Link encodes a literal "%" as %25.
@@ -65,13 +70,10 @@ def parse_digital_link(uri: str) -> dict[str, str]:
     attributes and link types, not keys). Values are not validated here. Raises
     InvalidCode when the text is not such a URI.
     """
-    try:
-        parts = urlsplit(uri)
-    except ValueError as exc:  # e.g. an unbalanced "[" in the host
-        raise InvalidCode(f"code {shown(uri)}: not a URI ({exc})") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    match = _http_uri_fullmatch(uri)
+    if match is None:
         raise InvalidCode(f"code {shown(uri)}: neither GTIN digits nor an http(s) URI")
-    segments = parts.path.split("/")[1:]
+    segments = (match.group(1) or "").split("/")[1:]
     if len(segments) % 2 and segments[-1] == "":
         segments.pop()  # a trailing slash; but in ".../21/" the empty value is the serial
     # The keys sit in the tail of the path made only of (AI, value) pairs, starting at the
@@ -93,6 +95,9 @@ def parse_digital_link(uri: str) -> dict[str, str]:
             raise InvalidCode(f"code {shown(uri)}: AI {ai} appears twice")
         if _bad_percent_search(raw_value):
             raise InvalidCode(f"code {shown(uri)}: malformed percent-encoding in AI {ai}")
+        if "%" not in raw_value:
+            pairs[ai] = raw_value
+            continue
         try:
             pairs[ai] = unquote(raw_value, errors="strict")
         except UnicodeDecodeError:

@@ -71,8 +71,8 @@ MAX_CODE_LENGTH = 2048
 """Longest scanned `code` (characters); Digital Link URIs in QR codes are far shorter."""
 
 STREAM_REUSE = "reuse"
-STREAM_PATTERN = r"^[a-z0-9_-]{1,40}$"
-"""A sorted event's `stream`: "reuse" or a material stream slug such as "pet-clear"."""
+STREAM_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+"""A sorted event's `stream`: "reuse" or a material stream name such as "PET" or "pet-clear"."""
 GTIN_PATTERN = r"^([0-9]{8}|[0-9]{12,14})$"
 """GTIN-8, -12, -13 or -14 digits; the check digit is verified on top of this."""
 TIMESTAMP_PATTERN = (

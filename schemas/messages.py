@@ -133,7 +133,9 @@ def parse_message(payload: bytes, topic_device_id: str, now: datetime) -> Parsed
         # Keys repeat in every event and are worth interning; values (ids, times) rarely do.
         document = from_json(payload, allow_inf_nan=False, cache_strings="keys")
     except ValueError as exc:  # also raised for bytes that are not UTF-8
-        return _whole_message(DeadLetterReason.INVALID_JSON, f"not UTF-8 JSON: {exc}", payload)
+        return _whole_message(
+            DeadLetterReason.INVALID_JSON, f"not valid UTF-8 JSON: {exc}", payload
+        )
     context = validation_context(topic_device_id, now)
     if not isinstance(document, dict):
         return _whole_message(

@@ -84,6 +84,8 @@ def migrate(database_url: str, *, timescaledb: str = "auto") -> list[str]:
             log.info("applying migration version=%s", migration.version)
             # A migration file is trusted, shipped code with several statements.
             conn.execute(migration.sql.encode("utf-8"), prepare=False)
-            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
+            conn.execute(
+                "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
+            )
             done.append(migration.version)
     return done

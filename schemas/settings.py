@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     topic_root: str = "looptrack/v1"
     mqtt_group: str = "looptrack"
     # Stable per worker so the broker keeps its session (and queued messages) across restarts.
-    ingest_client_id: str = Field(default_factory=lambda: f"looptrack-ingest-{socket.gethostname()}")
+    ingest_client_id: str = Field(
+        default_factory=lambda: f"looptrack-ingest-{socket.gethostname()}"
+    )
     # How long the broker keeps a disconnected worker's session and queue (s); 7 days.
     mqtt_session_expiry_s: int = 7 * 24 * 3600
     # `auto` uses TimescaleDB when the extension can be created, `off` never does.
@@ -43,7 +45,12 @@ class Settings(BaseSettings):
     @field_validator("topic_root")
     @classmethod
     def _topic_root_has_no_wildcards(cls, value: str) -> str:
-        if not value or any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
+        if (
+            not value
+            or any(c in value for c in "+#")
+            or value.startswith("/")
+            or value.endswith("/")
+        ):
             raise ValueError("topic_root must be a plain topic prefix such as 'looptrack/v1'")
         return value
 

@@ -28,7 +28,9 @@ PG_SERVER = os.environ.get("LOOPTRACK_TEST_PG", "postgresql://postgres@127.0.0.1
 PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
-def wait_until(check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1) -> Any:
+def wait_until(
+    check: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1
+) -> Any:
     """Poll `check` until it returns something truthy; fail the test after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -61,7 +63,9 @@ def create_database(name: str, template: str | None = None) -> str:
 
 def drop_database(name: str) -> None:
     with _admin() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(scope="session")
@@ -167,7 +171,10 @@ class Worker:
             )
         if wait:
             wait_until(
-                lambda: self.log().count("subscribed group=") > already or self.process.poll() is not None,  # type: ignore[union-attr]
+                lambda: (
+                    self.log().count("subscribed group=") > already
+                    or self.process.poll() is not None
+                ),  # type: ignore[union-attr]
                 30,
                 "worker subscription",
             )

@@ -24,7 +24,8 @@ GTIN_CRATE = with_check_digit("0703801000999")  # GTIN-14
 def seed_registry(conn: psycopg.Connection[Any], devices: list[str]) -> None:
     """Two packaging types, two products, one shop, and the given devices (autocommit conn)."""
     conn.execute(
-        "INSERT INTO packaging_types (id, name, material, reusable, target_trips, deposit, weight_g)"
+        "INSERT INTO packaging_types"
+        " (id, name, material, reusable, target_trips, deposit, weight_g)"
         " VALUES ('pet-0.5l', 'PET 0.5 l', 'PET', false, NULL, 200, 22),"
         "        ('crate-24', 'Crate 24', 'HDPE', true, 50, 0, 1600)"
     )

@@ -32,8 +32,12 @@ def publish(path: Path, db_url: str, broker: Broker, topic_root: str) -> None:
 
 
 def test_single_and_batched_payloads_are_stored_exactly_once(
-    db: psycopg.Connection[Any], db_url: str, broker: Broker, topic_root: str,
-    make_worker: Any, tmp_path: Path,
+    db: psycopg.Connection[Any],
+    db_url: str,
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    tmp_path: Path,
 ) -> None:
     seed_registry(db, DEVICES)
     singles = [event("sold" if i % 3 else "returned", seq=i) for i in range(5000)]
@@ -52,9 +56,11 @@ def test_single_and_batched_payloads_are_stored_exactly_once(
     # The same payloads again: all duplicates, nothing new stored or counted.
     publish(replay, db_url, broker, topic_root)
     wait_until(
-        lambda: count(db, "SELECT duplicates FROM ingest_counters") >= 10_000
-        if count(db, "SELECT count(*) FROM ingest_counters")
-        else 0,
+        lambda: (
+            count(db, "SELECT duplicates FROM ingest_counters") >= 10_000
+            if count(db, "SELECT count(*) FROM ingest_counters")
+            else 0
+        ),
         120,
         "10,000 duplicates counted",
     )

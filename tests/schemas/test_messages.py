@@ -77,6 +77,7 @@ def test_exactly_256_kib_is_not_too_large() -> None:
         b'"\\ud800"',
         b"{} {}",
         "\ufeff{}".encode(),
+        b"[" * 5000 + b"]" * 5000,
     ],
 )
 def test_invalid_json(payload: bytes) -> None:
@@ -133,10 +134,14 @@ CASES: dict[DeadLetterReason, tuple[dict[str, Any], str]] = {
 }
 
 
-def test_every_reason_but_unknown_device_is_covered() -> None:
+def test_every_parser_reason_is_covered() -> None:
     produced = {DeadLetterReason.INVALID_JSON, DeadLetterReason.TOO_LARGE, *CASES}
-    # unknown_device needs the device registry: the ingest worker decides it.
-    assert set(DeadLetterReason) - produced == {DeadLetterReason.UNKNOWN_DEVICE}
+    # unknown_device needs the device registry and internal_error a failing worker: the
+    # ingest worker decides both (tests/ingest/test_dead_letters.py).
+    assert set(DeadLetterReason) - produced == {
+        DeadLetterReason.UNKNOWN_DEVICE,
+        DeadLetterReason.INTERNAL_ERROR,
+    }
 
 
 @pytest.mark.parametrize("reason", CASES)

@@ -1,0 +1,146 @@
+"""Acceptance: nothing is lost or doubled when the worker is SIGKILLed mid-stream or the
+database is unreachable for 10 s; the worker recovers by itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from tests.conftest import Broker, service_env, wait_until
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, write_replay_file
+from tests.tcp_proxy import CuttableProxy
+
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
+
+DEVICES = ["rvm-1", "rvm-2", "sorter-1"]
+
+
+def start_publisher(
+    path: Path, db_url: str, broker: Broker, topic_root: str
+) -> subprocess.Popen[bytes]:
+    """The device replayer as its own process; its stderr goes to a file beside `path`."""
+    with path.with_suffix(".err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "devices.replay", "--no-status", str(path)],
+            env=service_env(db_url, broker, topic_root),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def mixed_traffic(total: int) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
+    """Half single-event messages, half batches of 100, over three devices."""
+    events = [
+        event(
+            ("sold", "returned", "rejected")[i % 3],
+            gtin=(GTIN_COLA, GTIN_CRATE)[i % 2],
+            **({"reason": "damaged"} if i % 3 == 2 else {}),
+        )
+        for i in range(total)
+    ]
+    half = total // 2
+    messages: list[tuple[str, Any]] = [(DEVICES[i % 2], e) for i, e in enumerate(events[:half])]
+    messages += [(DEVICES[2], {"events": events[i : i + 100]}) for i in range(half, total, 100)]
+    return messages, events
+
+
+def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
+    assert count(db, "SELECT count(*) FROM events") == len(events)
+    assert count(db, "SELECT count(DISTINCT event_id) FROM events") == len(events)
+    stored_ids = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
+    assert stored_ids == {e["event_id"] for e in events}
+    # The aggregates agree with a count over the raw events, group by group.
+    raw = db.execute(
+        "SELECT site_id, gtin, type, sum(qty), count(*) FROM events"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).fetchall()
+    rolled = db.execute(
+        "SELECT site_id, gtin, type, sum(qty), sum(events) FROM event_counts_15m"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).fetchall()
+    assert rolled == raw
+    per_device = db.execute(
+        "SELECT device_id, count(*) FROM events GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert (
+        db.execute(
+            "SELECT device_id, sum(events) FROM device_counts_daily GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        == per_device
+    )
+
+
+def test_sigkill_mid_stream_loses_and_doubles_nothing(
+    db: psycopg.Connection[Any],
+    db_url: str,
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    tmp_path: Path,
+) -> None:
+    seed_registry(db, DEVICES)
+    messages, events = mixed_traffic(50_000)
+    replay = write_replay_file(tmp_path / "events.jsonl", messages)
+    first = make_worker()
+    publisher = start_publisher(replay, db_url, broker, topic_root)
+
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 5_000, 60, "first events")
+    first.kill()
+    killed_at = count(db, "SELECT count(*) FROM events")
+    assert killed_at < 50_000, "the kill must land while events are still in flight"
+    time.sleep(1)  # the broker queues for the dead worker's persistent session meanwhile
+    # Same client id: the broker hands the session (queue and unacked messages) back.
+    second = make_worker(LOOPTRACK_INGEST_CLIENT_ID=first.env["LOOPTRACK_INGEST_CLIENT_ID"])
+    assert publisher.wait(180) == 0, replay.with_suffix(".err").read_text()
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 50_000, 120, "50,000 events")
+    time.sleep(1)  # anything extra (a double) would arrive now
+    assert second.terminate() == 0
+    assert_stored_exactly(db, events)
+    assert count(db, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_database_outage_pauses_ingest_and_loses_nothing(
+    db: psycopg.Connection[Any],
+    db_url: str,
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    tmp_path: Path,
+) -> None:
+    seed_registry(db, DEVICES)
+    params = conninfo_to_dict(db_url)
+    proxy = CuttableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    worker = make_worker(
+        LOOPTRACK_DATABASE_URL=make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+    )
+    messages, events = mixed_traffic(20_000)
+    first, rest = messages[:2_000], messages[2_000:]
+    publish = start_publisher(
+        write_replay_file(tmp_path / "a.jsonl", first), db_url, broker, topic_root
+    )
+    assert publish.wait(60) == 0
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 2_000, 60, "first events")
+
+    proxy.cut()
+    publish = start_publisher(
+        write_replay_file(tmp_path / "b.jsonl", rest), db_url, broker, topic_root
+    )
+    cut_at = time.monotonic()
+    assert publish.wait(120) == 0
+    time.sleep(max(0.0, 10 - (time.monotonic() - cut_at)))
+    assert count(db, "SELECT count(*) FROM events") == 2_000, "nothing can be stored during the cut"
+    worker.assert_running()
+    proxy.restore()
+
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 20_000, 120, "20,000 events")
+    time.sleep(1)
+    assert worker.terminate() == 0
+    assert "batch not stored, retrying" in worker.log()
+    assert_stored_exactly(db, events)
