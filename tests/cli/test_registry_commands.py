@@ -1,0 +1,82 @@
+"""`looptrack seed` and `looptrack devices add`: rows written, bad input refused clearly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests.conftest import ROOT
+from tests.factories import count
+
+
+def looptrack(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "looptrack", *args],
+        env={"LOOPTRACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_seed_example_file_twice_is_idempotent(db: psycopg.Connection[Any], db_url: str) -> None:
+    for _ in range(2):
+        result = looptrack(db_url, "seed", str(ROOT / "examples" / "seed.yaml"))
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5 packaging_types, 5 products, 3 sites, 4 devices"
+    assert count(db, "SELECT count(*) FROM products") == 5
+    # GTIN-13 in the file is stored as 14 digits.
+    assert count(db, "SELECT count(*) FROM products WHERE gtin = '07038010001239'") == 1
+
+
+def test_seed_rejects_a_bad_gtin_without_writing(
+    db: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        '{"packaging_types": [{"id": "pet-0.5l", "name": "PET", "material": "PET"}],'
+        ' "products": [{"gtin": "7038010001234", "packaging_type": "pet-0.5l",'
+        ' "brand": "b", "name": "n"}]}'
+    )
+    result = looptrack(db_url, "seed", str(bad))
+    assert result.returncode == 2
+    assert "check digit should be 9" in result.stderr
+    assert count(db, "SELECT count(*) FROM packaging_types") == 0
+
+
+def test_seed_rejects_an_unknown_packaging_type(db_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "products:\n  - {gtin: '7038010001239', packaging_type: nope, brand: b, name: n}\n"
+    )
+    result = looptrack(db_url, "seed", str(bad))
+    assert result.returncode == 2
+    assert "nope" in result.stderr and "packaging_types" in result.stderr
+
+
+def test_devices_add(db: psycopg.Connection[Any], db_url: str) -> None:
+    db.execute("INSERT INTO sites (id, name, kind) VALUES ('shop-9', 'Shop', 'shop')")
+    ok = looptrack(db_url, "devices", "add", "rvm-9", "--site", "shop-9", "--kind", "rvm")
+    assert ok.returncode == 0, ok.stderr
+    assert count(db, "SELECT count(*) FROM devices WHERE id = 'rvm-9' AND site_id = 'shop-9'") == 1
+
+    again = looptrack(db_url, "devices", "add", "rvm-9", "--site", "shop-9", "--kind", "rvm")
+    assert (again.returncode, again.stderr.strip()) == (
+        2,
+        "error: device 'rvm-9' is already registered",
+    )
+    no_site = looptrack(db_url, "devices", "add", "rvm-10", "--site", "nowhere", "--kind", "rvm")
+    assert (no_site.returncode, no_site.stderr.strip()) == (
+        2,
+        "error: unknown site 'nowhere': register it first",
+    )
+    bad_id = looptrack(db_url, "devices", "add", "rvm/+", "--site", "shop-9", "--kind", "rvm")
+    assert bad_id.returncode == 2 and "invalid device: id:" in bad_id.stderr
+    bad_kind = looptrack(db_url, "devices", "add", "rvm-11", "--site", "shop-9", "--kind", "robot")
+    assert bad_kind.returncode == 2 and "kind:" in bad_kind.stderr
+    assert count(db, "SELECT count(*) FROM devices") == 1

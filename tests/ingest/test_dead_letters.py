@@ -1,0 +1,140 @@
+"""Acceptance: every dead-letter reason of SPEC §5 comes from a real message through the
+real worker, is stored with the raw payload and the reason, and a batch with one bad
+event still stores the good ones."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import Broker, wait_until
+from tests.factories import GTIN_COLA, count, event, seed_registry
+
+DEVICE = "rvm-dl"
+
+
+def compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def publish_all(broker: Broker, topic_root: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish (device, payload) pairs at QoS 1 and wait for every PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(f"{topic_root}/devices/{device}/events", payload, qos=1)
+            for device, payload in messages
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def bad_gtin() -> str:
+    # GTIN_COLA with its check digit changed: still 13 digits, wrong check.
+    return GTIN_COLA[:-1] + str((int(GTIN_COLA[-1]) + 1) % 10)
+
+
+# reason → (device the message is published as, raw payload)
+NAIVE_TS = (datetime.now(UTC) - timedelta(minutes=1)).replace(tzinfo=None).isoformat()
+CASES: dict[str, tuple[str, bytes]] = {
+    "invalid_json": (DEVICE, b'{"event_id": "not closed'),
+    "too_large": (DEVICE, compact({"events": [event(attrs={"pad": "x" * 3000})] * 100})),
+    "schema": (DEVICE, compact({**event(), "qty": 0})),
+    "invalid_gtin": (DEVICE, compact(event(gtin=bad_gtin()))),
+    "invalid_serial": (DEVICE, compact(event(serial="has space"))),
+    "invalid_code": (
+        DEVICE,
+        compact({k: v for k, v in event(code="https://x.example/no-gtin").items() if k != "gtin"}),
+    ),
+    "naive_timestamp": (DEVICE, compact({**event(), "ts": NAIVE_TS})),
+    "clock_skew": (DEVICE, compact(event(ts=datetime.now(UTC) + timedelta(minutes=10)))),
+    "unknown_device": ("rvm-not-registered", compact(event())),
+    "device_mismatch": (DEVICE, compact(event(device_id="rvm-other"))),
+}
+
+
+def test_each_reason_is_dead_lettered_with_its_payload(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    seed_registry(db, [DEVICE])
+    worker = make_worker()
+    publish_all(broker, topic_root, list(CASES.values()))
+    wait_until(
+        lambda: count(db, "SELECT count(*) FROM dead_letters") >= len(CASES), 30, "dead letters"
+    )
+    rows = db.execute(
+        "SELECT reason, payload, topic, device_id, detail, batch_index, received_at"
+        " FROM dead_letters ORDER BY reason"
+    ).fetchall()
+    assert sorted(r[0] for r in rows) == sorted(CASES)
+    for reason, payload, topic, device_id, detail, batch_index, received_at in rows:
+        device, sent = CASES[reason]
+        assert topic == f"{topic_root}/devices/{device}/events"
+        assert device_id == device
+        assert detail, f"{reason} has no detail"
+        assert batch_index is None
+        assert abs(received_at - datetime.now(UTC)) < timedelta(minutes=1)
+        if reason in ("invalid_json", "too_large", "unknown_device"):
+            assert bytes(payload) == sent  # the message exactly as received
+        else:
+            assert json.loads(payload) == json.loads(sent)  # the bad event, as sent
+    assert count(db, "SELECT count(*) FROM events") == 0
+    assert count(db, "SELECT dead_lettered FROM ingest_counters") == len(CASES)
+    worker.assert_running()
+
+
+def test_one_bad_event_in_a_batch_does_not_block_the_others(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    seed_registry(db, [DEVICE])
+    make_worker()
+    events = [event("returned") for _ in range(10)]
+    events[4] = {**events[4], "gtin": bad_gtin()}
+    events[7] = {**events[7], "ts": NAIVE_TS}
+    publish_all(broker, topic_root, [(DEVICE, compact({"events": events}))])
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 8, 30, "8 good events")
+    stored = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
+    assert stored == {e["event_id"] for i, e in enumerate(events) if i not in (4, 7)}
+    dead = db.execute(
+        "SELECT batch_index, reason, payload FROM dead_letters ORDER BY batch_index"
+    ).fetchall()
+    assert [(i, r) for i, r, _ in dead] == [(4, "invalid_gtin"), (7, "naive_timestamp")]
+    assert json.loads(dead[0][2])["event_id"] == events[4]["event_id"]
+    assert json.loads(dead[1][2])["event_id"] == events[7]["event_id"]
+
+
+def test_status_topic_sets_online_and_last_seen(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    seed_registry(db, [DEVICE])
+    make_worker()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"d-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+    )
+    client.will_set(f"{topic_root}/devices/{DEVICE}/status", b"offline", qos=1, retain=True)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    client.publish(f"{topic_root}/devices/{DEVICE}/status", b"online", qos=1, retain=True)
+    wait_until(
+        lambda: db.execute("SELECT online FROM device_state").fetchone() == (True,), 30, "online"
+    )
+    last_seen = db.execute("SELECT last_seen FROM device_state").fetchone()
+    assert last_seen is not None and last_seen[0] is not None
+    # Dropping the connection without DISCONNECT fires the Last Will: offline.
+    client._sock_close()  # noqa: SLF001 - simulate a device losing power
+    client.loop_stop()
+    wait_until(
+        lambda: db.execute("SELECT online FROM device_state").fetchone() == (False,), 90, "offline"
+    )

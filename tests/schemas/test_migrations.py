@@ -1,0 +1,158 @@
+"""`looptrack db migrate`: creates the database, applies the schema we expect, and is safe
+to run twice in a row and twice at the same time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import make_conninfo
+
+from schemas.migrations import load_migrations, migrate
+from tests.conftest import PG_SERVER, ROOT, create_database, drop_database
+
+EXPECTED_COLUMNS = {
+    "packaging_types": {
+        "id",
+        "name",
+        "material",
+        "reusable",
+        "target_trips",
+        "deposit",
+        "weight_g",
+        "created_at",
+        "updated_at",
+    },
+    "products": {"gtin", "packaging_type_id", "brand", "name", "created_at", "updated_at"},
+    "sites": {"id", "name", "kind", "lat", "lon", "created_at", "updated_at"},
+    "devices": {"id", "site_id", "kind", "created_at", "updated_at"},
+    "device_state": {"device_id", "last_seen", "online", "status_at", "max_seq"},
+    "seq_gaps": {"device_id", "gap_from", "gap_to", "detected_at"},
+    "items": {"gtin", "serial", "batch_id", "commissioned_at"},
+    "events": {
+        "event_id",
+        "ts",
+        "received_at",
+        "device_id",
+        "site_id",
+        "type",
+        "gtin",
+        "serial",
+        "qty",
+        "seq",
+        "reason",
+        "stream",
+        "attrs",
+    },
+    "event_ids": {"event_id", "ts"},
+    "event_counts_15m": {"bucket", "site_id", "gtin", "type", "qty", "events"},
+    "device_counts_daily": {"day", "device_id", "events"},
+    "dead_letters": {
+        "id",
+        "received_at",
+        "topic",
+        "device_id",
+        "reason",
+        "detail",
+        "batch_index",
+        "payload",
+        "replayed_at",
+    },
+    "ingest_counters": {"worker", "stored", "duplicates", "dead_lettered", "updated_at"},
+    "schema_migrations": {"version", "applied_at"},
+}
+
+
+def columns(url: str) -> dict[str, set[str]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = 'public'"
+        ).fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return found
+
+
+@pytest.fixture
+def missing_db() -> Iterator[str]:
+    """The URL of a database that does not exist yet (dropped afterwards)."""
+    name = f"lt_mig_{uuid.uuid4().hex[:10]}"
+    yield make_conninfo(PG_SERVER, dbname=name)
+    drop_database(name)
+
+
+def run_migrate(url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "looptrack", "db", "migrate"],
+        env={"LOOPTRACK_DATABASE_URL": url, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_migrate_twice_in_a_row_creates_then_does_nothing(missing_db: str) -> None:
+    first = run_migrate(missing_db)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "applied: 0001_init" in out
+    second = run_migrate(missing_db)
+    out, err = second.communicate(timeout=60)
+    assert second.returncode == 0, err
+    assert "schema is up to date" in out
+    assert columns(missing_db) == EXPECTED_COLUMNS
+
+
+def test_migrate_twice_at_the_same_time(missing_db: str) -> None:
+    runs = [run_migrate(missing_db) for _ in range(2)]
+    results = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], results
+    outputs = sorted(out.strip() for out, _ in results)
+    assert outputs == ["applied: 0001_init", "schema is up to date"]
+    with psycopg.connect(missing_db) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [m.version for m in load_migrations()]
+    assert columns(missing_db) == EXPECTED_COLUMNS
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    run = run_migrate("postgresql://postgres@127.0.0.1:1/looptrack")
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1
+    assert err.startswith("error: ")
+    assert "Traceback" not in err
+
+
+def timescaledb_available() -> bool:
+    with psycopg.connect(PG_SERVER) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
+            " AND current_setting('shared_preload_libraries') LIKE '%%timescaledb%%'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+@pytest.mark.skipif(not timescaledb_available(), reason="TimescaleDB is not installed here")
+def test_timescaledb_and_plain_branches_create_the_same_columns() -> None:
+    names = [f"lt_ts_{uuid.uuid4().hex[:8]}", f"lt_plain_{uuid.uuid4().hex[:8]}"]
+    try:
+        urls = [create_database(name) for name in names]
+        migrate(urls[0], timescaledb="auto")
+        migrate(urls[1], timescaledb="off")
+        assert columns(urls[0]) == columns(urls[1]) == EXPECTED_COLUMNS
+        with psycopg.connect(urls[0]) as conn:
+            row: Any = conn.execute(
+                "SELECT count(*) FROM timescaledb_information.hypertables"
+                " WHERE hypertable_name = 'events'"
+            ).fetchone()
+        assert row[0] == 1
+    finally:
+        for name in names:
+            drop_database(name)
