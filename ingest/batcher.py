@@ -9,10 +9,13 @@ from dataclasses import dataclass
 
 # Tuning: one batch is one database transaction and one burst of PUBACKs.
 # Messages per batch; half of the broker's in-flight window, so the next batch fills while
-# this one is written.
-BATCH_MAX_MESSAGES = 1000
-# Events per batch (a batched payload carries up to 1000): bounds transaction size/memory.
-BATCH_MAX_EVENTS = 20_000
+# this one is written. It also bounds memory: 2 x 500 messages in flight, typically 150 B
+# (one event) to 75 KB (500 events) each; 256 MB only if all were at the 256 KiB limit.
+BATCH_MAX_MESSAGES = 500
+# Raw payload bytes per batch, about 10,000 typical events: bounds transaction size and
+# the memory of parsed batches (payload size stands in for the event count, which is
+# unknown until parsing).
+BATCH_MAX_BYTES = 2 * 1024 * 1024
 # Longest a received message waits for company before its batch is written (s); bounds
 # the publish → visible latency at low rates.
 FLUSH_INTERVAL_S = 0.05
@@ -47,10 +50,8 @@ def collect_batch(inbox: queue.Queue[Received], stop: threading.Event) -> list[R
                 return []
     batch = [first]
     deadline = time.monotonic() + FLUSH_INTERVAL_S
-    # Payload length is a cheap stand-in for the event count until parsing: a single
-    # event is ~250 bytes, so 20,000 events is ~5 MB.
     payload_bytes = len(first.payload)
-    while len(batch) < BATCH_MAX_MESSAGES and payload_bytes < BATCH_MAX_EVENTS * 250:
+    while len(batch) < BATCH_MAX_MESSAGES and payload_bytes < BATCH_MAX_BYTES:
         remaining = deadline - time.monotonic()
         try:
             message = inbox.get_nowait() if remaining <= 0 else inbox.get(timeout=remaining)

@@ -3,13 +3,13 @@ PUBACK only after commit, so a crash anywhere loses nothing and stores nothing t
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import ssl
+import sys
 import threading
 import time
-import traceback
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -20,20 +20,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool
 
-from ingest.batcher import BATCH_MAX_MESSAGES, Received, collect_batch, drain
+from ingest.batcher import BATCH_MAX_MESSAGES, IDLE_POLL_S, Received, collect_batch, drain
 from ingest.directory import DeviceDirectory
-from ingest.writer import (
-    QUERIES,
-    Batch,
-    DeadLetter,
-    Outcome,
-    StagedEvent,
-    StatusUpdate,
-    prepare_connection,
-    write_batch,
-)
-from schemas.dead_letters import DeadLetterReason
-from schemas.messages import parse_message
+from ingest.intake import Intake, take_in
+from ingest.mqtt_client import BurstReadingClient
+from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
 from schemas.settings import Settings
 
 log = logging.getLogger("looptrack.ingest")
@@ -55,6 +46,10 @@ DRAIN_TIMEOUT_S = 30.0
 # Seconds between progress log lines.
 STATS_LOG_INTERVAL_S = 10.0
 MQTT_KEEPALIVE_S = 30
+# How long a thread may hold the GIL while another waits (s); see run().
+GIL_SWITCH_INTERVAL_S = 0.0005
+# Cyclic GC thresholds (allocations, gen-0 runs, gen-1 runs); see run().
+GC_THRESHOLDS = (50_000, 20, 20)
 
 # Errors after which the same batch is retried on a fresh connection.
 _RETRYABLE = (
@@ -76,13 +71,14 @@ class IngestWorker:
         self.connection = 0
         self.connected = threading.Event()
         self.totals = {"stored": 0, "duplicates": 0, "dead_lettered": 0, "batches": 0}
+        self.drained = True
         self._events_prefix = f"{settings.topic_root}/devices/"
         self.client = self._make_client()
 
     # -- MQTT side (paho's network thread) -------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+        client = BurstReadingClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.ingest_client_id,
             protocol=mqtt.MQTTv5,
@@ -163,11 +159,16 @@ class IngestWorker:
             )
         )
 
-    # -- Writer side (main thread) ---------------------------------------------------------
+    # -- Parsing (main thread) and writing (writer thread) ----------------------------------
 
     def run(self, stop: threading.Event) -> bool:
         """Ingest until `stop` is set, then drain; True when everything received was
-        committed and acknowledged."""
+        committed and acknowledged.
+
+        Two stages overlap: the main thread parses batch N+1 while the writer thread
+        commits batch N (psycopg releases the GIL while the database works). A hand-over
+        queue of one batch keeps memory bounded and passes back-pressure to the broker.
+        """
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -179,24 +180,71 @@ class IngestWorker:
             clean_start=False,
             properties=properties,
         )
+        # The writer thread mostly waits on the database; each time it wakes it needs the GIL
+        # back from the busy network and parsing threads. The default 5 ms switch interval
+        # made every round trip of a batch cost up to 5 ms.
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        # A batch allocates tens of thousands of short-lived objects; with the default
+        # threshold (700) the cyclic collector keeps rescanning the live batch.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         self.client.loop_start()
+        handover: queue.Queue[list[Intake] | None] = queue.Queue(maxsize=1)
+        writer = threading.Thread(target=self._write_loop, args=(handover, stop), name="writer")
+        writer.start()
         last_stats = time.monotonic()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and writer.is_alive():
                 batch = collect_batch(self.inbox, stop)
                 if batch:
-                    self._commit_and_ack(batch, stop=None)
+                    self._hand_over(handover, self._take_in(batch), writer)
                 if time.monotonic() - last_stats >= STATS_LOG_INTERVAL_S:
                     last_stats = time.monotonic()
                     self._log_totals()
-            drained = self._commit_and_ack(drain(self.inbox), stop=stop)
-            log.info("drained; disconnecting clean=%s", drained)
+            rest = drain(self.inbox)
+            if rest:
+                self._hand_over(handover, self._take_in(rest), writer)
+            self._hand_over(handover, None, writer)
+            writer.join()
+            log.info("drained; disconnecting clean=%s", self.drained)
             self._log_totals()
-            return drained
+            return self.drained
         finally:
             # DISCONNECT is queued behind the PUBACKs already handed to paho.
             self.client.disconnect()
             self.client.loop_stop()
+
+    def _take_in(self, batch: list[Received]) -> list[Intake]:
+        return [take_in(message, self._events_prefix) for message in batch]
+
+    @staticmethod
+    def _hand_over(
+        handover: queue.Queue[list[Intake] | None],
+        item: list[Intake] | None,
+        writer: threading.Thread,
+    ) -> None:
+        """Pass a parsed batch to the writer, waiting while it is busy (back-pressure);
+        gives up if the writer has died: the broker still holds that batch."""
+        while writer.is_alive():
+            try:
+                handover.put(item, timeout=IDLE_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def _write_loop(
+        self, handover: queue.Queue[list[Intake] | None], stop: threading.Event
+    ) -> None:
+        try:
+            while (intakes := handover.get()) is not None:
+                if not self._commit_and_ack(intakes, stop):
+                    self.drained = False
+        except Exception:
+            # Not a database outage (those are retried): a bug. Stop without acknowledging
+            # anything more; the broker redelivers what is unacknowledged.
+            log.exception("writer failed; stopping")
+            self.drained = False
+            stop.set()
 
     def _log_totals(self) -> None:
         log.info(
@@ -207,38 +255,43 @@ class IngestWorker:
             self.totals["batches"],
         )
 
-    def _commit_and_ack(self, messages: list[Received], stop: threading.Event | None) -> bool:
-        """Write the batch, retrying through database outages, then acknowledge it. With
-        `stop` given (draining), gives up after DRAIN_TIMEOUT_S and acknowledges nothing."""
-        if not messages:
-            return True
+    def _commit_and_ack(self, intakes: list[Intake], stop: threading.Event) -> bool:
+        """Write the batch, retrying through database outages, then acknowledge it. Once
+        `stop` is set, gives up after DRAIN_TIMEOUT_S and acknowledges nothing (the broker
+        keeps those messages for the next run)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S
         while True:
             try:
                 with self.pool.connection() as conn:
-                    batch = self._prepare(conn, messages)
-                    outcome = write_batch(conn, batch, self.settings.ingest_client_id)
+                    outcome = store_batch(
+                        conn, self.directory, intakes, self.settings.ingest_client_id
+                    )
                 break  # committed on leaving the block
-            except _RETRYABLE as exc:
-                if stop is not None and time.monotonic() - started > DRAIN_TIMEOUT_S:
+            except (*_RETRYABLE, psycopg.errors.UniqueViolation) as exc:
+                if isinstance(exc, psycopg.errors.UniqueViolation) and (
+                    exc.diag.constraint_name != "event_ids_pkey"
+                ):
+                    raise  # a bug, not the claim race; crash loudly, the broker keeps the batch
+                if stop.is_set() and time.monotonic() - started > DRAIN_TIMEOUT_S:
                     log.error(
                         "giving up on %d unacknowledged messages at shutdown: %s "
                         "(the broker will redeliver them)",
-                        len(messages),
+                        len(intakes),
                         exc,
                     )
                     return False
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning(
                     "batch not stored, retrying in %.1fs messages=%d error=%s",
                     backoff,
-                    len(messages),
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    len(intakes),
+                    first_line,
                 )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
-        self._ack(messages)
-        self._count(outcome, messages, started)
+        self._ack([intake.message for intake in intakes])
+        self._count(outcome, len(intakes), started)
         return True
 
     def _ack(self, messages: list[Received]) -> None:
@@ -249,117 +302,19 @@ class IngestWorker:
             if message.qos > 0 and message.connection == current:
                 self.client.ack(message.mid, message.qos)
 
-    def _count(self, outcome: Outcome, messages: list[Received], started: float) -> None:
+    def _count(self, outcome: Outcome, messages: int, started: float) -> None:
         self.totals["stored"] += outcome.stored
         self.totals["duplicates"] += outcome.duplicates
         self.totals["dead_lettered"] += outcome.dead_lettered
         self.totals["batches"] += 1
         log.debug(
             "batch committed messages=%d stored=%d duplicates=%d dead_lettered=%d duration_ms=%.1f",
-            len(messages),
+            messages,
             outcome.stored,
             outcome.duplicates,
             outcome.dead_lettered,
             (time.monotonic() - started) * 1000,
         )
-
-    def _prepare(self, conn: psycopg.Connection, messages: list[Received]) -> Batch:
-        """Sort messages into events, statuses and dead letters."""
-        batch = Batch()
-        routed: list[tuple[Received, str, str]] = []  # (message, device_id, kind)
-        for message in messages:
-            device_id, kind = self._route(message.topic)
-            if device_id is None:
-                # Only possible if the subscription filters change; keep it visible anyway.
-                batch.dead_letters.append(
-                    _dead(message, None, DeadLetterReason.SCHEMA, "unexpected topic", None)
-                )
-            else:
-                routed.append((message, device_id, kind))
-        sites = self.directory.sites(conn, {d for m, d, k in routed if k == "events"})
-        for message, device_id, kind in routed:
-            received_at = datetime.fromtimestamp(message.received_at, UTC)
-            if kind == "status":
-                self._prepare_status(batch, message, device_id, received_at)
-                continue
-            site_id = sites.get(device_id)
-            if site_id is None:
-                batch.dead_letters.append(
-                    _dead(
-                        message,
-                        device_id,
-                        DeadLetterReason.UNKNOWN_DEVICE,
-                        f"device {device_id!r} is not registered",
-                        None,
-                    )
-                )
-                continue
-            try:
-                parsed = parse_message(message.payload, device_id, received_at)
-            except Exception as exc:  # noqa: BLE001 - boundary: one poison message must not stall ingest
-                log.error(
-                    "parser failed topic=%s device=%s\n%s",
-                    message.topic,
-                    device_id,
-                    traceback.format_exc(),
-                )
-                batch.dead_letters.append(
-                    _dead(message, device_id, DeadLetterReason.INTERNAL_ERROR, repr(exc), None)
-                )
-                continue
-            for event in parsed.events:
-                batch.events.append(StagedEvent(event, device_id, site_id, received_at))
-            for bad in parsed.rejected:
-                batch.dead_letters.append(
-                    DeadLetter(
-                        received_at=received_at,
-                        topic=message.topic,
-                        device_id=device_id,
-                        reason=bad.reason.value,
-                        detail=bad.detail,
-                        batch_index=bad.batch_index,
-                        payload=bad.raw,
-                    )
-                )
-        return batch
-
-    def _prepare_status(
-        self, batch: Batch, message: Received, device_id: str, received_at: datetime
-    ) -> None:
-        text = message.payload.decode("utf-8", "replace").strip()
-        if text not in ("online", "offline"):
-            log.warning("ignoring status topic=%s payload=%.40r", message.topic, text)
-            return
-        batch.statuses.append(
-            StatusUpdate(device_id, text == "online", received_at, message.retained)
-        )
-
-    def _route(self, topic: str) -> tuple[str | None, str]:
-        """(device_id, 'events' | 'status') from `{root}/devices/{id}/{kind}`."""
-        if not topic.startswith(self._events_prefix):
-            return None, ""
-        device_id, _, kind = topic[len(self._events_prefix) :].partition("/")
-        if not device_id or kind not in ("events", "status"):
-            return None, ""
-        return device_id, kind
-
-
-def _dead(
-    message: Received,
-    device_id: str | None,
-    reason: DeadLetterReason,
-    detail: str,
-    index: int | None,
-) -> DeadLetter:
-    return DeadLetter(
-        received_at=datetime.fromtimestamp(message.received_at, UTC),
-        topic=message.topic,
-        device_id=device_id,
-        reason=reason.value,
-        detail=detail,
-        batch_index=index,
-        payload=message.payload,
-    )
 
 
 def open_pool(settings: Settings) -> ConnectionPool:
@@ -370,7 +325,8 @@ def open_pool(settings: Settings) -> ConnectionPool:
         max_size=2,
         open=False,
         configure=prepare_connection,
-        check=ConnectionPool.check_connection,
+        # No check on checkout: a broken connection fails its batch, which is retried,
+        # and the pool replaces it. A check would cost a round trip per batch.
         # A batch waits this long for a connection before it is retried (s).
         timeout=5.0,
         name="ingest",

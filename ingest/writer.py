@@ -1,62 +1,38 @@
-"""Writes one prepared batch inside the caller's transaction: events, rollups, device
-state, seq gaps, dead letters and counters. Never commits; the worker does."""
+"""Writes one batch inside the caller's transaction: events (deduplicated by event_id),
+rollups, device state, seq gaps, dead letters and counters. Never commits; the worker does."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
+from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from ingest import seq_gaps
+from ingest.directory import DeviceDirectory
+from ingest.intake import Intake
+from schemas.dead_letters import DeadLetterReason
 from schemas.events import Event
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("ingest", "queries.sql")
 
-
-@dataclass(frozen=True, slots=True)
-class StagedEvent:
-    """A valid event from a registered device, ready to store."""
-
-    event: Event
-    device_id: str
-    site_id: str
-    received_at: datetime
+# Column types of copy_events, for binary COPY.
+_EVENT_COPY_TYPES = [
+    "uuid", "timestamptz", "timestamptz", "text", "text", "text", "text", "text",
+    "int4", "int8", "text", "text", "jsonb",
+]  # fmt: skip
+ROLLUP_BUCKET_S = 15 * 60  # event_counts_15m granularity
+DAY_S = 24 * 3600
 
 
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message or event that cannot be stored, with why."""
-
-    received_at: datetime
-    topic: str
-    device_id: str | None
-    reason: str
-    detail: str
-    batch_index: int | None
-    payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StatusUpdate:
-    """`online`/`offline` from a device's status topic."""
-
-    device_id: str
-    online: bool
-    received_at: datetime
-    retained: bool
-
-
-@dataclass(slots=True)
-class Batch:
-    """Everything one transaction writes."""
-
-    events: list[StagedEvent] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    statuses: list[StatusUpdate] = field(default_factory=list)
+def prepare_connection(conn: psycopg.Connection) -> None:
+    """Per-connection setup (the pool's `configure` hook): the scratch table for claims."""
+    conn.execute(QUERIES["create_claims"])
+    conn.commit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,83 +44,159 @@ class Outcome:
     dead_lettered: int
 
 
-def prepare_connection(conn: psycopg.Connection) -> None:
-    """Per-connection setup (the pool's `configure` hook): the staging table."""
-    conn.execute(QUERIES["create_staging"])
-    conn.commit()
-
-
-def write_batch(conn: psycopg.Connection, batch: Batch, worker: str) -> Outcome:
-    """Store `batch` in the open transaction of `conn`; returns what happened."""
-    stored = 0
-    if batch.events:
-        with conn.cursor() as cur:
-            with cur.copy(QUERIES["copy_staging"]) as copy:
-                for staged in batch.events:
-                    event = staged.event
-                    copy.write_row(
-                        (
-                            event.event_id,
-                            event.ts,
-                            staged.received_at,
-                            staged.device_id,
-                            staged.site_id,
-                            event.type.value,
-                            event.gtin,
-                            event.serial,
-                            event.qty,
-                            event.seq,
-                            event.reason.value if event.reason is not None else None,
-                            event.stream,
-                            Jsonb(event.attrs) if event.attrs is not None else None,
-                        )
-                    )
-            per_device = cur.execute(QUERIES["store_staged"]).fetchall()
-            cur.execute(QUERIES["touch_devices"])
-        stored = sum(count for _, count, _ in per_device)
-        seqs = {device_id: seq for device_id, _, seq in per_device if seq}
-        if seqs:
-            _track_seq_gaps(conn, seqs)
-    for status in batch.statuses:
-        conn.execute(
-            QUERIES["set_status"],
-            {
-                "device_id": status.device_id,
-                "online": status.online,
-                "received_at": status.received_at,
-                "retained": status.retained,
-            },
-        )
-    if batch.dead_letters:
-        with conn.cursor().copy(QUERIES["copy_dead_letters"]) as copy:
-            for dead in batch.dead_letters:
-                copy.write_row(
-                    (
-                        dead.received_at,
-                        dead.topic,
-                        dead.device_id,
-                        dead.reason,
-                        dead.detail,
-                        dead.batch_index,
-                        dead.payload,
-                    )
-                )
-    outcome = Outcome(
-        stored=stored,
-        duplicates=len(batch.events) - stored,
-        dead_lettered=len(batch.dead_letters),
+def store_batch(
+    conn: psycopg.Connection, directory: DeviceDirectory, intakes: list[Intake], worker: str
+) -> Outcome:
+    """Store a batch of parsed messages in the open transaction of `conn`."""
+    sites = directory.sites(
+        conn, {i.device_id for i in intakes if i.parsed is not None and i.device_id}
     )
-    if batch.events or batch.dead_letters:
-        conn.execute(
-            QUERIES["add_counters"],
-            {
-                "worker": worker,
-                "stored": outcome.stored,
-                "duplicates": outcome.duplicates,
-                "dead_lettered": outcome.dead_lettered,
-            },
-        )
+    # First occurrence of each event_id in the batch: (event, device, site, received_at).
+    accepted: dict[UUID, tuple[Event, str, str, datetime]] = {}
+    submitted = 0
+    last_seen: dict[str, datetime] = {}
+    dead: list[tuple[datetime, str, str | None, str, str, int | None, bytes]] = []
+
+    def reject(intake: Intake, reason: str, detail: str, index: int | None, raw: bytes) -> None:
+        dead.append((intake.received_at, intake.message.topic, intake.device_id, reason, detail,
+                     index, raw))  # fmt: skip
+
+    for intake in intakes:
+        device_id = intake.device_id
+        if intake.failure is not None:
+            reason, detail = intake.failure
+            reject(intake, reason.value, detail, None, intake.message.payload)
+            continue
+        if intake.online is not None and device_id is not None:
+            conn.execute(
+                QUERIES["set_status"],
+                {
+                    "device_id": device_id,
+                    "online": intake.online,
+                    "received_at": intake.received_at,
+                    "retained": intake.message.retained,
+                },
+            )
+            continue
+        if intake.parsed is None or device_id is None:
+            continue  # an ignored status payload
+        site_id = sites.get(device_id)
+        if site_id is None:
+            unknown = DeadLetterReason.UNKNOWN_DEVICE.value
+            detail = f"device {device_id!r} is not registered"
+            reject(intake, unknown, detail, None, intake.message.payload)
+            continue
+        for bad in intake.parsed.rejected:
+            reject(intake, bad.reason.value, bad.detail, bad.batch_index, bad.raw)
+        if intake.parsed.events:
+            last_seen[device_id] = max(
+                intake.received_at, last_seen.get(device_id, intake.received_at)
+            )
+            submitted += len(intake.parsed.events)
+            for event in intake.parsed.events:
+                accepted.setdefault(event.event_id, (event, device_id, site_id, intake.received_at))
+
+    tally = _store_events(conn, accepted) if accepted else _Tally()
+    if dead:
+        with conn.cursor().copy(QUERIES["copy_dead_letters"]) as copy:
+            for row in dead:
+                copy.write_row(row)
+    outcome = Outcome(
+        stored=tally.stored, duplicates=submitted - tally.stored, dead_lettered=len(dead)
+    )
+    if submitted or dead:
+        _add_counts(conn, tally, last_seen, outcome, worker)
+    if tally.seqs:
+        # After _add_counts, which creates the device_state rows this locks.
+        _track_seq_gaps(conn, tally.seqs)
     return outcome
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What the newly stored events of a batch add to the aggregates."""
+
+    stored: int = 0
+    # (bucket start, epoch s; site; gtin; type) → [Σqty, events]
+    counts: dict[tuple[int, str, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )
+    # (device, days since the epoch) → events
+    per_day: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _store_events(
+    conn: psycopg.Connection, accepted: dict[UUID, tuple[Event, str, str, datetime]]
+) -> _Tally:
+    """Insert the events whose id is new; tally exactly those for the aggregates."""
+    # Ids go through a COPY rather than array parameters: many times cheaper to send.
+    with conn.cursor() as cur:
+        with cur.copy(QUERIES["copy_claims"]) as copy:
+            copy.set_types(["uuid", "timestamptz"])
+            for event_id, (event, *_) in accepted.items():
+                copy.write_row((event_id, event.ts))
+        fresh = {row[0] for row in cur.execute(QUERIES["claim_event_ids"])}
+    tally = _Tally(stored=len(fresh))
+    counts, per_day, seqs = tally.counts, tally.per_day, tally.seqs
+    with conn.cursor() as cur, cur.copy(QUERIES["copy_events"]) as copy:
+        copy.set_types(_EVENT_COPY_TYPES)
+        for event_id, (event, device_id, site_id, received_at) in accepted.items():
+            if event_id not in fresh:
+                continue
+            type_ = event.type.value
+            copy.write_row(
+                (
+                    event_id, event.ts, received_at, device_id, site_id, type_, event.gtin,
+                    event.serial, event.qty, event.seq,
+                    event.reason.value if event.reason is not None else None, event.stream,
+                    Jsonb(event.attrs) if event.attrs is not None else None,
+                )
+            )  # fmt: skip
+            epoch = int(event.ts.timestamp())
+            total = counts[(epoch - epoch % ROLLUP_BUCKET_S, site_id, event.gtin, type_)]
+            total[0] += event.qty
+            total[1] += 1
+            per_day[(device_id, epoch // DAY_S)] += 1
+            if event.seq is not None:
+                seqs[device_id].append(event.seq)
+    return tally
+
+
+def _add_counts(
+    conn: psycopg.Connection,
+    tally: _Tally,
+    last_seen: dict[str, datetime],
+    outcome: Outcome,
+    worker: str,
+) -> None:
+    """Rollups, daily device counts, last-seen and worker counters in one statement."""
+    keys = sorted(tally.counts)  # one lock order for all workers
+    days = sorted(tally.per_day)
+    devices = sorted(last_seen)
+    conn.execute(
+        QUERIES["add_counts"],
+        {
+            "bucket": [datetime.fromtimestamp(k[0], UTC) for k in keys],
+            "site_id": [k[1] for k in keys],
+            "gtin": [k[2] for k in keys],
+            "type": [k[3] for k in keys],
+            "qty": [tally.counts[k][0] for k in keys],
+            "events": [tally.counts[k][1] for k in keys],
+            "day": [date.fromordinal(_EPOCH_ORDINAL + d[1]) for d in days],
+            "day_device_id": [d[0] for d in days],
+            "day_events": [tally.per_day[d] for d in days],
+            "seen_device_id": devices,
+            "last_seen": [last_seen[d] for d in devices],
+            "worker": worker,
+            "stored": outcome.stored,
+            "duplicates": outcome.duplicates,
+            "dead_lettered": outcome.dead_lettered,
+        },
+    )
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def _track_seq_gaps(conn: psycopg.Connection, seqs: dict[str, list[int]]) -> None:
@@ -159,14 +211,33 @@ def _track_seq_gaps(conn: psycopg.Connection, seqs: dict[str, list[int]]) -> Non
         QUERIES["open_gaps"], {"device_ids": device_ids, "min_seq": min_seq}
     ):
         gaps[device_id].append((start, end))
+    new_max: list[tuple[str, int | None]] = []
+    closed: list[tuple[str, int]] = []
+    opened: list[tuple[str, int, int]] = []
     for device_id in device_ids:
         old_max, old_gaps = state.get(device_id), gaps[device_id]
-        new_max, new_gaps = seq_gaps.advance(old_max, old_gaps, seqs[device_id])
-        if new_max != old_max:
-            conn.execute(QUERIES["set_max_seq"], {"device_id": device_id, "max_seq": new_max})
-        for start, _ in set(old_gaps) - set(new_gaps):
-            conn.execute(QUERIES["delete_gap"], {"device_id": device_id, "gap_from": start})
-        for start, end in sorted(set(new_gaps) - set(old_gaps)):
-            conn.execute(
-                QUERIES["insert_gap"], {"device_id": device_id, "gap_from": start, "gap_to": end}
-            )
+        max_seq, new_gaps = seq_gaps.advance(old_max, old_gaps, seqs[device_id])
+        if max_seq != old_max:
+            new_max.append((device_id, max_seq))
+        closed += [(device_id, start) for start, _ in set(old_gaps) - set(new_gaps)]
+        opened += [(device_id, s, e) for s, e in sorted(set(new_gaps) - set(old_gaps))]
+    if new_max:
+        conn.execute(
+            QUERIES["set_max_seq"],
+            {"device_id": [d for d, _ in new_max], "max_seq": [m for _, m in new_max]},
+        )
+    # Deleted before inserting: a shrunk gap keeps its start and is written anew.
+    if closed:
+        conn.execute(
+            QUERIES["delete_gaps"],
+            {"device_id": [d for d, _ in closed], "gap_from": [s for _, s in closed]},
+        )
+    if opened:
+        conn.execute(
+            QUERIES["insert_gaps"],
+            {
+                "device_id": [d for d, _, _ in opened],
+                "gap_from": [s for _, s, _ in opened],
+                "gap_to": [e for _, _, e in opened],
+            },
+        )

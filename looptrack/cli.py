@@ -52,7 +52,9 @@ def _connect(settings: Settings) -> psycopg.Connection[Any]:
 
 @app.callback()
 def _main(
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[
+        str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.", envvar="LOOPTRACK_LOG_LEVEL")
+    ] = "INFO",
 ) -> None:
     configure_logging(log_level)
 
@@ -94,6 +96,19 @@ def ingest() -> None:
         pool.close()
     if not drained:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_config=None)
 
 
 @app.command()

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,15 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from looptrack.local_services import LocalMosquitto, free_port
 from schemas.migrations import migrate
+
+Broker = LocalMosquitto
+__all__ = ["Broker", "free_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Server holding the test databases; CI and the dev machine both have it here.
 PG_SERVER = os.environ.get("LOOPTRACK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-PROJECT_MOSQUITTO_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 def wait_until(
@@ -40,12 +42,6 @@ def wait_until(
             return last
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _admin() -> psycopg.Connection[Any]:
@@ -92,51 +88,6 @@ def db(db_url: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to this test's database."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         yield conn
-
-
-@dataclass
-class Broker:
-    """A Mosquitto of the test's own, started with the project's config."""
-
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        data = self.workdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        lines = [
-            line
-            for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
-            if not line.startswith(("listener", "persistence_location", "log_dest"))
-        ]
-        lines += [
-            f"listener {self.port} 127.0.0.1",
-            f"persistence_location {data}/",
-            f"log_dest file {self.workdir / 'mosquitto.log'}",
-            # As root, mosquitto would drop to its own user and lose access to the workdir.
-            *(["user root"] if os.geteuid() == 0 else []),
-        ]
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text("\n".join(lines) + "\n")
-        self.process = subprocess.Popen(["mosquitto", "-c", str(conf)])
-        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
-
-    def _accepts(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 @pytest.fixture(scope="session")

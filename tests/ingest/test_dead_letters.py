@@ -11,7 +11,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Broker, wait_until
@@ -133,7 +132,7 @@ def test_status_topic_sets_online_and_last_seen(
     last_seen = db.execute("SELECT last_seen FROM device_state").fetchone()
     assert last_seen is not None and last_seen[0] is not None
     # Dropping the connection without DISCONNECT fires the Last Will: offline.
-    client._sock_close()  # noqa: SLF001 - simulate a device losing power
+    client._sock_close()
     client.loop_stop()
     wait_until(
         lambda: db.execute("SELECT online FROM device_state").fetchone() == (False,), 90, "offline"

@@ -1,0 +1,296 @@
+"""Ingest throughput, MQTT → committed rows, next to a bare COPY of the same rows.
+
+    python bench/ingest.py [--batched 200000] [--single 50000]
+
+Starts its own Mosquitto (the project's config) and its own database on the local
+PostgreSQL, then measures in one run:
+  1. bare COPY of the rows into `events` (the raw ceiling: no parsing, no dedup, no rollups);
+  2. batched payloads (500 events per message): worker drains a backlog queued while it was
+     stopped, so the figure is the worker's capacity, not the publisher's;
+  3. the same with one event per message;
+  4. live: publisher and worker running at the same time (one event per message).
+Prints events/s, the ratio to the bare COPY, and the worker's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from looptrack.local_services import LocalMosquitto  # noqa: E402
+from schemas.migrations import migrate  # noqa: E402
+
+PG_SERVER = os.environ.get("LOOPTRACK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+DEVICES = [f"rvm-{i:03d}" for i in range(50)]
+GTINS = ["07038010001239", "07038010002342", "07310865004703", "07038010009990"]
+BATCH = 500
+
+
+def gtin13(gtin14: str) -> str:
+    return gtin14[1:]
+
+
+def make_events(n: int) -> list[dict[str, Any]]:
+    base = datetime.now(UTC) - timedelta(hours=1)
+    return [
+        {
+            "event_id": str(uuid.uuid4()),
+            "ts": (base + timedelta(milliseconds=i)).isoformat(),
+            "type": ("sold", "returned", "returned", "rejected")[i % 4],
+            "gtin": gtin13(GTINS[i % len(GTINS)]),
+            "seq": i // len(DEVICES),
+            **({"reason": "damaged"} if i % 4 == 3 else {}),
+            **({"attrs": {"weight_g": 23.5}} if i % 10 == 0 else {}),
+        }
+        for i in range(n)
+    ]
+
+
+def new_database() -> tuple[str, str]:
+    name = f"looptrack_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(PG_SERVER, dbname=name)
+    migrate(url)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO packaging_types (id, name, material, deposit)"
+            " VALUES ('p', 'P', 'PET', 200)"
+        )
+        for gtin in GTINS:
+            conn.execute("INSERT INTO products VALUES (%s, 'p', 'b', 'n')", (gtin,), prepare=False)
+        conn.execute("INSERT INTO sites (id, name, kind) VALUES ('s', 'S', 'shop')")
+        for device in DEVICES:
+            conn.execute(
+                "INSERT INTO devices (id, site_id, kind) VALUES (%s, 's', 'rvm')", (device,)
+            )
+    return name, url
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def events_count(url: str) -> int:
+    """Events stored so far, from the workers' counters: polling count(*) over the events
+    table would itself load the database being measured."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(sum(stored), 0) FROM ingest_counters").fetchone()
+    return int(row[0]) if row else 0
+
+
+def bare_copy(url: str, events: list[dict[str, Any]]) -> float:
+    """events/s of one COPY of the same rows straight into `events`."""
+    now = datetime.now(UTC)
+    rows = [
+        (
+            uuid.UUID(e["event_id"]),
+            datetime.fromisoformat(e["ts"]),
+            now,
+            DEVICES[i % len(DEVICES)],
+            "s",
+            e["type"],
+            "0" + e["gtin"],
+            None,
+            1,
+            e["seq"],
+            e.get("reason"),
+            None,
+            Jsonb(e["attrs"]) if "attrs" in e else None,
+        )
+        for i, e in enumerate(events)
+    ]
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        with conn.cursor().copy(
+            "COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty,"
+            " seq, reason, stream, attrs) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("TRUNCATE events")
+        conn.commit()
+    return len(rows) / elapsed
+
+
+def env_for(url: str, broker: LocalMosquitto, root: str, client_id: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
+    env.update(
+        LOOPTRACK_DATABASE_URL=url,
+        LOOPTRACK_MQTT_URL=broker.url,
+        LOOPTRACK_TOPIC_ROOT=root,
+        LOOPTRACK_MQTT_GROUP="bench",
+        LOOPTRACK_INGEST_CLIENT_ID=client_id,
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as out:
+            # BENCH_PROFILE=DIR writes a cProfile of each worker run into DIR.
+            profile = os.environ.get("BENCH_PROFILE")
+            prefix = ["-m", "cProfile", "-o", f"{profile}/{log.stem}.prof"] if profile else []
+            self.process = subprocess.Popen(
+                [sys.executable, *prefix, "-m", "looptrack", "ingest"],
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        deadline = time.monotonic() + 30
+        while "subscribed group=" not in log.read_text():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"worker did not subscribe:\n{log.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(60)
+
+
+def publish(
+    env: dict[str, str], workdir: Path, messages: list[tuple[str, Any]]
+) -> subprocess.Popen[bytes]:
+    path = workdir / f"pub-{uuid.uuid4().hex[:6]}.jsonl"
+    with path.open("w") as out:
+        for device, payload in messages:
+            out.write(json.dumps({"device": device, "payload": payload}) + "\n")
+    return subprocess.Popen(
+        [sys.executable, "-m", "devices.replay", "--no-status", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def wait_for(url: str, target: int, timeout_s: float = 600) -> float:
+    deadline = time.monotonic() + timeout_s
+    while (n := events_count(url)) < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {n} of {target} events stored")
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
+def backlog_run(
+    url: str,
+    broker: LocalMosquitto,
+    workdir: Path,
+    messages: list[tuple[str, Any]],
+    n: int,
+    tag: str,
+) -> tuple[float, float]:
+    """Queue `messages` for a stopped worker's session, then time the worker draining them."""
+    root = f"bench/{tag}"
+    client_id = f"bench-{tag}"
+    env = env_for(url, broker, root, client_id)
+    before = events_count(url)
+    WorkerProcess(env, workdir / f"{tag}-0.log").stop()  # creates the persistent session
+    publisher = publish(env, workdir, messages)
+    if publisher.wait(600) != 0:
+        raise RuntimeError("publisher failed")
+    started = time.perf_counter()
+    worker = WorkerProcess(env, workdir / f"{tag}-1.log")
+    done = wait_for(url, before + n)
+    rss = worker.peak_rss_mb()
+    worker.stop()
+    return n / (done - started), rss
+
+
+def live_run(
+    url: str, broker: LocalMosquitto, workdir: Path, messages: list[tuple[str, Any]], n: int
+) -> tuple[float, float]:
+    env = env_for(url, broker, "bench/live", "bench-live")
+    before = events_count(url)
+    worker = WorkerProcess(env, workdir / "live.log")
+    started = time.perf_counter()
+    publisher = publish(env, workdir, messages)
+    done = wait_for(url, before + n)
+    publisher.wait(60)
+    rss = worker.peak_rss_mb()
+    worker.stop()
+    return n / (done - started), rss
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--batched", type=int, default=200_000, help="events sent 500 per message")
+    parser.add_argument("--single", type=int, default=50_000, help="events sent one per message")
+    args = parser.parse_args()
+
+    batched = make_events(args.batched)
+    single = make_events(args.single)
+    live = make_events(args.single)
+    batched_msgs = [
+        (DEVICES[(i // BATCH) % len(DEVICES)], {"events": batched[i : i + BATCH]})
+        for i in range(0, len(batched), BATCH)
+    ]
+    single_msgs: list[tuple[str, Any]] = [
+        (DEVICES[i % len(DEVICES)], e) for i, e in enumerate(single)
+    ]
+    live_msgs: list[tuple[str, Any]] = [(DEVICES[i % len(DEVICES)], e) for i, e in enumerate(live)]
+
+    name, url = new_database()
+    with tempfile.TemporaryDirectory(prefix="looptrack-bench-") as tmp:
+        workdir = Path(tmp)
+        broker = LocalMosquitto(workdir / "mosquitto")
+        broker.start()
+        try:
+            copy_rate = bare_copy(url, batched)
+            batched_rate, batched_rss = backlog_run(
+                url, broker, workdir, batched_msgs, len(batched), "batched"
+            )
+            single_rate, single_rss = backlog_run(
+                url, broker, workdir, single_msgs, len(single), "single"
+            )
+            live_rate, live_rss = live_run(url, broker, workdir, live_msgs, len(live))
+        finally:
+            broker.stop()
+            drop_database(name)
+
+    print(f"machine: {os.cpu_count()} CPUs; broker, database, worker and publisher on this host")
+    print(f"{'measurement':<44} {'events/s':>10} {'vs COPY':>8} {'worker RSS':>11}")
+    print(f"{'bare COPY into events (ceiling)':<44} {copy_rate:>10,.0f} {'1.00':>8} {'':>11}")
+    for label, rate, rss in (
+        (f"MQTT batched ({BATCH}/msg), {args.batched:,} events", batched_rate, batched_rss),
+        (f"MQTT single (1/msg), {args.single:,} events", single_rate, single_rss),
+        (f"MQTT single, live publisher, {args.single:,}", live_rate, live_rss),
+    ):
+        print(f"{label:<44} {rate:>10,.0f} {rate / copy_rate:>8.2f} {rss:>8.0f} MB")
+    print("targets (SPEC §10): batched >= 50,000/s, single >= 10,000/s, worker RSS < 200 MB")
+
+
+if __name__ == "__main__":
+    main()

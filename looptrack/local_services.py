@@ -1,0 +1,77 @@
+"""A Mosquitto of our own on a free local port, started with the project's config: for
+tests, benchmarks and the demo, which must not depend on the machine's broker settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_MOSQUITTO_CONF = (
+    Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
+)
+# How long mosquitto may take to accept connections after start (s).
+START_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalMosquitto:
+    """Mosquitto with deploy/mosquitto/mosquitto.conf, its data and log in `workdir`."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start (or restart, keeping the persisted sessions) and wait until it accepts."""
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        lines = [
+            line
+            for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
+            if not line.startswith(("listener", "persistence_location", "log_dest"))
+        ]
+        lines += [
+            f"listener {self.port} 127.0.0.1",
+            f"persistence_location {data}/",
+            f"log_dest file {self.workdir / 'mosquitto.log'}",
+            # As root, mosquitto would drop to its own user and lose access to workdir.
+            *(["user root"] if os.geteuid() == 0 else []),
+        ]
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not port_open(self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start; see {self.workdir / 'mosquitto.log'}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop cleanly (mosquitto writes its persistence file on the way out)."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
