@@ -3,11 +3,9 @@ PUBACK only after commit, so a crash anywhere loses nothing and stores nothing t
 
 from __future__ import annotations
 
-import gc
 import logging
 import queue
 import ssl
-import sys
 import threading
 import time
 from typing import Any
@@ -46,10 +44,6 @@ DRAIN_TIMEOUT_S = 30.0
 # Seconds between progress log lines.
 STATS_LOG_INTERVAL_S = 10.0
 MQTT_KEEPALIVE_S = 30
-# How long a thread may hold the GIL while another waits (s); see run().
-GIL_SWITCH_INTERVAL_S = 0.0005
-# Cyclic GC thresholds (allocations, gen-0 runs, gen-1 runs); see run().
-GC_THRESHOLDS = (50_000, 20, 20)
 
 # Errors after which the same batch is retried on a fresh connection.
 _RETRYABLE = (
@@ -142,7 +136,7 @@ class IngestWorker:
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any
     ) -> None:
         self.connected.clear()
-        log.warning("disconnected from broker reason=%s (paho reconnects)", reason_code)
+        log.warning("disconnected from broker reason=%s", reason_code)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         # Never blocks in practice: the broker sends at most RECEIVE_MAXIMUM unacked
@@ -180,14 +174,6 @@ class IngestWorker:
             clean_start=False,
             properties=properties,
         )
-        # The writer thread mostly waits on the database; each time it wakes it needs the GIL
-        # back from the busy network and parsing threads. The default 5 ms switch interval
-        # made every round trip of a batch cost up to 5 ms.
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        # A batch allocates tens of thousands of short-lived objects; with the default
-        # threshold (700) the cyclic collector keeps rescanning the live batch.
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
         self.client.loop_start()
         handover: queue.Queue[list[Intake] | None] = queue.Queue(maxsize=1)
         writer = threading.Thread(target=self._write_loop, args=(handover, stop), name="writer")

@@ -3,6 +3,7 @@ database is unreachable for 10 s; the worker recovers by itself."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -144,3 +145,43 @@ def test_database_outage_pauses_ingest_and_loses_nothing(
     assert worker.terminate() == 0
     assert "batch not stored, retrying" in worker.log()
     assert_stored_exactly(db, events)
+
+
+def test_broker_restart_mid_stream_loses_and_doubles_nothing(
+    db: psycopg.Connection[Any],
+    db_url: str,
+    tmp_path: Path,
+    topic_root: str,
+    make_worker: Any,
+) -> None:
+    # A broker of this test's own: restarting the session broker would disturb others.
+    own = Broker(tmp_path / "broker")
+    own.start()
+    try:
+        seed_registry(db, DEVICES)
+        overrides = {"LOOPTRACK_MQTT_URL": own.url}
+        worker = make_worker(**overrides)
+        events = [event("returned") for _ in range(30_000)]
+        messages = [(DEVICES[i % 3], e) for i, e in enumerate(events)]
+        publisher = start_publisher(
+            write_replay_file(tmp_path / "events.jsonl", messages), db_url, own, topic_root
+        )
+        wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 2_000, 60, "first events")
+        # Frozen, the worker keeps its unacknowledged messages while the broker queues the
+        # rest; then the broker restarts under both (a clean stop persists the queue).
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGSTOP)
+        assert publisher.wait(120) == 0
+        assert count(db, "SELECT count(*) FROM events") < 30_000
+        own.stop()
+        worker.process.send_signal(signal.SIGCONT)
+        time.sleep(2)
+        own.start()
+        wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 30_000, 120, "all events")
+        time.sleep(1)
+        worker.assert_running()
+        assert worker.terminate() == 0
+        assert worker.log().count("connected to broker") == 2  # it reconnected by itself
+        assert_stored_exactly(db, events)
+    finally:
+        own.stop()
