@@ -112,6 +112,19 @@ def api(
 
 
 @app.command()
+def demo() -> None:
+    """Bring the whole system up on this machine with sample data and live traffic."""
+    from looptrack.demo import run_demo
+
+    try:
+        run_demo(_settings())
+    except psycopg.OperationalError as exc:
+        raise _fail(f"cannot reach the database: {exc}".strip()) from exc
+    except (OSError, TimeoutError) as exc:
+        raise _fail(f"cannot reach the broker at {_settings().mqtt_url}: {exc}") from exc
+
+
+@app.command()
 def seed(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON file.")],
 ) -> None:

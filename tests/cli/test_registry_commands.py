@@ -26,7 +26,7 @@ def looptrack(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_seed_example_file_twice_is_idempotent(db: psycopg.Connection[Any], db_url: str) -> None:
     for _ in range(2):
-        result = looptrack(db_url, "seed", str(ROOT / "examples" / "seed.yaml"))
+        result = looptrack(db_url, "seed", str(ROOT / "looptrack" / "data" / "seed.yaml"))
         assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "5 packaging_types, 5 products, 3 sites, 4 devices"
     assert count(db, "SELECT count(*) FROM products") == 5
