@@ -164,6 +164,20 @@ def service_env(db_url: str, broker: Broker, topic_root: str) -> dict[str, str]:
     return env
 
 
+def start_publisher(
+    path: Path, db_url: str, broker: Broker, topic_root: str
+) -> subprocess.Popen[bytes]:
+    """`python -m devices.replay` as a process of its own, publishing the JSON lines of
+    `path`; its stderr goes to a file beside `path` (`.err`)."""
+    with path.with_suffix(".err").open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "devices.replay", "--no-status", str(path)],
+            env=service_env(db_url, broker, topic_root),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
 @pytest.fixture
 def make_worker(
     db_url: str, broker: Broker, topic_root: str, tmp_path: Path

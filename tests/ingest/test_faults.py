@@ -4,8 +4,6 @@ database is unreachable for 10 s; the worker recovers by itself."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,26 +12,13 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.conftest import Broker, service_env, wait_until
+from tests.conftest import Broker, start_publisher, wait_until
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, write_replay_file
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 DEVICES = ["rvm-1", "rvm-2", "sorter-1"]
-
-
-def start_publisher(
-    path: Path, db_url: str, broker: Broker, topic_root: str
-) -> subprocess.Popen[bytes]:
-    """The device replayer as its own process; its stderr goes to a file beside `path`."""
-    with path.with_suffix(".err").open("wb") as err:
-        return subprocess.Popen(
-            [sys.executable, "-m", "devices.replay", "--no-status", str(path)],
-            env=service_env(db_url, broker, topic_root),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
 
 
 def mixed_traffic(total: int) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
