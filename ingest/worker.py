@@ -8,6 +8,7 @@ import queue
 import ssl
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,6 +24,7 @@ from ingest.directory import DeviceDirectory
 from ingest.intake import Intake, take_in
 from ingest.mqtt_client import BurstReadingClient
 from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
+from schemas.dead_letters import DeadLetterReason
 from schemas.settings import Settings
 
 log = logging.getLogger("looptrack.ingest")
@@ -51,6 +53,20 @@ _RETRYABLE = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
 )
+INTERNAL_ERROR = DeadLetterReason.INTERNAL_ERROR
+
+
+def _retryable(exc: psycopg.Error) -> bool:
+    """An outage or a conflict with another worker, as opposed to a refused batch. A
+    unique violation on event_ids is the claim race of queries.sql: the retry sees the
+    other worker's row and skips the event."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return exc.diag.constraint_name == "event_ids_pkey"
+    return isinstance(exc, _RETRYABLE)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class IngestWorker:
@@ -63,7 +79,6 @@ class IngestWorker:
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=INBOX_BOUND)
         self.directory = DeviceDirectory(QUERIES["known_devices"])
         self.connection = 0
-        self.connected = threading.Event()
         self.totals = {"stored": 0, "duplicates": 0, "dead_lettered": 0, "batches": 0}
         self.drained = True
         self._events_prefix = f"{settings.topic_root}/devices/"
@@ -113,7 +128,6 @@ class IngestWorker:
                 (f"{root}/devices/+/status", SubscribeOptions(qos=1)),
             ]
         )
-        self.connected.set()
         log.info(
             "connected to broker client_id=%s session_present=%s connection=%d",
             self.settings.ingest_client_id,
@@ -135,7 +149,6 @@ class IngestWorker:
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _props: Any
     ) -> None:
-        self.connected.clear()
         log.warning("disconnected from broker reason=%s", reason_code)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -254,11 +267,9 @@ class IngestWorker:
                         conn, self.directory, intakes, self.settings.ingest_client_id
                     )
                 break  # committed on leaving the block
-            except (*_RETRYABLE, psycopg.errors.UniqueViolation) as exc:
-                if isinstance(exc, psycopg.errors.UniqueViolation) and (
-                    exc.diag.constraint_name != "event_ids_pkey"
-                ):
-                    raise  # a bug, not the claim race; crash loudly, the broker keeps the batch
+            except psycopg.Error as exc:
+                if not _retryable(exc):
+                    return self._isolate(intakes, exc, stop)
                 if stop.is_set() and time.monotonic() - started > DRAIN_TIMEOUT_S:
                     log.error(
                         "giving up on %d unacknowledged messages at shutdown: %s "
@@ -267,18 +278,40 @@ class IngestWorker:
                         exc,
                     )
                     return False
-                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning(
                     "batch not stored, retrying in %.1fs messages=%d error=%s",
                     backoff,
                     len(intakes),
-                    first_line,
+                    _first_line(exc),
                 )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
         self._ack([intake.message for intake in intakes])
         self._count(outcome, len(intakes), started)
         return True
+
+    def _isolate(self, intakes: list[Intake], exc: psycopg.Error, stop: threading.Event) -> bool:
+        """The database refused something validation let through (a bug, not an outage):
+        store the batch message by message and dead-letter the one refused, rather than
+        stall the stream on it."""
+        if len(intakes) > 1:
+            log.error(
+                "batch refused by the database, storing its %d messages one by one: %s",
+                len(intakes),
+                _first_line(exc),
+            )
+            return all([self._commit_and_ack([intake], stop) for intake in intakes])
+        intake = intakes[0]
+        if intake.failure is not None:
+            raise exc  # even its dead letter was refused: stop; the broker keeps the message
+        log.error(
+            "message refused by the database, dead-lettered topic=%s error=%s",
+            intake.message.topic,
+            _first_line(exc),
+        )
+        detail = f"database refused the message: {_first_line(exc)}"
+        refused = replace(intake, parsed=None, online=None, failure=(INTERNAL_ERROR, detail))
+        return self._commit_and_ack([refused], stop)
 
     def _ack(self, messages: list[Received]) -> None:
         current = self.connection
@@ -304,7 +337,7 @@ class IngestWorker:
 
 
 def open_pool(settings: Settings) -> ConnectionPool:
-    """The worker's connection pool: one writer connection plus one spare, checked before use."""
+    """The worker's connection pool: one writer connection plus one spare."""
     pool = ConnectionPool(
         settings.database_url,
         min_size=1,

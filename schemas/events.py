@@ -337,12 +337,15 @@ class Event(BaseModel):
         # Python callback (3x the cost of a whole event), and decoded JSON needs no check.
         # Serialising here still refuses what cannot be written as JSON.
         if value is not None:
-            size = len(to_json(value))
-            if size > MAX_ATTRS_BYTES:
+            encoded = to_json(value)
+            if len(encoded) > MAX_ATTRS_BYTES:
                 raise _error(
                     "attrs_too_large",
-                    f"attrs: {size} bytes as JSON, at most {MAX_ATTRS_BYTES}",
+                    f"attrs: {len(encoded)} bytes as JSON, at most {MAX_ATTRS_BYTES}",
                 )
+            # Valid JSON, but PostgreSQL's jsonb cannot hold a NUL character.
+            if b"\\u0000" in encoded:
+                raise _error("attrs_nul", "attrs: contains a NUL character (\\u0000)")
         return value
 
     @field_validator("device_id")

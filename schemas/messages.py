@@ -31,6 +31,7 @@ _SELF_DESCRIBING = frozenset(
         "timestamp_type",
         "code_with_key",
         "attrs_too_large",
+        "attrs_nul",
         "event_rule",
     }
 )

@@ -137,3 +137,31 @@ def test_status_topic_sets_online_and_last_seen(
     wait_until(
         lambda: db.execute("SELECT online FROM device_state").fetchone() == (False,), 90, "offline"
     )
+
+
+def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    """Stands for any input validation lets through but PostgreSQL refuses: the stream
+    must not stall on it, and nothing else in its batch may be lost."""
+    seed_registry(db, [DEVICE])
+    refused = event("sold", qty=4242)
+    db.execute("ALTER TABLE events ADD CONSTRAINT test_refuses_4242 CHECK (qty <> 4242)")
+    make_worker()
+    good = [event("sold") for _ in range(5)]
+    batch_with_refused = [event("returned"), refused, event("returned")]
+    messages = [(DEVICE, compact(e)) for e in good]
+    messages.insert(2, (DEVICE, compact({"events": batch_with_refused})))
+    publish_all(broker, topic_root, messages)
+    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") >= 1, 30, "dead letter")
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 5, 30, "the good messages")
+    stored = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
+    assert stored == {e["event_id"] for e in good}
+    reason, detail, payload = db.execute(
+        "SELECT reason, detail, payload FROM dead_letters"
+    ).fetchone() or (None, None, None)
+    assert reason == "internal_error"
+    assert "test_refuses_4242" in detail
+    # The whole message is kept, so a replay after the fix stores all three events.
+    assert json.loads(payload) == {"events": batch_with_refused}
+    assert count(db, "SELECT count(*) FROM event_counts_15m WHERE type = 'returned'") == 0
