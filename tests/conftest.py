@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -162,6 +164,23 @@ def service_env(db_url: str, broker: Broker, topic_root: str) -> dict[str, str]:
         PYTHONPATH=str(ROOT),
     )
     return env
+
+
+def publish_all(broker: Broker, topic_root: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish (device, payload) pairs at QoS 1 and wait for every PUBACK."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        infos = [
+            client.publish(f"{topic_root}/devices/{device}/events", payload, qos=1)
+            for device, payload in messages
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def start_publisher(

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.conftest import Broker, wait_until
+from tests.conftest import Broker, publish_all, wait_until
 from tests.factories import GTIN_COLA, count, event, seed_registry
 
 DEVICE = "rvm-dl"
@@ -21,23 +21,6 @@ DEVICE = "rvm-dl"
 
 def compact(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
-
-
-def publish_all(broker: Broker, topic_root: str, messages: list[tuple[str, bytes]]) -> None:
-    """Publish (device, payload) pairs at QoS 1 and wait for every PUBACK."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.connect("127.0.0.1", broker.port)
-    client.loop_start()
-    try:
-        infos = [
-            client.publish(f"{topic_root}/devices/{device}/events", payload, qos=1)
-            for device, payload in messages
-        ]
-        for info in infos:
-            info.wait_for_publish(10)
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 def bad_gtin() -> str:
