@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import ConnectionPool
 
-from api import health
+from api import health, problems, registry
 from schemas.settings import Settings, get_settings
+
+# Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
+# pool of 40, so a few more than the busiest moment needs.
+POOL_MAX = 10
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -18,22 +22,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(
+        pool = ConnectionPool(
             settings.database_url,
             min_size=1,
-            max_size=10,
+            max_size=POOL_MAX,
             open=False,
-            check=AsyncConnectionPool.check_connection,
+            check=ConnectionPool.check_connection,
             name="api",
         )
-        await pool.open(wait=False)
+        pool.open(wait=False)
         app.state.pool = pool
         app.state.settings = settings
         try:
             yield
         finally:
-            await pool.close()
+            pool.close()
 
-    app = FastAPI(title="looptrack", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="looptrack",
+        version="0.1.0",
+        description="Return rates and reuse cycles of closed-loop packaging (SPEC §8).",
+        lifespan=lifespan,
+    )
+    problems.install(app)
     app.include_router(health.router)
+    app.include_router(registry.router)
     return app

@@ -21,8 +21,10 @@ from schemas.settings import Settings, get_settings
 app = typer.Typer(help="looptrack: closed-loop packaging tracking.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 devices_app = typer.Typer(help="Device registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(devices_app, name="devices")
+app.add_typer(keys_app, name="keys")
 
 log = logging.getLogger("looptrack.cli")
 
@@ -172,6 +174,43 @@ def devices_add(
         except psycopg.errors.UndefinedTable as exc:
             raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
     typer.echo(f"device {device_id} registered at site {site}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, operator, brand or device.")],
+    brand: Annotated[str | None, typer.Option(help="The brand a brand key is bound to.")] = None,
+    device: Annotated[str | None, typer.Option(help="The device a device key posts as.")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for, for the audit trail.")] = "",
+) -> None:
+    """Create an API key and print it once, alone on the last line (only its hash is kept)."""
+    from schemas.api_keys import Role, create_key
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        raise _fail(
+            f"unknown role {role!r}: admin, operator, brand or device", EXIT_BAD_INPUT
+        ) from exc
+    if (chosen is Role.BRAND) != (brand is not None):
+        raise _fail("--brand goes with --role brand, and only with it", EXIT_BAD_INPUT)
+    if (chosen is Role.DEVICE) != (device is not None):
+        raise _fail("--device goes with --role device, and only with it", EXIT_BAD_INPUT)
+    with _connect(_settings()) as conn:
+        try:
+            key = create_key(
+                conn, chosen, name or f"{chosen.value} key", brand=brand, device_id=device
+            )
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise _fail(f"unknown device {device!r}: register it first", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise _fail(
+                f"invalid brand {brand!r}: a slug such as 'fjordbrus'", EXIT_BAD_INPUT
+            ) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
+    typer.echo(f"{chosen.value} key created; it is shown only now:")
+    typer.echo(key)
 
 
 if __name__ == "__main__":  # pragma: no cover

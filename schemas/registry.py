@@ -53,10 +53,9 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class PackagingType(_Record):
-    """A kind of package: deposit bottle, can, crate, cup…"""
+class PackagingTypeFields(_Record):
+    """A packaging type's data; the id comes from the URL or the seed file."""
 
-    id: Slug
     name: Name
     material: Material
     reusable: bool = False
@@ -65,37 +64,58 @@ class PackagingType(_Record):
     weight_g: Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2)] | None = None
 
     @model_validator(mode="after")
-    def _target_trips_only_for_reusable(self) -> PackagingType:
+    def _target_trips_only_for_reusable(self) -> PackagingTypeFields:
         if self.target_trips is not None and not self.reusable:
             raise ValueError("target_trips is only meaningful for reusable packaging")
         return self
 
 
-class Product(_Record):
-    """A GTIN and what it is packed in."""
+class PackagingType(PackagingTypeFields):
+    """A kind of package: deposit bottle, can, crate, cup…"""
 
-    gtin: Gtin14
+    id: Slug
+
+
+class ProductFields(_Record):
+    """What a GTIN is: its packaging type, brand and name."""
+
     packaging_type: Slug
     brand: Slug
     name: Name
 
 
-class Site(_Record):
-    """A shop, sorting site, filling or washing plant."""
+class Product(ProductFields):
+    """A GTIN and what it is packed in."""
 
-    id: Slug
+    gtin: Gtin14
+
+
+class SiteFields(_Record):
+    """A site's data."""
+
     name: Name
     kind: SiteKind
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 
 
-class Device(_Record):
+class Site(SiteFields):
+    """A shop, sorting site, filling or washing plant."""
+
+    id: Slug
+
+
+class DeviceFields(_Record):
+    """Where a device stands and what it is."""
+
+    site: Slug
+    kind: DeviceKind
+
+
+class Device(DeviceFields):
     """An RVM, sorter, filler, washer or point of sale, at one site."""
 
     id: DeviceId
-    site: Slug
-    kind: DeviceKind
 
 
 class SeedFile(_Record):
@@ -111,24 +131,29 @@ def _params(record: BaseModel) -> dict[str, Any]:
     return record.model_dump(mode="python")
 
 
-def upsert_packaging_type(conn: psycopg.Connection[Any], record: PackagingType) -> None:
-    """Create or replace a packaging type."""
-    conn.execute(QUERIES["upsert_packaging_type"], _params(record))
+def _upsert(conn: psycopg.Connection[Any], query: str, record: BaseModel) -> bool:
+    row = conn.execute(QUERIES[query], _params(record)).fetchone()
+    return bool(row and row[0])
 
 
-def upsert_product(conn: psycopg.Connection[Any], record: Product) -> None:
-    """Create or replace a product (its packaging type must exist)."""
-    conn.execute(QUERIES["upsert_product"], _params(record))
+def upsert_packaging_type(conn: psycopg.Connection[Any], record: PackagingType) -> bool:
+    """Create or replace a packaging type; True when it was created."""
+    return _upsert(conn, "upsert_packaging_type", record)
 
 
-def upsert_site(conn: psycopg.Connection[Any], record: Site) -> None:
-    """Create or replace a site."""
-    conn.execute(QUERIES["upsert_site"], _params(record))
+def upsert_product(conn: psycopg.Connection[Any], record: Product) -> bool:
+    """Create or replace a product (its packaging type must exist); True when created."""
+    return _upsert(conn, "upsert_product", record)
 
 
-def upsert_device(conn: psycopg.Connection[Any], record: Device) -> None:
-    """Create or replace a device (its site must exist)."""
-    conn.execute(QUERIES["upsert_device"], _params(record))
+def upsert_site(conn: psycopg.Connection[Any], record: Site) -> bool:
+    """Create or replace a site; True when it was created."""
+    return _upsert(conn, "upsert_site", record)
+
+
+def upsert_device(conn: psycopg.Connection[Any], record: Device) -> bool:
+    """Create or replace a device (its site must exist); True when it was created."""
+    return _upsert(conn, "upsert_device", record)
 
 
 def insert_device(conn: psycopg.Connection[Any], record: Device) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -80,3 +81,23 @@ def test_devices_add(db: psycopg.Connection[Any], db_url: str) -> None:
     bad_kind = looptrack(db_url, "devices", "add", "rvm-11", "--site", "shop-9", "--kind", "robot")
     assert bad_kind.returncode == 2 and "kind:" in bad_kind.stderr
     assert count(db, "SELECT count(*) FROM devices") == 1
+
+
+def test_keys_create_prints_the_key_once_and_stores_only_its_hash(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    result = looptrack(db_url, "keys", "create", "--role", "brand", "--brand", "fjord")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("lt_") and len(key) > 40
+    stored = db.execute("SELECT role, brand, key_hash FROM api_keys").fetchall()
+    assert len(stored) == 1
+    role, brand, key_hash = stored[0]
+    assert (role, brand) == ("brand", "fjord")
+    assert key.encode() not in bytes(key_hash)
+    assert bytes(key_hash) == hashlib.sha256(key.encode()).digest()
+
+    missing_brand = looptrack(db_url, "keys", "create", "--role", "brand")
+    assert missing_brand.returncode == 2 and "--brand" in missing_brand.stderr
+    bad_role = looptrack(db_url, "keys", "create", "--role", "root")
+    assert bad_role.returncode == 2 and "unknown role 'root'" in bad_role.stderr

@@ -1,4 +1,5 @@
--- Registry upserts shared by the API and the command line (PUT semantics: idempotent).
+-- Registry reads and upserts shared by the API and the command line (PUT: idempotent).
+-- An upsert returns whether it created the row (xmax = 0 only on a fresh insert).
 
 -- name: upsert_packaging_type
 INSERT INTO packaging_types AS p (id, name, material, reusable, target_trips, deposit, weight_g)
@@ -7,6 +8,7 @@ ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, material = EXCLUDED.material, reusable = EXCLUDED.reusable,
     target_trips = EXCLUDED.target_trips, deposit = EXCLUDED.deposit,
     weight_g = EXCLUDED.weight_g, updated_at = now()
+RETURNING (xmax = 0) AS inserted
 
 -- name: upsert_product
 INSERT INTO products AS p (gtin, packaging_type_id, brand, name)
@@ -14,6 +16,7 @@ VALUES (%(gtin)s, %(packaging_type)s, %(brand)s, %(name)s)
 ON CONFLICT (gtin) DO UPDATE
 SET packaging_type_id = EXCLUDED.packaging_type_id, brand = EXCLUDED.brand,
     name = EXCLUDED.name, updated_at = now()
+RETURNING (xmax = 0) AS inserted
 
 -- name: upsert_site
 INSERT INTO sites AS s (id, name, kind, lat, lon)
@@ -21,12 +24,57 @@ VALUES (%(id)s, %(name)s, %(kind)s, %(lat)s, %(lon)s)
 ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, kind = EXCLUDED.kind, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
     updated_at = now()
+RETURNING (xmax = 0) AS inserted
 
 -- name: upsert_device
 INSERT INTO devices AS d (id, site_id, kind)
 VALUES (%(id)s, %(site)s, %(kind)s)
 ON CONFLICT (id) DO UPDATE
 SET site_id = EXCLUDED.site_id, kind = EXCLUDED.kind, updated_at = now()
+RETURNING (xmax = 0) AS inserted
 
 -- name: insert_device
 INSERT INTO devices (id, site_id, kind) VALUES (%(id)s, %(site)s, %(kind)s)
+
+-- name: get_packaging_type
+SELECT id, name, material, reusable, target_trips, deposit, weight_g
+FROM packaging_types WHERE id = %(id)s
+
+-- name: list_packaging_types
+SELECT id, name, material, reusable, target_trips, deposit, weight_g
+FROM packaging_types ORDER BY id LIMIT %(limit)s
+
+-- name: get_product
+-- %(brand)s NULL means any brand (operators); a brand key passes its own.
+SELECT gtin, packaging_type_id AS packaging_type, brand, name
+FROM products WHERE gtin = %(gtin)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
+
+-- name: product_brand
+SELECT brand FROM products WHERE gtin = %(gtin)s
+
+-- name: list_products
+SELECT gtin, packaging_type_id AS packaging_type, brand, name
+FROM products
+WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
+  AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
+  AND gtin > %(after)s
+ORDER BY gtin LIMIT %(limit)s
+
+-- name: get_site
+SELECT id, name, kind, lat, lon FROM sites WHERE id = %(id)s
+
+-- name: get_device
+SELECT id, site_id AS site, kind FROM devices WHERE id = %(id)s
+
+-- name: list_devices
+-- With liveness from the ingest worker: events today (UTC) and seq numbers never received.
+SELECT d.id, d.site_id AS site, d.kind, s.last_seen, s.online,
+       coalesce(c.events, 0) AS events_today,
+       coalesce((SELECT sum(g.gap_to - g.gap_from + 1) FROM seq_gaps g
+                 WHERE g.device_id = d.id), 0) AS seq_gaps
+FROM devices d
+LEFT JOIN device_state s ON s.device_id = d.id
+LEFT JOIN device_counts_daily c
+       ON c.device_id = d.id AND c.day = (now() AT TIME ZONE 'UTC')::date
+WHERE (%(site_id)s::text IS NULL OR d.site_id = %(site_id)s) AND d.id > %(after)s
+ORDER BY d.id LIMIT %(limit)s

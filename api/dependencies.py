@@ -1,0 +1,65 @@
+"""Request dependencies: the transaction (one per request, committed here) and the caller."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.problems import Problem
+from schemas.api_keys import QUERIES as KEY_QUERIES
+from schemas.api_keys import Principal, Role, hash_key
+from schemas.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="API key from `looptrack keys create`")
+# Longest key accepted before hashing; real keys are 46 characters.
+MAX_KEY_LENGTH = 200
+
+
+def transaction(request: Request) -> Iterator[psycopg.Connection[Any]]:
+    """A connection in a transaction, committed before the response is sent."""
+    with request.app.state.pool.connection() as conn:
+        yield conn
+        conn.commit()
+
+
+Conn = Annotated[psycopg.Connection[Any], Depends(transaction)]
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def principal(
+    conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller behind `Authorization: Bearer <key>`; 401 when missing or unknown."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Problem(401, "unauthenticated", "missing API key: send Authorization: Bearer <key>")
+    key = credentials.credentials
+    row = (
+        conn.execute(KEY_QUERIES["find_key"], {"key_hash": hash_key(key)}).fetchone()
+        if len(key) <= MAX_KEY_LENGTH
+        else None
+    )
+    if row is None:
+        raise Problem(401, "unauthenticated", "unknown or revoked API key")
+    key_id, role, brand, device_id = row
+    return Principal(key_id, Role(role), brand, device_id)
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency admitting only the given roles (admin is always admitted)."""
+    allowed = {Role.ADMIN, *roles}
+
+    def check(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+        if caller.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise Problem(403, "forbidden", f"role {caller.role.value} may not do this ({names})")
+        return caller
+
+    return check

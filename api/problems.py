@@ -1,0 +1,68 @@
+"""RFC 9457 problem details: every 4xx/5xx the API returns is application/problem+json."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+# Problem type URIs are relative references under the API's own namespace.
+TYPE_BASE = "/problems/"
+
+
+class Problem(Exception):
+    """A domain error with one HTTP status and a specific, human-readable detail."""
+
+    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(
+    status: int, slug: str, detail: str, instance: str, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    # ("body", "deposit") → "deposit"; ("query", "limit") → "limit"
+    parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
+    return ".".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.slug, exc.detail, request.url.path, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()[:20]
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(422, "validation", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+        return problem_response(exc.status_code, slug, str(exc.detail), request.url.path)

@@ -1,0 +1,239 @@
+"""Registry endpoints: packaging types, products, sites and devices (PUT is an upsert)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import psycopg
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ValidationError
+
+from api.dependencies import Conn, require
+from api.problems import Problem
+from schemas.api_keys import Principal, Role
+from schemas.gtin import InvalidGtin, normalize_gtin
+from schemas.registry import (
+    QUERIES,
+    Device,
+    DeviceFields,
+    DeviceId,
+    PackagingType,
+    PackagingTypeFields,
+    Product,
+    ProductFields,
+    Site,
+    SiteFields,
+    Slug,
+    upsert_device,
+    upsert_packaging_type,
+    upsert_product,
+    upsert_site,
+)
+
+router = APIRouter(prefix="/v1", tags=["registry"])
+T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
+
+# Largest page of a list endpoint.
+MAX_PAGE = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+RegistryReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
+IdPath = Annotated[str, Path(max_length=64)]
+
+
+class DeviceStatus(Device):
+    """A device with what the ingest worker knows of it."""
+
+    last_seen: datetime | None
+    online: bool | None
+    events_today: int
+    seq_gaps: int
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list; `next` is the `after` value of the following page, if any."""
+
+    items: list[T]
+    next: str | None = None
+
+
+def _row(cursor: psycopg.Cursor[Any]) -> dict[str, Any] | None:
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([c.name for c in cursor.description or []], row, strict=True))
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [c.name for c in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _gtin(value: str) -> str:
+    try:
+        return normalize_gtin(value)
+    except InvalidGtin as exc:
+        raise Problem(422, "invalid-gtin", str(exc)) from None
+
+
+def _validated(model: type[R], data: dict[str, Any]) -> R:
+    """Path id + body → record; a bad id is a 422 like a bad body field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise Problem(422, "validation", detail) from None
+
+
+def _created(response: Response, created: bool) -> None:
+    response.status_code = 201 if created else 200
+
+
+# -- packaging types ----------------------------------------------------------------------
+
+
+@router.put("/packaging-types/{id}", response_model=PackagingType)
+def put_packaging_type(
+    id: IdPath, body: PackagingTypeFields, conn: Conn, _: Operator, response: Response
+) -> dict[str, Any]:
+    """Create or replace a packaging type (operator)."""
+    record = _validated(PackagingType, {**body.model_dump(), "id": id})
+    _created(response, upsert_packaging_type(conn, record))
+    return record.model_dump()
+
+
+@router.get("/packaging-types/{id}", response_model=PackagingType)
+def get_packaging_type(id: IdPath, conn: Conn, _: RegistryReader) -> dict[str, Any]:
+    """One packaging type (operator, brand)."""
+    row = _row(conn.execute(QUERIES["get_packaging_type"], {"id": id}))
+    if row is None:
+        raise Problem(404, "not-found", f"no packaging type {id!r}")
+    return row
+
+
+@router.get("/packaging-types", response_model=Page[PackagingType])
+def list_packaging_types(conn: Conn, _: RegistryReader, limit: Limit = 100) -> dict[str, Any]:
+    """All packaging types (operator, brand)."""
+    return {"items": _rows(conn.execute(QUERIES["list_packaging_types"], {"limit": limit}))}
+
+
+# -- products -----------------------------------------------------------------------------
+
+
+@router.put("/products/{gtin}", response_model=Product)
+def put_product(
+    gtin: IdPath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
+) -> dict[str, Any]:
+    """Create or replace a product (operator; a brand only for its own brand)."""
+    gtin14 = _gtin(gtin)
+    if caller.role is Role.BRAND:
+        if body.brand != caller.brand:
+            raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
+                          f"products of that brand")  # fmt: skip
+        owner = conn.execute(QUERIES["product_brand"], {"gtin": gtin14}).fetchone()
+        if owner is not None and owner[0] != caller.brand:
+            raise Problem(403, "forbidden", f"gtin {gtin14} belongs to another brand")
+    record = _validated(Product, {**body.model_dump(), "gtin": gtin14})
+    try:
+        _created(response, upsert_product(conn, record))
+    except psycopg.errors.ForeignKeyViolation:
+        raise Problem(
+            422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
+        ) from None
+    return record.model_dump()
+
+
+@router.get("/products/{gtin}", response_model=Product)
+def get_product(gtin: IdPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
+    """One product (operator; a brand sees only its own, others are 404)."""
+    gtin14 = _gtin(gtin)
+    row = _row(conn.execute(QUERIES["get_product"], {"gtin": gtin14, "brand": caller.brand}))
+    if row is None:
+        raise Problem(404, "not-found", f"no product with gtin {gtin14}")
+    return row
+
+
+@router.get("/products", response_model=Page[Product])
+def list_products(
+    conn: Conn,
+    caller: RegistryReader,
+    brand: Annotated[Slug | None, Query()] = None,
+    packaging_type: Annotated[Slug | None, Query()] = None,
+    after: Annotated[str, Query(max_length=14, description="last gtin of the previous page")] = "",
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Products, by GTIN (a brand key lists its own brand whatever `brand` says)."""
+    if caller.role is Role.BRAND:
+        if brand is not None and brand != caller.brand:
+            return {"items": []}
+        brand = caller.brand
+    items = _rows(
+        conn.execute(
+            QUERIES["list_products"],
+            {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
+        )
+    )
+    return {"items": items, "next": items[-1]["gtin"] if len(items) == limit else None}
+
+
+# -- sites and devices --------------------------------------------------------------------
+
+
+@router.put("/sites/{id}", response_model=Site)
+def put_site(
+    id: IdPath, body: SiteFields, conn: Conn, _: Operator, response: Response
+) -> dict[str, Any]:
+    """Create or replace a site (operator)."""
+    record = _validated(Site, {**body.model_dump(), "id": id})
+    _created(response, upsert_site(conn, record))
+    return record.model_dump()
+
+
+@router.get("/sites/{id}", response_model=Site)
+def get_site(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
+    """One site (operator)."""
+    row = _row(conn.execute(QUERIES["get_site"], {"id": id}))
+    if row is None:
+        raise Problem(404, "not-found", f"no site {id!r}")
+    return row
+
+
+@router.put("/devices/{id}", response_model=Device)
+def put_device(
+    id: IdPath, body: DeviceFields, conn: Conn, _: Operator, response: Response
+) -> dict[str, Any]:
+    """Create or replace a device (operator)."""
+    record = _validated(Device, {**body.model_dump(), "id": id})
+    try:
+        _created(response, upsert_device(conn, record))
+    except psycopg.errors.ForeignKeyViolation:
+        raise Problem(422, "unknown-site", f"unknown site {body.site!r}") from None
+    return record.model_dump()
+
+
+@router.get("/devices/{id}", response_model=Device)
+def get_device(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
+    """One device (operator)."""
+    row = _row(conn.execute(QUERIES["get_device"], {"id": id}))
+    if row is None:
+        raise Problem(404, "not-found", f"no device {id!r}")
+    return row
+
+
+@router.get("/devices", response_model=Page[DeviceStatus])
+def list_devices(
+    conn: Conn,
+    _: Operator,
+    site_id: Annotated[Slug | None, Query()] = None,
+    after: Annotated[DeviceId | None, Query(description="last id of the previous page")] = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Devices with last seen, online, events today (UTC) and missing seq numbers."""
+    items = _rows(
+        conn.execute(
+            QUERIES["list_devices"], {"site_id": site_id, "after": after or "", "limit": limit}
+        )
+    )
+    return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}

@@ -1,0 +1,66 @@
+"""API keys: generation, hashing and lookup (SPEC §9). Keys are stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from schemas.named_queries import load_queries
+
+QUERIES = load_queries("schemas", "sql/queries/api_keys.sql")
+
+KEY_PREFIX = "lt_"
+# Random bytes per key: 256 bits, so a fast hash (not a password hash) is safe to store.
+KEY_BYTES = 32
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    BRAND = "brand"
+    DEVICE = "device"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a key's role and what it is bound to."""
+
+    key_id: uuid.UUID
+    role: Role
+    brand: str | None = None
+    device_id: str | None = None
+
+
+def hash_key(key: str) -> bytes:
+    """SHA-256 of the key as stored and looked up."""
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def create_key(
+    conn: psycopg.Connection[Any],
+    role: Role,
+    name: str,
+    *,
+    brand: str | None = None,
+    device_id: str | None = None,
+) -> str:
+    """Store a new key's hash and return the key itself (shown once, never stored)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
+    conn.execute(
+        QUERIES["insert_key"],
+        {
+            "id": uuid.uuid4(),
+            "name": name,
+            "role": role.value,
+            "brand": brand,
+            "device_id": device_id,
+            "key_hash": hash_key(key),
+        },
+    )
+    return key

@@ -1,0 +1,153 @@
+"""Registry endpoints: idempotent PUT, role checks, brand scoping, problem+json errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from fastapi.testclient import TestClient
+
+from tests.factories import GTIN_COLA, GTIN_CRATE, count
+
+PET = {"name": "PET 0.5 l", "material": "PET", "deposit": 200, "weight_g": 22}
+COLA = {"packaging_type": "pet-0.5l", "brand": "fjord", "name": "Fjord Cola"}
+
+
+def assert_problem(response: Any, status: int, detail_part: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert detail_part in body["detail"], body
+
+
+def test_put_is_an_idempotent_upsert(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    first = client.put("/v1/packaging-types/pet-0.5l", json=PET, headers=keys["operator"])
+    assert first.status_code == 201
+    again = client.put("/v1/packaging-types/pet-0.5l", json=PET, headers=keys["operator"])
+    assert again.status_code == 200
+    changed = client.put(
+        "/v1/packaging-types/pet-0.5l", json={**PET, "deposit": 300}, headers=keys["admin"]
+    )
+    assert changed.status_code == 200 and changed.json()["deposit"] == 300
+    got = client.get("/v1/packaging-types/pet-0.5l", headers=keys["fjord"]).json()
+    assert got == {
+        "id": "pet-0.5l", "name": "PET 0.5 l", "material": "PET", "reusable": False,
+        "target_trips": None, "deposit": 300, "weight_g": "22.00",
+    }  # fmt: skip
+    assert count(db, "SELECT count(*) FROM packaging_types") == 1
+
+
+def test_product_gtin_is_normalised_and_validated(client: TestClient, keys: dict[str, Any]) -> None:
+    client.put("/v1/packaging-types/pet-0.5l", json=PET, headers=keys["operator"])
+    created = client.put(f"/v1/products/{GTIN_COLA}", json=COLA, headers=keys["fjord"])
+    assert created.status_code == 201
+    assert created.json()["gtin"] == GTIN_COLA.zfill(14)
+    # The same product by its 14-digit form.
+    assert (
+        client.get(f"/v1/products/{GTIN_COLA.zfill(14)}", headers=keys["fjord"]).status_code == 200
+    )
+    bad = GTIN_COLA[:-1] + str((int(GTIN_COLA[-1]) + 1) % 10)
+    assert_problem(
+        client.put(f"/v1/products/{bad}", json=COLA, headers=keys["fjord"]),
+        422,
+        f"check digit should be {GTIN_COLA[-1]}",
+    )
+    assert_problem(
+        client.put(
+            f"/v1/products/{GTIN_CRATE}", json={**COLA, "packaging_type": "nope"},
+            headers=keys["operator"],
+        ),
+        422,
+        "unknown packaging type 'nope'",
+    )  # fmt: skip
+
+
+def test_a_brand_sees_and_changes_only_its_own_products(
+    client: TestClient, keys: dict[str, Any]
+) -> None:
+    client.put("/v1/packaging-types/pet-0.5l", json=PET, headers=keys["operator"])
+    client.put(f"/v1/products/{GTIN_COLA}", json=COLA, headers=keys["fjord"])
+    other_product = {**COLA, "brand": "other", "name": "Other Crate"}
+    client.put(f"/v1/products/{GTIN_CRATE}", json=other_product, headers=keys["other"])
+
+    # Reading another brand's product: 404, as if it did not exist.
+    assert_problem(
+        client.get(f"/v1/products/{GTIN_CRATE}", headers=keys["fjord"]), 404, "no product"
+    )
+    # Lists: own products only, whatever the filter asks for.
+    mine = client.get("/v1/products", headers=keys["fjord"]).json()["items"]
+    assert [p["gtin"] for p in mine] == [GTIN_COLA.zfill(14)]
+    asked = client.get("/v1/products?brand=other", headers=keys["fjord"]).json()["items"]
+    assert asked == []
+    everyone = client.get("/v1/products", headers=keys["operator"]).json()["items"]
+    assert len(everyone) == 2
+    # Writing: not under another brand's name, not over another brand's GTIN.
+    assert_problem(
+        client.put(f"/v1/products/{GTIN_CRATE}", json=other_product, headers=keys["fjord"]),
+        403,
+        "may only register products of that brand",
+    )
+    assert_problem(
+        client.put(f"/v1/products/{GTIN_CRATE}", json=COLA, headers=keys["fjord"]),
+        403,
+        "belongs to another brand",
+    )
+    assert client.get(f"/v1/products/{GTIN_CRATE}", headers=keys["other"]).json()["name"] == (
+        "Other Crate"
+    )
+
+
+def test_roles_and_keys(client: TestClient, keys: dict[str, Any]) -> None:
+    site = {"name": "Shop", "kind": "shop"}
+    assert_problem(client.put("/v1/sites/shop-1", json=site), 401, "missing API key")
+    assert_problem(
+        client.put("/v1/sites/shop-1", json=site, headers={"Authorization": "Bearer lt_nope"}),
+        401,
+        "unknown or revoked API key",
+    )
+    assert_problem(
+        client.put("/v1/sites/shop-1", json=site, headers=keys["fjord"]), 403, "role brand"
+    )
+    assert client.put("/v1/sites/shop-1", json=site, headers=keys["operator"]).status_code == 201
+    assert_problem(client.get("/v1/devices", headers=keys["fjord"]), 403, "role brand")
+
+
+def test_devices_list_shows_liveness(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    client.put("/v1/sites/shop-1", json={"name": "Shop", "kind": "shop"}, headers=keys["operator"])
+    for device in ("rvm-1", "rvm-2"):
+        response = client.put(
+            f"/v1/devices/{device}",
+            json={"site": "shop-1", "kind": "rvm"},
+            headers=keys["operator"],
+        )
+        assert response.status_code == 201
+    db.execute(
+        "INSERT INTO device_state (device_id, last_seen, online) VALUES ('rvm-1', now(), true)"
+    )
+    db.execute(
+        "INSERT INTO device_counts_daily VALUES ((now() AT TIME ZONE 'UTC')::date, 'rvm-1', 7)"
+    )
+    db.execute("INSERT INTO seq_gaps (device_id, gap_from, gap_to) VALUES ('rvm-1', 4, 6)")
+    items = client.get("/v1/devices", headers=keys["operator"]).json()["items"]
+    assert [(d["id"], d["online"], d["events_today"], d["seq_gaps"]) for d in items] == [
+        ("rvm-1", True, 7, 3),
+        ("rvm-2", None, 0, 0),
+    ]
+    assert_problem(
+        client.put("/v1/devices/rvm-3", json={"site": "nowhere", "kind": "rvm"},
+                   headers=keys["operator"]),
+        422,
+        "unknown site 'nowhere'",
+    )  # fmt: skip
+    assert_problem(
+        client.put("/v1/devices/rvm-3", json={"site": "shop-1", "kind": "robot"},
+                   headers=keys["operator"]),
+        422,
+        "kind",
+    )  # fmt: skip
+    assert_problem(client.get("/v1/devices?limit=5000", headers=keys["operator"]), 422, "limit")
