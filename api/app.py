@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import health, problems, registry
+from api import health, problems, registry, stats
 from schemas.settings import Settings, get_settings
 
 # Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
@@ -47,4 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(registry.router)
+    app.include_router(stats.router)
     return app

@@ -7,18 +7,11 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
+from tests.api.problem_assertions import assert_problem
 from tests.factories import GTIN_COLA, GTIN_CRATE, count
 
 PET = {"name": "PET 0.5 l", "material": "PET", "deposit": 200, "weight_g": 22}
 COLA = {"packaging_type": "pet-0.5l", "brand": "fjord", "name": "Fjord Cola"}
-
-
-def assert_problem(response: Any, status: int, detail_part: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert detail_part in body["detail"], body
 
 
 def test_put_is_an_idempotent_upsert(
