@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import health, problems, registry, stats
+from api import events, health, problems, registry, stats
 from schemas.settings import Settings, get_settings
 
 # Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(registry.router)
     app.include_router(stats.router)
+    app.include_router(events.router)
     return app

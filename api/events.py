@@ -1,0 +1,106 @@
+"""`GET /v1/events`: stored events, newest first, filtered and cursor-paginated."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime, BaseModel
+
+from api.dependencies import Conn
+from api.problems import Problem
+from api.registry import Limit, RegistryReader
+from api.stats import scoped_brand
+from schemas.events import EventType
+from schemas.gtin import InvalidGtin, normalize_gtin
+from schemas.named_queries import load_queries
+from schemas.registry import DeviceId, Slug
+
+QUERIES = load_queries("api", "sql/events.sql")
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+class StoredEvent(BaseModel):
+    event_id: uuid.UUID
+    ts: datetime
+    received_at: datetime
+    type: EventType
+    gtin: str
+    serial: str | None
+    qty: int
+    seq: int | None
+    device_id: str
+    site_id: str
+    reason: str | None
+    stream: str | None
+    attrs: dict[str, Any] | None
+
+
+class EventPage(BaseModel):
+    events: list[StoredEvent]
+    next_cursor: str | None = None
+
+
+def _encode_cursor(ts: datetime, event_id: uuid.UUID) -> str:
+    raw = json.dumps([ts.isoformat(), str(event_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        ts, event_id = json.loads(raw)
+        return datetime.fromisoformat(ts), uuid.UUID(event_id)
+    except (ValueError, TypeError):
+        raise Problem(422, "invalid-cursor", "cursor is not one this API handed out") from None
+
+
+@router.get("/events", response_model=EventPage)
+def list_events(
+    conn: Conn,
+    caller: RegistryReader,
+    gtin: Annotated[str | None, Query(max_length=14)] = None,
+    serial: Annotated[str | None, Query(max_length=20)] = None,
+    device_id: Annotated[DeviceId | None, Query()] = None,
+    site_id: Annotated[Slug | None, Query()] = None,
+    type: Annotated[EventType | None, Query()] = None,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Limit = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Events newest first (operator; a brand key sees its own products' events only).
+    Pass `next_cursor` back as `cursor` for the next page."""
+    brand, visible = scoped_brand(caller, None)
+    if not visible:
+        return {"events": []}
+    if gtin is not None:
+        try:
+            gtin = normalize_gtin(gtin)
+        except InvalidGtin as exc:
+            raise Problem(422, "invalid-gtin", str(exc)) from None
+    if from_ is not None and to is not None and from_ >= to:
+        raise Problem(422, "invalid-window", "from must be before to")
+    after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
+    rows = conn.execute(
+        QUERIES["list_events"],
+        {
+            "gtin": gtin, "serial": serial, "device_id": device_id, "site_id": site_id,
+            "type": type.value if type else None, "from": from_, "to": to, "brand": brand,
+            "after_ts": after_ts, "after_id": after_id, "limit": limit,
+        },
+    ).fetchall()  # fmt: skip
+    names = [
+        "event_id", "ts", "received_at", "type", "gtin", "serial", "qty", "seq",
+        "device_id", "site_id", "reason", "stream", "attrs",
+    ]  # fmt: skip
+    events = [dict(zip(names, row, strict=True)) for row in rows]
+    last = events[-1] if len(events) == limit else None
+    return {
+        "events": events,
+        "next_cursor": _encode_cursor(last["ts"], last["event_id"]) if last else None,
+    }
