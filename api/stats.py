@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn, require, settings
-from api.return_rates import Bucket, return_rates
+from api.problems import Problem
+from api.return_rates import QUERIES, Bucket, return_rates
+from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.registry import Slug
@@ -67,3 +70,107 @@ def get_return_rates(
         conn, bounds, bucket, packaging_type=packaging_type, brand=brand, site_id=site_id
     )
     return {"rows": rows}
+
+
+class HistogramBar(BaseModel):
+    trips: int
+    items: int
+
+
+class ReuseRow(BaseModel):
+    packaging_type: str
+    items: int
+    trips: int
+    mean_trips: float
+    p50_trips: int
+    p90_trips: int
+    max_trips: int
+    target_trips: int | None
+    reached_target: int | None
+    mean_trip_days: float | None
+    median_trip_days: float | None
+    lost: int
+    loss_rate: float | None
+    histogram: list[HistogramBar]
+
+
+class Reuse(BaseModel):
+    rows: list[ReuseRow]
+
+
+@router.get("/reuse", response_model=Reuse)
+def get_reuse(
+    conn: Conn,
+    caller: StatsReader,
+    packaging_type: Annotated[Slug | None, Query()] = None,
+    brand: Annotated[Slug | None, Query()] = None,
+    loss_after_days: Annotated[int, Query(ge=1, le=3650)] = DEFAULT_LOSS_AFTER_DAYS,
+) -> dict[str, Any]:
+    """Trips of serialised items per packaging type. A `returned` right after another
+    `returned` (no `sold`/`filled` between) is a duplicate return, not a trip; an item is
+    lost when its latest event is `sold`/`filled` older than `loss_after_days`."""
+    brand, visible = scoped_brand(caller, brand)
+    if not visible:
+        return {"rows": []}
+    rows = reuse(conn, packaging_type=packaging_type, brand=brand, loss_after_days=loss_after_days)
+    return {"rows": rows}
+
+
+class DuplicateReturn(BaseModel):
+    event_id: uuid.UUID
+    gtin: str
+    serial: str
+    ts: datetime
+    previous_ts: datetime
+    device_id: str | None
+    site_id: str | None
+
+
+class SeqGap(BaseModel):
+    device_id: str
+    gap_from: int
+    gap_to: int
+    missing: int
+    detected_at: datetime
+
+
+class Anomalies(BaseModel):
+    duplicate_returns: list[DuplicateReturn]
+    seq_gaps: list[SeqGap]
+
+
+# Most anomalies of each kind in one answer.
+MAX_ANOMALIES = 1000
+
+
+@router.get("/anomalies", response_model=Anomalies)
+def get_anomalies(
+    conn: Conn,
+    caller: StatsReader,
+    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    to: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_ANOMALIES)] = 100,
+) -> dict[str, Any]:
+    """Duplicate returns (possible cloned labels) and open seq gaps in [from, to), by
+    default the last 30 days. A brand key sees its own products' duplicate returns, without
+    devices or sites, and no seq gaps (those are the operator's devices)."""
+    end = to or datetime.now(UTC)
+    start = from_ or end - timedelta(days=30)
+    if start >= end:
+        raise Problem(422, "invalid-window", "from must be before to")
+    brand, _ = scoped_brand(caller, None)
+    window = {"from": start, "to": end, "limit": limit}
+    names = ["event_id", "gtin", "serial", "ts", "previous_ts", "device_id", "site_id"]
+    duplicates = [
+        dict(zip(names, row, strict=True))
+        for row in conn.execute(QUERIES["duplicate_returns"], {**window, "brand": brand})
+    ]
+    if caller.role is Role.BRAND:
+        for duplicate in duplicates:
+            duplicate["device_id"] = duplicate["site_id"] = None
+        return {"duplicate_returns": duplicates, "seq_gaps": []}
+    gap_names = ["device_id", "gap_from", "gap_to", "missing", "detected_at"]
+    gaps = [
+        dict(zip(gap_names, row, strict=True)) for row in conn.execute(QUERIES["seq_gaps"], window)
+    ]
+    return {"duplicate_returns": duplicates, "seq_gaps": gaps}

@@ -21,3 +21,103 @@ WHERE c.bucket >= %(from)s AND c.bucket < %(to)s
   AND (%(site_id)s::text IS NULL OR c.site_id = %(site_id)s)
 GROUP BY 1, 2, t.weight_g
 ORDER BY 1, 2 NULLS LAST
+
+-- name: reuse
+-- Trips per serialised item (SPEC §7): a `returned` counts unless the previous event of
+-- the item among sold/filled/returned was also a `returned` (a duplicate return). A trip
+-- runs from its first `sold` (else first `filled`) after the previous trip's return.
+WITH ev AS (
+    SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, p.packaging_type_id AS packaging_type
+    FROM events e
+    JOIN products p ON p.gtin = e.gtin
+    WHERE e.serial IS NOT NULL
+      AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
+      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+), flagged AS (
+    SELECT *, type = 'returned'
+              AND lag(type) OVER item IS DISTINCT FROM 'returned' AS trip_end
+    FROM ev
+    WHERE type IN ('sold', 'filled', 'returned')
+    WINDOW item AS (PARTITION BY gtin, serial ORDER BY ts, event_id)
+), segmented AS (
+    SELECT *, count(*) FILTER (WHERE trip_end) OVER (
+                  PARTITION BY gtin, serial ORDER BY ts, event_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS segment
+    FROM flagged
+), trips AS (
+    SELECT packaging_type,
+           extract(epoch FROM max(ts) FILTER (WHERE trip_end)
+                   - coalesce(min(ts) FILTER (WHERE type = 'sold'),
+                              min(ts) FILTER (WHERE type = 'filled'))) / 86400 AS days
+    FROM segmented
+    GROUP BY gtin, serial, packaging_type, segment
+    HAVING bool_or(trip_end)
+), latest AS (
+    SELECT DISTINCT ON (gtin, serial) gtin, serial, packaging_type, type, ts
+    FROM ev
+    ORDER BY gtin, serial, ts DESC, event_id DESC
+), per_item AS (
+    SELECT l.packaging_type,
+           coalesce(f.trips, 0) AS trips,
+           coalesce(f.in_loop, false) AS in_loop,
+           l.type IN ('sold', 'filled') AND l.ts < now() - make_interval(days => %(loss_after_days)s)
+               AS lost
+    FROM latest l
+    LEFT JOIN (
+        SELECT gtin, serial, count(*) FILTER (WHERE trip_end) AS trips,
+               bool_or(type IN ('sold', 'filled')) AS in_loop
+        FROM flagged GROUP BY gtin, serial
+    ) f USING (gtin, serial)
+), histogram AS (
+    SELECT packaging_type, jsonb_agg(jsonb_build_object('trips', trips, 'items', items)
+                                     ORDER BY trips) AS histogram
+    FROM (SELECT packaging_type, trips, count(*) AS items FROM per_item GROUP BY 1, 2) h
+    GROUP BY packaging_type
+), trip_days AS (
+    SELECT packaging_type, avg(days) AS mean_days,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median_days
+    FROM trips WHERE days IS NOT NULL GROUP BY packaging_type
+)
+SELECT i.packaging_type, count(*) AS items, sum(i.trips) AS trips,
+       avg(i.trips) AS mean_trips,
+       percentile_disc(0.5) WITHIN GROUP (ORDER BY i.trips) AS p50_trips,
+       percentile_disc(0.9) WITHIN GROUP (ORDER BY i.trips) AS p90_trips,
+       max(i.trips) AS max_trips,
+       t.target_trips,
+       CASE WHEN t.reusable AND t.target_trips IS NOT NULL
+            THEN count(*) FILTER (WHERE i.trips >= t.target_trips) END AS reached_target,
+       d.mean_days, d.median_days,
+       count(*) FILTER (WHERE i.lost) AS lost,
+       count(*) FILTER (WHERE i.in_loop) AS in_loop,
+       h.histogram
+FROM per_item i
+JOIN packaging_types t ON t.id = i.packaging_type
+LEFT JOIN trip_days d ON d.packaging_type = i.packaging_type
+LEFT JOIN histogram h ON h.packaging_type = i.packaging_type
+GROUP BY i.packaging_type, t.target_trips, t.reusable, d.mean_days, d.median_days, h.histogram
+ORDER BY i.packaging_type
+
+-- name: duplicate_returns
+-- A `returned` whose previous sold/filled/returned event of the same item was also a
+-- `returned`: no trip, and a possible cloned label (SPEC §7).
+WITH loop AS (
+    SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, e.device_id, e.site_id,
+           lag(e.type) OVER item AS previous_type, lag(e.ts) OVER item AS previous_ts
+    FROM events e
+    LEFT JOIN products p ON p.gtin = e.gtin
+    WHERE e.serial IS NOT NULL AND e.type IN ('sold', 'filled', 'returned')
+      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+    WINDOW item AS (PARTITION BY e.gtin, e.serial ORDER BY e.ts, e.event_id)
+)
+SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id
+FROM loop
+WHERE type = 'returned' AND previous_type = 'returned' AND ts >= %(from)s AND ts < %(to)s
+ORDER BY ts, event_id
+LIMIT %(limit)s
+
+-- name: seq_gaps
+SELECT device_id, gap_from, gap_to, gap_to - gap_from + 1 AS missing, detected_at
+FROM seq_gaps
+WHERE detected_at >= %(from)s AND detected_at < %(to)s
+ORDER BY device_id, gap_from
+LIMIT %(limit)s
