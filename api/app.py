@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import events, health, problems, registry, stats
+from api import events, health, items, problems, registry, stats
 from schemas.settings import Settings, get_settings
 
 # Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registry.router)
     app.include_router(stats.router)
     app.include_router(events.router)
+    app.include_router(items.router)
     return app

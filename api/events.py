@@ -13,10 +13,9 @@ from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn
 from api.problems import Problem
-from api.registry import Limit, RegistryReader
+from api.registry import Limit, RegistryReader, parse_gtin
 from api.stats import scoped_brand
 from schemas.events import EventType
-from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.named_queries import load_queries
 from schemas.registry import DeviceId, Slug
 
@@ -79,10 +78,7 @@ def list_events(
     if not visible:
         return {"events": []}
     if gtin is not None:
-        try:
-            gtin = normalize_gtin(gtin)
-        except InvalidGtin as exc:
-            raise Problem(422, "invalid-gtin", str(exc)) from None
+        gtin = parse_gtin(gtin)
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
     after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)

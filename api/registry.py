@@ -71,7 +71,8 @@ def _rows(cursor: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _gtin(value: str) -> str:
+def parse_gtin(value: str) -> str:
+    """A GTIN from a URL, normalised to 14 digits; 422 with the reason when invalid."""
     try:
         return normalize_gtin(value)
     except InvalidGtin as exc:
@@ -127,7 +128,7 @@ def put_product(
     gtin: IdPath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
 ) -> dict[str, Any]:
     """Create or replace a product (operator; a brand only for its own brand)."""
-    gtin14 = _gtin(gtin)
+    gtin14 = parse_gtin(gtin)
     if caller.role is Role.BRAND:
         if body.brand != caller.brand:
             raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
@@ -148,7 +149,7 @@ def put_product(
 @router.get("/products/{gtin}", response_model=Product)
 def get_product(gtin: IdPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """One product (operator; a brand sees only its own, others are 404)."""
-    gtin14 = _gtin(gtin)
+    gtin14 = parse_gtin(gtin)
     row = _row(conn.execute(QUERIES["get_product"], {"gtin": gtin14, "brand": caller.brand}))
     if row is None:
         raise Problem(404, "not-found", f"no product with gtin {gtin14}")

@@ -23,9 +23,8 @@ GROUP BY 1, 2, t.weight_g
 ORDER BY 1, 2 NULLS LAST
 
 -- name: reuse
--- Trips per serialised item (SPEC §7): a `returned` counts unless the previous event of
--- the item among sold/filled/returned was also a `returned` (a duplicate return). A trip
--- runs from its first `sold` (else first `filled`) after the previous trip's return.
+-- Trips per serialised item, as defined by the loop_events view. A trip runs from its
+-- first `sold` (else first `filled`) after the previous trip's return.
 WITH ev AS (
     SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, p.packaging_type_id AS packaging_type
     FROM events e
@@ -34,11 +33,12 @@ WITH ev AS (
       AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
       AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 ), flagged AS (
-    SELECT *, type = 'returned'
-              AND lag(type) OVER item IS DISTINCT FROM 'returned' AS trip_end
-    FROM ev
-    WHERE type IN ('sold', 'filled', 'returned')
-    WINDOW item AS (PARTITION BY gtin, serial ORDER BY ts, event_id)
+    SELECT l.gtin, l.serial, l.ts, l.event_id, l.type, l.trip_end,
+           p.packaging_type_id AS packaging_type
+    FROM loop_events l
+    JOIN products p ON p.gtin = l.gtin
+    WHERE (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
+      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 ), segmented AS (
     SELECT *, count(*) FILTER (WHERE trip_end) OVER (
                   PARTITION BY gtin, serial ORDER BY ts, event_id
@@ -98,21 +98,14 @@ GROUP BY i.packaging_type, t.target_trips, t.reusable, d.mean_days, d.median_day
 ORDER BY i.packaging_type
 
 -- name: duplicate_returns
--- A `returned` whose previous sold/filled/returned event of the same item was also a
--- `returned`: no trip, and a possible cloned label (SPEC §7).
-WITH loop AS (
-    SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, e.device_id, e.site_id,
-           lag(e.type) OVER item AS previous_type, lag(e.ts) OVER item AS previous_ts
-    FROM events e
-    LEFT JOIN products p ON p.gtin = e.gtin
-    WHERE e.serial IS NOT NULL AND e.type IN ('sold', 'filled', 'returned')
-      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-    WINDOW item AS (PARTITION BY e.gtin, e.serial ORDER BY e.ts, e.event_id)
-)
-SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id
-FROM loop
-WHERE type = 'returned' AND previous_type = 'returned' AND ts >= %(from)s AND ts < %(to)s
-ORDER BY ts, event_id
+-- Returns that end no trip (loop_events): possible cloned labels (SPEC §7).
+SELECT l.event_id, l.gtin, l.serial, l.ts, l.previous_ts, l.device_id, l.site_id
+FROM loop_events l
+LEFT JOIN products p ON p.gtin = l.gtin
+WHERE l.type = 'returned' AND l.previous_type = 'returned'
+  AND l.ts >= %(from)s AND l.ts < %(to)s
+  AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+ORDER BY l.ts, l.event_id
 LIMIT %(limit)s
 
 -- name: seq_gaps

@@ -65,6 +65,18 @@ EXPECTED_COLUMNS = {
     },
     "ingest_counters": {"worker", "stored", "duplicates", "dead_lettered", "updated_at"},
     "schema_migrations": {"version", "applied_at"},
+    "loop_events": {
+        "gtin",
+        "serial",
+        "ts",
+        "event_id",
+        "type",
+        "device_id",
+        "site_id",
+        "previous_type",
+        "previous_ts",
+        "trip_end",
+    },
     "api_keys": {
         "id",
         "name",
@@ -112,7 +124,7 @@ def test_migrate_twice_in_a_row_creates_then_does_nothing(missing_db: str) -> No
     first = run_migrate(missing_db)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
-    assert "applied: 0001_init, 0002_api_keys" in out
+    assert "applied: 0001_init, 0002_api_keys, 0003_loop_events" in out
     second = run_migrate(missing_db)
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
@@ -125,7 +137,10 @@ def test_migrate_twice_at_the_same_time(missing_db: str) -> None:
     results = [run.communicate(timeout=60) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], results
     outputs = sorted(out.strip() for out, _ in results)
-    assert outputs == ["applied: 0001_init, 0002_api_keys", "schema is up to date"]
+    assert outputs == [
+        "applied: 0001_init, 0002_api_keys, 0003_loop_events",
+        "schema is up to date",
+    ]
     with psycopg.connect(missing_db) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [m.version for m in load_migrations()]

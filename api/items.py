@@ -1,0 +1,78 @@
+"""`GET /v1/items/{gtin}/{serial}`: one serialised item, its status, trips and history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from api.dependencies import Conn
+from api.problems import Problem
+from api.registry import RegistryReader, parse_gtin
+from api.stats import scoped_brand
+from schemas.digital_link import InvalidSerial, validate_serial
+from schemas.named_queries import load_queries
+
+QUERIES = load_queries("api", "sql/items.sql")
+router = APIRouter(prefix="/v1", tags=["items"])
+# Most history events in one answer.
+MAX_HISTORY = 1000
+
+
+class ItemEvent(BaseModel):
+    event_id: uuid.UUID
+    ts: datetime
+    type: str
+    device_id: str
+    site_id: str
+    reason: str | None
+    stream: str | None
+
+
+class Item(BaseModel):
+    gtin: str
+    serial: str
+    product: str
+    brand: str
+    packaging_type: str
+    material: str
+    reusable: bool
+    target_trips: int | None
+    deposit: int
+    trips: int
+    status: str | None
+    commissioned_at: datetime | None
+    events: list[ItemEvent]
+
+
+@router.get("/items/{gtin}/{serial}", response_model=Item)
+def get_item(
+    gtin: Annotated[str, Path(max_length=14)],
+    serial: Annotated[str, Path(max_length=60)],
+    conn: Conn,
+    caller: RegistryReader,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
+) -> dict[str, Any]:
+    """An item with its packaging, status (its latest event), trips and newest events
+    (operator; a brand key only for its own products, others are 404)."""
+    gtin14 = parse_gtin(gtin)
+    try:
+        serial = validate_serial(serial)
+    except InvalidSerial as exc:
+        raise Problem(422, "invalid-serial", str(exc)) from None
+    brand, _ = scoped_brand(caller, None)
+    cursor = conn.execute(QUERIES["item"], {"gtin": gtin14, "serial": serial, "brand": brand})
+    row = cursor.fetchone()
+    names = [c.name for c in cursor.description or []]
+    history_cursor = conn.execute(
+        QUERIES["item_events"], {"gtin": gtin14, "serial": serial, "limit": limit}
+    )
+    history_names = [c.name for c in history_cursor.description or []]
+    events = [dict(zip(history_names, r, strict=True)) for r in history_cursor.fetchall()]
+    if row is None or (not events and row[names.index("commissioned_at")] is None):
+        raise Problem(404, "not-found", f"no item {gtin14}/{serial}")
+    item = dict(zip(names, row, strict=True))
+    return {**item, "status": events[0]["type"] if events else None, "events": events}

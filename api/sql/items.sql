@@ -1,0 +1,18 @@
+-- name: item
+-- An item's product and trips; %(brand)s limits a brand key to its own products.
+SELECT p.gtin, %(serial)s AS serial, p.name AS product, p.brand,
+       t.id AS packaging_type, t.material, t.reusable, t.target_trips, t.deposit,
+       (SELECT count(*) FROM loop_events l
+        WHERE l.gtin = p.gtin AND l.serial = %(serial)s AND l.trip_end) AS trips,
+       i.commissioned_at
+FROM products p
+JOIN packaging_types t ON t.id = p.packaging_type_id
+LEFT JOIN items i ON i.gtin = p.gtin AND i.serial = %(serial)s
+WHERE p.gtin = %(gtin)s AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+
+-- name: item_events
+SELECT event_id, ts, type, device_id, site_id, reason, stream
+FROM events
+WHERE gtin = %(gtin)s AND serial = %(serial)s
+ORDER BY ts DESC, event_id DESC
+LIMIT %(limit)s
