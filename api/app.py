@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import events, health, items, problems, registry, stats
+from api import dead_letter_routes, device_events, events, health, items, problems, registry, stats
+from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
 
 # Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
@@ -31,11 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="api",
         )
         pool.open(wait=False)
+        # Relays HTTP-posted payloads and dead-letter replays to the broker.
+        publisher = Publisher(settings.mqtt, f"looptrack-api-{uuid.uuid4().hex[:8]}")
+        publisher.start()
         app.state.pool = pool
+        app.state.publisher = publisher
         app.state.settings = settings
         try:
             yield
         finally:
+            publisher.stop()
             pool.close()
 
     app = FastAPI(
@@ -50,4 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(events.router)
     app.include_router(items.router)
+    app.include_router(device_events.router)
+    app.include_router(dead_letter_routes.router)
     return app

@@ -16,8 +16,8 @@ from tests.conftest import Broker
 
 
 @pytest.fixture
-def client(db_url: str, broker: Broker) -> Iterator[TestClient]:
-    settings = Settings(database_url=db_url, mqtt_url=broker.url)
+def client(db_url: str, broker: Broker, topic_root: str) -> Iterator[TestClient]:
+    settings = Settings(database_url=db_url, mqtt_url=broker.url, topic_root=topic_root)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -1,0 +1,66 @@
+"""Publishes messages on devices' behalf (the HTTP bridge, dead-letter replay) at QoS 1,
+returning only once the broker has acknowledged them."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from schemas.settings import MqttEndpoint
+
+# Unacknowledged publishes in flight at once.
+MAX_INFLIGHT = 1000
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge a message in time (it may still arrive later;
+    event_id deduplication makes a retry safe)."""
+
+
+class Publisher:
+    """One MQTT 5 connection, thread-safe, reconnecting by itself."""
+
+    def __init__(self, endpoint: MqttEndpoint, client_id: str) -> None:
+        self._endpoint = endpoint
+        self._connected = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if endpoint.username:
+            client.username_pw_set(endpoint.username, endpoint.password)
+        if endpoint.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.max_inflight_messages_set(MAX_INFLIGHT)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+
+    def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
+        if not reason_code.is_failure:
+            self._connected.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        self._connected.clear()
+
+    def start(self) -> None:
+        """Connect in the background; publishing waits for the connection."""
+        self._client.connect_async(self._endpoint.host, self._endpoint.port, keepalive=30)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
+        """Publish at QoS 1 and wait for the broker's PUBACK; PublishError otherwise."""
+        if not self._connected.wait(timeout_s):
+            raise PublishError(f"broker {self._endpoint.host}:{self._endpoint.port} unreachable")
+        info = self._client.publish(topic, payload, qos=1)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError) as exc:  # paho: queue full / connection lost
+            raise PublishError(f"message not sent: {exc}") from exc
+        if not info.is_published():
+            raise PublishError(f"no PUBACK from the broker within {timeout_s:.0f} s")
