@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api import dead_letter_routes, device_events, events, health, items, problems, registry, stats
+from api import (
+    dead_letter_routes,
+    device_events,
+    events,
+    health,
+    items,
+    metrics,
+    problems,
+    registry,
+    stats,
+)
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
 
@@ -38,10 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         publisher.start()
         app.state.pool = pool
         app.state.publisher = publisher
+        ingest_counters = metrics.IngestCounters(pool)
+        app.state.metrics.register(ingest_counters)
         app.state.settings = settings
         try:
             yield
         finally:
+            app.state.metrics.unregister(ingest_counters)
             publisher.stop()
             pool.close()
 
@@ -52,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    metrics.install(app)
+    app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(registry.router)
     app.include_router(stats.router)

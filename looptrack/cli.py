@@ -22,9 +22,11 @@ app = typer.Typer(help="looptrack: closed-loop packaging tracking.", no_args_is_
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 devices_app = typer.Typer(help="Device registry.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: inspect and re-ingest.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dlq_app, name="dlq")
 
 log = logging.getLogger("looptrack.cli")
 
@@ -211,6 +213,60 @@ def keys_create(
             raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
     typer.echo(f"{chosen.value} key created; it is shown only now:")
     typer.echo(key)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
+    pending: Annotated[bool, typer.Option(help="Hide those already replayed.")] = True,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """Dead letters, newest first: id, time, reason, device, batch index, detail."""
+    from api.dead_letters import DeadLetterFilter, list_dead_letters
+
+    with _connect(_settings()) as conn:
+        rows = list_dead_letters(
+            conn, DeadLetterFilter(reason=reason, device_id=device), pending=pending,
+            before=None, limit=limit,
+        )  # fmt: skip
+    for row in rows:
+        index = "" if row["batch_index"] is None else f"[{row['batch_index']}]"
+        typer.echo(
+            f"{row['id']}\t{row['received_at']:%Y-%m-%dT%H:%M:%SZ}\t{row['reason']}\t"
+            f"{row['device_id'] or '-'}{index}\t{row['detail']}"
+        )
+    typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Dead letter ids; none = all matching.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+) -> None:
+    """Send pending dead letters to their original topics again (e.g. after registering
+    the device); the ingest worker validates them like any message."""
+    import uuid
+
+    from api.dead_letters import DeadLetterFilter, replay
+    from devices.publisher import Publisher, PublishError
+
+    settings = _settings()
+    publisher = Publisher(settings.mqtt, f"looptrack-dlq-{uuid.uuid4().hex[:8]}")
+    publisher.start()
+    try:
+        with _connect(settings) as conn:
+            which = DeadLetterFilter(ids=ids or None, reason=reason, device_id=device)
+            sent = replay(conn, publisher, which, limit)
+    except PublishError as exc:
+        raise _fail(f"replay stopped: {exc} (none marked replayed; a repeat is harmless)") from exc
+    finally:
+        publisher.stop()
+    typer.echo(f"replayed {len(sent)} dead letter(s)")
 
 
 if __name__ == "__main__":  # pragma: no cover

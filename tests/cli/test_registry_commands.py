@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +11,21 @@ from typing import Any
 
 import psycopg
 
-from tests.conftest import ROOT
-from tests.factories import count
+from tests.conftest import ROOT, wait_until
+from tests.factories import count, event, seed_registry
 
 
-def looptrack(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def looptrack(
+    db_url: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "looptrack", *args],
-        env={"LOOPTRACK_DATABASE_URL": db_url, "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={
+            "LOOPTRACK_DATABASE_URL": db_url,
+            "PYTHONPATH": str(ROOT),
+            "PATH": "/usr/bin:/bin",
+            **(env or {}),
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -101,3 +109,25 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(
     assert missing_brand.returncode == 2 and "--brand" in missing_brand.stderr
     bad_role = looptrack(db_url, "keys", "create", "--role", "root")
     assert bad_role.returncode == 2 and "unknown role 'root'" in bad_role.stderr
+
+
+def test_dlq_list_and_replay(
+    db: psycopg.Connection[Any], db_url: str, broker: Any, topic_root: str, make_worker: Any
+) -> None:
+    seed_registry(db, ["rvm-1"])
+    make_worker()
+    sent = event("returned")
+    db.execute(
+        "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload)"
+        " VALUES (now(), %s, 'rvm-1', 'unknown_device', 'not registered then', %s)",
+        (f"{topic_root}/devices/rvm-1/events", json.dumps(sent).encode()),
+    )
+    env = {"LOOPTRACK_MQTT_URL": broker.url, "LOOPTRACK_TOPIC_ROOT": topic_root}
+    listed = looptrack(db_url, "dlq", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "\tunknown_device\trvm-1\tnot registered then" in listed.stdout
+    replayed = looptrack(db_url, "dlq", "replay", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == "replayed 1 dead letter(s)"
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") == 1, 30, "replayed event")
+    assert count(db, "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL") == 0
