@@ -10,14 +10,16 @@ from pydantic import BaseModel, Field
 
 from api.dead_letters import MAX_REPLAY, DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, require
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from api.registry import Limit
 from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.dead_letters import DeadLetterReason
 from schemas.registry import DeviceId
 
-router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
+BIGINT_MAX = 2**63 - 1  # dead letter ids are bigint
+DeadLetterId = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"], responses=ERROR_RESPONSES)
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 
 
@@ -42,7 +44,7 @@ class DeadLetterPage(BaseModel):
 class ReplayRequest(BaseModel):
     """Which pending dead letters to send again; all criteria must hold."""
 
-    ids: list[int] | None = Field(default=None, max_length=MAX_REPLAY)
+    ids: list[DeadLetterId] | None = Field(default=None, max_length=MAX_REPLAY)
     reason: DeadLetterReason | None = None
     device_id: DeviceId | None = None
     limit: int = Field(default=1000, ge=1, le=MAX_REPLAY)
@@ -59,7 +61,9 @@ def get_dead_letters(
     reason: DeadLetterReason | None = None,
     device_id: Annotated[DeviceId | None, Query()] = None,
     pending: bool = False,
-    before: Annotated[int | None, Query(ge=1, description="id bound from next_before")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=BIGINT_MAX, description="id bound from next_before")
+    ] = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Newest first; `pending=true` hides those already replayed."""

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
 from api.dependencies import require, settings
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.events import MAX_PAYLOAD_BYTES
@@ -20,7 +20,7 @@ from schemas.messages import parse_message
 from schemas.registry import DeviceId
 from schemas.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["devices"])
+router = APIRouter(prefix="/v1", tags=["devices"], responses=ERROR_RESPONSES)
 
 
 class RejectedEvent(BaseModel):

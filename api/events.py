@@ -12,15 +12,16 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from api.registry import Limit, RegistryReader, parse_gtin
 from api.stats import scoped_brand
+from schemas.digital_link import SERIAL_PATTERN
 from schemas.events import EventType
 from schemas.named_queries import load_queries
 from schemas.registry import DeviceId, Slug
 
 QUERIES = load_queries("api", "sql/events.sql")
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)
 
 
 class StoredEvent(BaseModel):
@@ -63,7 +64,7 @@ def list_events(
     conn: Conn,
     caller: RegistryReader,
     gtin: Annotated[str | None, Query(max_length=14)] = None,
-    serial: Annotated[str | None, Query(max_length=20)] = None,
+    serial: Annotated[str | None, Query(pattern=SERIAL_PATTERN)] = None,
     device_id: Annotated[DeviceId | None, Query()] = None,
     site_id: Annotated[Slug | None, Query()] = None,
     type: Annotated[EventType | None, Query()] = None,

@@ -36,7 +36,14 @@ async def _broker_ok(request: Request) -> bool:
         return False
 
 
-@router.get("/health", tags=["health"])
+@router.get(
+    "/health",
+    tags=["health"],
+    responses={
+        200: {"description": "Database and broker answer"},
+        503: {"description": "One of them does not"},
+    },
+)
 async def health(request: Request) -> JSONResponse:
     """200 when the database and the broker both answer, 503 otherwise (public)."""
     database, broker = await asyncio.gather(

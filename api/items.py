@@ -10,14 +10,14 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from api.dependencies import Conn
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from api.registry import RegistryReader, parse_gtin
 from api.stats import scoped_brand
 from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("api", "sql/items.sql")
-router = APIRouter(prefix="/v1", tags=["items"])
+router = APIRouter(prefix="/v1", tags=["items"], responses=ERROR_RESPONSES)
 # Most history events in one answer.
 MAX_HISTORY = 1000
 

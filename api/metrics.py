@@ -14,9 +14,10 @@ from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
 from api.dependencies import require
+from api.problems import ERROR_RESPONSES
 from schemas.api_keys import Principal, Role
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
 # Latency buckets (s): the statistics target is p95 < 50 ms.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

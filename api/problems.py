@@ -8,11 +8,41 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 # Problem type URIs are relative references under the API's own namespace.
 TYPE_BASE = "/problems/"
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, as every error of this API is answered."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, str]] | None = None
+
+
+def _documented(status: int, meaning: str) -> dict[str, Any]:
+    return {
+        "description": meaning,
+        "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
+    }
+
+
+# For the OpenAPI document: the errors every authenticated endpoint may answer.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _documented(401, "Missing, unknown or revoked API key"),
+    403: _documented(403, "The key's role or binding does not allow this"),
+    404: _documented(404, "No such resource (or not visible to this key)"),
+    413: _documented(413, "Payload too large"),
+    422: _documented(422, "Invalid parameter or body; detail names the field and rule"),
+    503: _documented(503, "A dependency (database, broker) is unavailable"),
+}
 
 
 class Problem(Exception):

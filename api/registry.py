@@ -10,11 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ValidationError
 
 from api.dependencies import Conn, require
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
 from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.registry import (
+    DEVICE_ID_PATTERN,
     QUERIES,
+    SLUG_PATTERN,
     Device,
     DeviceFields,
     DeviceId,
@@ -31,7 +33,7 @@ from schemas.registry import (
     upsert_site,
 )
 
-router = APIRouter(prefix="/v1", tags=["registry"])
+router = APIRouter(prefix="/v1", tags=["registry"], responses=ERROR_RESPONSES)
 T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
 
@@ -40,7 +42,10 @@ MAX_PAGE = 1000
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 RegistryReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
-IdPath = Annotated[str, Path(max_length=64)]
+IdPath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
+DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=64)]
+# Digits only here; the check digit is verified by parse_gtin (422 with the reason).
+GtinPath = Annotated[str, Path(pattern=r"^([0-9]{8}|[0-9]{12,14})$")]
 
 
 class DeviceStatus(Device):
@@ -95,7 +100,11 @@ def _created(response: Response, created: bool) -> None:
 # -- packaging types ----------------------------------------------------------------------
 
 
-@router.put("/packaging-types/{id}", response_model=PackagingType)
+@router.put(
+    "/packaging-types/{id}",
+    response_model=PackagingType,
+    responses={201: {"model": PackagingType, "description": "Created"}},
+)
 def put_packaging_type(
     id: IdPath, body: PackagingTypeFields, conn: Conn, _: Operator, response: Response
 ) -> dict[str, Any]:
@@ -123,9 +132,13 @@ def list_packaging_types(conn: Conn, _: RegistryReader, limit: Limit = 100) -> d
 # -- products -----------------------------------------------------------------------------
 
 
-@router.put("/products/{gtin}", response_model=Product)
+@router.put(
+    "/products/{gtin}",
+    response_model=Product,
+    responses={201: {"model": Product, "description": "Created"}},
+)
 def put_product(
-    gtin: IdPath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
+    gtin: GtinPath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
 ) -> dict[str, Any]:
     """Create or replace a product (operator; a brand only for its own brand)."""
     gtin14 = parse_gtin(gtin)
@@ -147,7 +160,7 @@ def put_product(
 
 
 @router.get("/products/{gtin}", response_model=Product)
-def get_product(gtin: IdPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
+def get_product(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """One product (operator; a brand sees only its own, others are 404)."""
     gtin14 = parse_gtin(gtin)
     row = _row(conn.execute(QUERIES["get_product"], {"gtin": gtin14, "brand": caller.brand}))
@@ -182,7 +195,11 @@ def list_products(
 # -- sites and devices --------------------------------------------------------------------
 
 
-@router.put("/sites/{id}", response_model=Site)
+@router.put(
+    "/sites/{id}",
+    response_model=Site,
+    responses={201: {"model": Site, "description": "Created"}},
+)
 def put_site(
     id: IdPath, body: SiteFields, conn: Conn, _: Operator, response: Response
 ) -> dict[str, Any]:
@@ -201,9 +218,13 @@ def get_site(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
     return row
 
 
-@router.put("/devices/{id}", response_model=Device)
+@router.put(
+    "/devices/{id}",
+    response_model=Device,
+    responses={201: {"model": Device, "description": "Created"}},
+)
 def put_device(
-    id: IdPath, body: DeviceFields, conn: Conn, _: Operator, response: Response
+    id: DevicePath, body: DeviceFields, conn: Conn, _: Operator, response: Response
 ) -> dict[str, Any]:
     """Create or replace a device (operator)."""
     record = _validated(Device, {**body.model_dump(), "id": id})
@@ -215,7 +236,7 @@ def put_device(
 
 
 @router.get("/devices/{id}", response_model=Device)
-def get_device(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
+def get_device(id: DevicePath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One device (operator)."""
     row = _row(conn.execute(QUERIES["get_device"], {"id": id}))
     if row is None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn, require, settings
-from api.problems import Problem
+from api.problems import ERROR_RESPONSES, Problem
 from api.return_rates import QUERIES, Bucket, return_rates
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.time_window import window
@@ -18,7 +18,7 @@ from schemas.api_keys import Principal, Role
 from schemas.registry import Slug
 from schemas.settings import Settings
 
-router = APIRouter(prefix="/v1/stats", tags=["statistics"])
+router = APIRouter(prefix="/v1/stats", tags=["statistics"], responses=ERROR_RESPONSES)
 StatsReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
 TIME_HELP = "a date (local midnight in tz) or an RFC 3339 date-time on a quarter hour"
 

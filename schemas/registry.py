@@ -14,10 +14,13 @@ from schemas.named_queries import load_queries
 
 QUERIES = load_queries("schemas", "sql/queries/registry.sql")
 
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 # One MQTT topic level: no '/', '+' or '#'.
-DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
+# Any text but NUL, which PostgreSQL's text type cannot hold.
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Gtin14 = Annotated[str, AfterValidator(normalize_gtin)]
 
 
