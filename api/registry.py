@@ -175,7 +175,9 @@ def list_products(
     caller: RegistryReader,
     brand: Annotated[Slug | None, Query()] = None,
     packaging_type: Annotated[Slug | None, Query()] = None,
-    after: Annotated[str, Query(max_length=14, description="last gtin of the previous page")] = "",
+    after: Annotated[
+        str, Query(pattern=r"^[0-9]{0,14}$", description="last gtin of the previous page")
+    ] = "",
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Products, by GTIN (a brand key lists its own brand whatever `brand` says)."""

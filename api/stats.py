@@ -67,7 +67,13 @@ def get_return_rates(
     if not visible:
         return {"rows": []}
     rows = return_rates(
-        conn, bounds, bucket, packaging_type=packaging_type, brand=brand, site_id=site_id
+        conn,
+        bounds,
+        bucket,
+        packaging_type=packaging_type,
+        brand=brand,
+        site_id=site_id,
+        rollup_zone=config.timezone,
     )
     return {"rows": rows}
 

@@ -24,14 +24,26 @@ COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, 
              reason, stream, attrs) FROM STDIN (FORMAT BINARY)
 
 -- name: add_counts
--- One round trip for everything a batch adds up: the 15-minute rollup, per-device daily
--- counts, device last-seen and the worker's counters. Rollup rows arrive pre-aggregated
--- and sorted by key, so concurrent workers lock them in the same order.
+-- One round trip for everything a batch adds up: the 15-minute and day rollups, per-device
+-- daily counts, device last-seen and the worker's counters. Rollup rows arrive
+-- pre-aggregated and sorted by key, so concurrent workers lock them in the same order.
 WITH rollup AS (
     INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
     SELECT * FROM unnest(%(bucket)s::timestamptz[], %(site_id)s::text[], %(gtin)s::text[],
                          %(type)s::text[], %(qty)s::bigint[], %(events)s::bigint[])
     ON CONFLICT (bucket, site_id, gtin, type)
+    DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
+), by_day AS (
+    INSERT INTO event_counts_daily AS c (tz, day, gtin, type, qty, events)
+    SELECT %(tz)s, * FROM unnest(%(d_day)s::date[], %(d_gtin)s::text[], %(d_type)s::text[],
+                                 %(d_qty)s::bigint[], %(d_events)s::bigint[])
+    ON CONFLICT (tz, day, gtin, type)
+    DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
+), by_site_day AS (
+    INSERT INTO site_counts_daily AS c (tz, site_id, day, gtin, type, qty, events)
+    SELECT %(tz)s, * FROM unnest(%(s_site_id)s::text[], %(s_day)s::date[], %(s_gtin)s::text[],
+                                 %(s_type)s::text[], %(s_qty)s::bigint[], %(s_events)s::bigint[])
+    ON CONFLICT (tz, site_id, day, gtin, type)
     DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)

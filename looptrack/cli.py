@@ -71,7 +71,9 @@ def db_migrate() -> None:
     settings = _settings()
     try:
         ensure_database(settings.database_url, create=settings.db_create)
-        applied = migrate(settings.database_url, timescaledb=settings.timescaledb)
+        applied = migrate(
+            settings.database_url, timescaledb=settings.timescaledb, timezone=settings.timezone
+        )
     except DatabaseMissingError as exc:
         raise _fail(str(exc)) from exc
     except psycopg.Error as exc:

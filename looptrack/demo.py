@@ -49,7 +49,7 @@ def _event(seed: SeedFile) -> dict[str, Any]:
 def run_demo(settings: Settings) -> None:
     """Migrate, seed, start the worker and the API, publish traffic until Ctrl-C."""
     ensure_database(settings.database_url, create=settings.db_create)
-    migrate(settings.database_url, timescaledb=settings.timescaledb)
+    migrate(settings.database_url, timescaledb=settings.timescaledb, timezone=settings.timezone)
     seed = sample_seed()
     with psycopg.connect(settings.database_url) as conn:
         apply_seed(conn, seed)

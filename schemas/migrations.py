@@ -64,14 +64,16 @@ def ensure_database(database_url: str, *, create: bool) -> bool:
     return True
 
 
-def migrate(database_url: str, *, timescaledb: str = "auto") -> list[str]:
-    """Apply pending migrations in one transaction; returns the versions applied."""
+def migrate(database_url: str, *, timescaledb: str = "auto", timezone: str = "UTC") -> list[str]:
+    """Apply pending migrations in one transaction; returns the versions applied.
+    `timezone` is the deployment's zone (LOOPTRACK_TIMEZONE) for day-level rollups."""
     migrations = load_migrations()
     with psycopg.connect(database_url, connect_timeout=10) as conn, conn.transaction():
         # The lock comes before anything else, including creating the bookkeeping table,
         # so concurrent runs queue up instead of racing on the catalog.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
         conn.execute("SELECT set_config('looptrack.timescaledb', %s, true)", (timescaledb,))
+        conn.execute("SELECT set_config('looptrack.timezone', %s, true)", (timezone,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
