@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from devices.publisher import Publisher
 from schemas.named_queries import load_queries
@@ -34,15 +35,13 @@ def list_dead_letters(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Newest first; `payload` as text where it is UTF-8, else as a hex string."""
-    cursor = conn.execute(
+    records = conn.cursor(row_factory=dict_row).execute(
         QUERIES["list_dead_letters"],
         {"reason": which.reason, "device_id": which.device_id, "pending": pending,
          "before": before, "limit": limit},
-    )  # fmt: skip
-    names = [c.name for c in cursor.description or []]
+    ).fetchall()  # fmt: skip
     rows = []
-    for row in cursor.fetchall():
-        record = dict(zip(names, row, strict=True))
+    for record in records:
         raw = bytes(record["payload"])
         try:
             record["payload"], record["payload_encoding"] = raw.decode("utf-8"), "utf-8"

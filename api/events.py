@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn
@@ -83,7 +84,7 @@ def list_events(
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
     after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
-    rows = conn.execute(
+    events = conn.cursor(row_factory=dict_row).execute(
         QUERIES["list_events"],
         {
             "gtin": gtin, "serial": serial, "device_id": device_id, "site_id": site_id,
@@ -91,11 +92,6 @@ def list_events(
             "after_ts": after_ts, "after_id": after_id, "limit": limit,
         },
     ).fetchall()  # fmt: skip
-    names = [
-        "event_id", "ts", "received_at", "type", "gtin", "serial", "qty", "seq",
-        "device_id", "site_id", "reason", "stream", "attrs",
-    ]  # fmt: skip
-    events = [dict(zip(names, row, strict=True)) for row in rows]
     last = events[-1] if len(events) == limit else None
     return {
         "events": events,

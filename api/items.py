@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from api.dependencies import Conn
@@ -64,15 +65,13 @@ def get_item(
     except InvalidSerial as exc:
         raise Problem(422, "invalid-serial", str(exc)) from None
     brand, _ = scoped_brand(caller, None)
-    cursor = conn.execute(QUERIES["item"], {"gtin": gtin14, "serial": serial, "brand": brand})
-    row = cursor.fetchone()
-    names = [c.name for c in cursor.description or []]
-    history_cursor = conn.execute(
+    cursor = conn.cursor(row_factory=dict_row)
+    item = cursor.execute(
+        QUERIES["item"], {"gtin": gtin14, "serial": serial, "brand": brand}
+    ).fetchone()
+    events = cursor.execute(
         QUERIES["item_events"], {"gtin": gtin14, "serial": serial, "limit": limit}
-    )
-    history_names = [c.name for c in history_cursor.description or []]
-    events = [dict(zip(history_names, r, strict=True)) for r in history_cursor.fetchall()]
-    if row is None or (not events and row[names.index("commissioned_at")] is None):
+    ).fetchall()
+    if item is None or (not events and item["commissioned_at"] is None):
         raise Problem(404, "not-found", f"no item {gtin14}/{serial}")
-    item = dict(zip(names, row, strict=True))
     return {**item, "status": events[0]["type"] if events else None, "events": events}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
 from fastapi import APIRouter, Depends, Path, Query, Response
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ValidationError
 
 from api.dependencies import Conn, require
@@ -64,16 +65,16 @@ class Page(BaseModel, Generic[T]):
     next: str | None = None
 
 
-def _row(cursor: psycopg.Cursor[Any]) -> dict[str, Any] | None:
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return dict(zip([c.name for c in cursor.description or []], row, strict=True))
+def _row(
+    conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
+) -> dict[str, Any] | None:
+    return conn.cursor(row_factory=dict_row).execute(QUERIES[query], params).fetchone()
 
 
-def _rows(cursor: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
-    names = [c.name for c in cursor.description or []]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _rows(
+    conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    return conn.cursor(row_factory=dict_row).execute(QUERIES[query], params).fetchall()
 
 
 def parse_gtin(value: str) -> str:
@@ -117,7 +118,7 @@ def put_packaging_type(
 @router.get("/packaging-types/{id}", response_model=PackagingType)
 def get_packaging_type(id: IdPath, conn: Conn, _: RegistryReader) -> dict[str, Any]:
     """One packaging type (operator, brand)."""
-    row = _row(conn.execute(QUERIES["get_packaging_type"], {"id": id}))
+    row = _row(conn, "get_packaging_type", {"id": id})
     if row is None:
         raise Problem(404, "not-found", f"no packaging type {id!r}")
     return row
@@ -126,7 +127,7 @@ def get_packaging_type(id: IdPath, conn: Conn, _: RegistryReader) -> dict[str, A
 @router.get("/packaging-types", response_model=Page[PackagingType])
 def list_packaging_types(conn: Conn, _: RegistryReader, limit: Limit = 100) -> dict[str, Any]:
     """All packaging types (operator, brand)."""
-    return {"items": _rows(conn.execute(QUERIES["list_packaging_types"], {"limit": limit}))}
+    return {"items": _rows(conn, "list_packaging_types", {"limit": limit})}
 
 
 # -- products -----------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def put_product(
 def get_product(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """One product (operator; a brand sees only its own, others are 404)."""
     gtin14 = parse_gtin(gtin)
-    row = _row(conn.execute(QUERIES["get_product"], {"gtin": gtin14, "brand": caller.brand}))
+    row = _row(conn, "get_product", {"gtin": gtin14, "brand": caller.brand})
     if row is None:
         raise Problem(404, "not-found", f"no product with gtin {gtin14}")
     return row
@@ -186,10 +187,9 @@ def list_products(
             return {"items": []}
         brand = caller.brand
     items = _rows(
-        conn.execute(
-            QUERIES["list_products"],
-            {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
-        )
+        conn,
+        "list_products",
+        {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
     )
     return {"items": items, "next": items[-1]["gtin"] if len(items) == limit else None}
 
@@ -214,7 +214,7 @@ def put_site(
 @router.get("/sites/{id}", response_model=Site)
 def get_site(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One site (operator)."""
-    row = _row(conn.execute(QUERIES["get_site"], {"id": id}))
+    row = _row(conn, "get_site", {"id": id})
     if row is None:
         raise Problem(404, "not-found", f"no site {id!r}")
     return row
@@ -240,7 +240,7 @@ def put_device(
 @router.get("/devices/{id}", response_model=Device)
 def get_device(id: DevicePath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One device (operator)."""
-    row = _row(conn.execute(QUERIES["get_device"], {"id": id}))
+    row = _row(conn, "get_device", {"id": id})
     if row is None:
         raise Problem(404, "not-found", f"no device {id!r}")
     return row
@@ -255,9 +255,5 @@ def list_devices(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Devices with last seen, online, events today (UTC) and missing seq numbers."""
-    items = _rows(
-        conn.execute(
-            QUERIES["list_devices"], {"site_id": site_id, "after": after or "", "limit": limit}
-        )
-    )
+    items = _rows(conn, "list_devices", {"site_id": site_id, "after": after or "", "limit": limit})
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}

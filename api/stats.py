@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn, require, settings
@@ -166,11 +167,8 @@ def get_anomalies(
         raise Problem(422, "invalid-window", "from must be before to")
     brand, _ = scoped_brand(caller, None)
     window = {"from": start, "to": end, "limit": limit}
-    names = ["event_id", "gtin", "serial", "ts", "previous_ts", "device_id", "site_id"]
-    duplicates = [
-        dict(zip(names, row, strict=True))
-        for row in conn.execute(QUERIES["duplicate_returns"], {**window, "brand": brand})
-    ]
+    cursor = conn.cursor(row_factory=dict_row)
+    duplicates = cursor.execute(QUERIES["duplicate_returns"], {**window, "brand": brand}).fetchall()
     if caller.role is Role.BRAND:
         for duplicate in duplicates:
             duplicate["device_id"] = duplicate["site_id"] = None
