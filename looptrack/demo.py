@@ -17,6 +17,7 @@ import psycopg
 import yaml
 
 from devices.client import DeviceClient
+from schemas.api_keys import Role, create_key
 from schemas.migrations import ensure_database, migrate
 from schemas.registry import SeedFile, apply_seed
 from schemas.settings import Settings
@@ -53,6 +54,7 @@ def run_demo(settings: Settings) -> None:
     seed = sample_seed()
     with psycopg.connect(settings.database_url) as conn:
         apply_seed(conn, seed)
+        key = create_key(conn, Role.OPERATOR, "looptrack demo")
     children = [
         subprocess.Popen([sys.executable, "-m", "looptrack", "ingest"]),
         subprocess.Popen([sys.executable, "-m", "looptrack", "api", "--port", str(API_PORT)]),
@@ -70,6 +72,9 @@ def run_demo(settings: Settings) -> None:
         f"  API docs     http://127.0.0.1:{API_PORT}/docs\n"
         f"  broker       {settings.mqtt_url}  (topics {settings.topic_root}/devices/+/events)\n"
         f"  database     {settings.database_url}\n"
+        f"  operator key {key}\n"
+        f"  try: curl -H 'Authorization: Bearer {key}' "
+        f"'http://127.0.0.1:{API_PORT}/v1/stats/return-rates?bucket=total'\n"
         f"publishing ~{DEMO_RATE_PER_S} events/s from {len(clients)} devices; Ctrl-C stops",
         flush=True,
     )
