@@ -9,9 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from api.dead_letters import MAX_REPLAY, DeadLetterFilter, list_dead_letters, replay
-from api.dependencies import Conn, require
+from api.dependencies import Conn, Limit, require
 from api.problems import ERROR_RESPONSES, Problem
-from api.registry import Limit
 from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.dead_letters import DeadLetterReason

@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
 from schemas.api_keys import QUERIES as KEY_QUERIES
 from schemas.api_keys import Principal, Role, hash_key
+from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="API key from `looptrack keys create`")
@@ -63,3 +64,26 @@ def require(*roles: Role) -> Callable[..., Principal]:
         return caller
 
     return check
+
+
+# Largest page of a list endpoint.
+MAX_PAGE = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+RegistryReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
+
+
+def scoped_brand(caller: Principal, brand: str | None) -> tuple[str | None, bool]:
+    """The brand filter to apply, and False when the caller may see nothing of it: a
+    brand key is always held to its own brand."""
+    if caller.role is Role.BRAND:
+        return caller.brand, brand is None or brand == caller.brand
+    return brand, True
+
+
+def parse_gtin(value: str) -> str:
+    """A GTIN from a URL, normalised to 14 digits; 422 with the reason when invalid."""
+    try:
+        return normalize_gtin(value)
+    except InvalidGtin as exc:
+        raise Problem(422, "invalid-gtin", str(exc)) from None

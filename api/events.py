@@ -12,10 +12,8 @@ from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel
 
-from api.dependencies import Conn
+from api.dependencies import Conn, Limit, RegistryReader, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
-from api.registry import Limit, RegistryReader, parse_gtin
-from api.stats import scoped_brand
 from schemas.digital_link import SERIAL_PATTERN
 from schemas.events import EventType
 from schemas.named_queries import load_queries

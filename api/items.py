@@ -10,10 +10,8 @@ from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from api.dependencies import Conn
+from api.dependencies import Conn, RegistryReader, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
-from api.registry import RegistryReader, parse_gtin
-from api.stats import scoped_brand
 from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.named_queries import load_queries
 

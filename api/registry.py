@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ValidationError
 
-from api.dependencies import Conn, require
+from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
-from schemas.api_keys import Principal, Role
-from schemas.gtin import InvalidGtin, normalize_gtin
+from schemas.api_keys import Role
 from schemas.registry import (
     DEVICE_ID_PATTERN,
     QUERIES,
@@ -38,11 +37,6 @@ router = APIRouter(prefix="/v1", tags=["registry"], responses=ERROR_RESPONSES)
 T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
 
-# Largest page of a list endpoint.
-MAX_PAGE = 1000
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
-Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
-RegistryReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
 IdPath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=64)]
 # Digits only here; the check digit is verified by parse_gtin (422 with the reason).
@@ -75,14 +69,6 @@ def _rows(
     conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     return conn.cursor(row_factory=dict_row).execute(QUERIES[query], params).fetchall()
-
-
-def parse_gtin(value: str) -> str:
-    """A GTIN from a URL, normalised to 14 digits; 422 with the reason when invalid."""
-    try:
-        return normalize_gtin(value)
-    except InvalidGtin as exc:
-        raise Problem(422, "invalid-gtin", str(exc)) from None
 
 
 def _validated(model: type[R], data: dict[str, Any]) -> R:

@@ -10,10 +10,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from api.stats_queries import QUERIES
 from api.time_window import Window
-from schemas.named_queries import load_queries
-
-QUERIES = load_queries("api", "sql/stats.sql")
 
 
 class Bucket(StrEnum):

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from api.return_rates import QUERIES
+from api.stats_queries import QUERIES
 
 # An item whose latest event is `sold`/`filled` older than this is lost (days).
 DEFAULT_LOSS_AFTER_DAYS = 180

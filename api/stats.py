@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Query
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel
 
-from api.dependencies import Conn, require, settings
+from api.dependencies import Conn, require, scoped_brand, settings
 from api.problems import ERROR_RESPONSES, Problem
-from api.return_rates import QUERIES, Bucket, return_rates
+from api.return_rates import Bucket, return_rates
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
+from api.stats_queries import QUERIES
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.registry import Slug
@@ -37,14 +38,6 @@ class ReturnRateRow(BaseModel):
 
 class ReturnRates(BaseModel):
     rows: list[ReturnRateRow]
-
-
-def scoped_brand(caller: Principal, brand: str | None) -> tuple[str | None, bool]:
-    """The brand filter to apply, and False when the caller may see nothing of it: a
-    brand key is always held to its own brand."""
-    if caller.role is Role.BRAND:
-        return caller.brand, brand is None or brand == caller.brand
-    return brand, True
 
 
 @router.get("/return-rates", response_model=ReturnRates)
