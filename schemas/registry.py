@@ -59,6 +59,23 @@ class _Record(BaseModel):
 class PackagingTypeFields(_Record):
     """A packaging type's data; the id comes from the URL or the seed file."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Beer crate 24 x 0.33 l",
+                    "material": "HDPE",
+                    "reusable": True,
+                    "target_trips": 60,
+                    "deposit": 1000,
+                    "weight_g": "1600",
+                }
+            ]
+        },
+    )
+
     name: Name
     material: Material
     reusable: bool = False
@@ -82,6 +99,16 @@ class PackagingType(PackagingTypeFields):
 class ProductFields(_Record):
     """What a GTIN is: its packaging type, brand and name."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"packaging_type": "pet-0.5l", "brand": "fjordbrus", "name": "Fjordbrus Cola 0.5 l"}
+            ]
+        },
+    )
+
     packaging_type: Slug
     brand: Slug
     name: Name
@@ -95,6 +122,16 @@ class Product(ProductFields):
 
 class SiteFields(_Record):
     """A site's data."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"name": "Kiwi Grünerløkka", "kind": "shop", "lat": 59.9226, "lon": 10.759}
+            ]
+        },
+    )
 
     name: Name
     kind: SiteKind
@@ -110,6 +147,12 @@ class Site(SiteFields):
 
 class DeviceFields(_Record):
     """Where a device stands and what it is."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={"examples": [{"site": "oslo-grunerlokka", "kind": "rvm"}]},
+    )
 
     site: Slug
     kind: DeviceKind
