@@ -56,24 +56,23 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _with_example(example: dict[str, Any]) -> ConfigDict:
+    """A record's config with one example for the OpenAPI document."""
+    return ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [example]})
+
+
 class PackagingTypeFields(_Record):
     """A packaging type's data; the id comes from the URL or the seed file."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "name": "Beer crate 24 x 0.33 l",
-                    "material": "HDPE",
-                    "reusable": True,
-                    "target_trips": 60,
-                    "deposit": 1000,
-                    "weight_g": "1600",
-                }
-            ]
-        },
+    model_config = _with_example(
+        {
+            "name": "Beer crate 24 x 0.33 l",
+            "material": "HDPE",
+            "reusable": True,
+            "target_trips": 60,
+            "deposit": 1000,
+            "weight_g": "1600",
+        }
     )
 
     name: Name
@@ -99,14 +98,8 @@ class PackagingType(PackagingTypeFields):
 class ProductFields(_Record):
     """What a GTIN is: its packaging type, brand and name."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {"packaging_type": "pet-0.5l", "brand": "fjordbrus", "name": "Fjordbrus Cola 0.5 l"}
-            ]
-        },
+    model_config = _with_example(
+        {"packaging_type": "pet-0.5l", "brand": "fjordbrus", "name": "Fjordbrus Cola 0.5 l"}
     )
 
     packaging_type: Slug
@@ -123,14 +116,8 @@ class Product(ProductFields):
 class SiteFields(_Record):
     """A site's data."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {"name": "Kiwi Grünerløkka", "kind": "shop", "lat": 59.9226, "lon": 10.759}
-            ]
-        },
+    model_config = _with_example(
+        {"name": "Kiwi Grünerløkka", "kind": "shop", "lat": 59.9226, "lon": 10.759}
     )
 
     name: Name
@@ -148,11 +135,7 @@ class Site(SiteFields):
 class DeviceFields(_Record):
     """Where a device stands and what it is."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        json_schema_extra={"examples": [{"site": "oslo-grunerlokka", "kind": "rvm"}]},
-    )
+    model_config = _with_example({"site": "oslo-grunerlokka", "kind": "rvm"})
 
     site: Slug
     kind: DeviceKind
