@@ -91,12 +91,16 @@ SELECT * FROM unnest(%(device_id)s::text[], %(gap_from)s::bigint[], %(gap_to)s::
 -- name: copy_dead_letters
 COPY dead_letters (received_at, topic, device_id, reason, detail, batch_index, payload) FROM STDIN
 
--- name: set_status
--- A retained status is old news: it sets online/offline but not last_seen.
+-- name: set_statuses
+-- The latest status per device of a batch (one row per device: ON CONFLICT may touch a
+-- row once). A retained status is old news: it sets online/offline but not last_seen.
 INSERT INTO device_state AS s (device_id, online, status_at, last_seen)
-SELECT %(device_id)s, %(online)s, %(received_at)s,
-       CASE WHEN %(retained)s THEN NULL ELSE %(received_at)s::timestamptz END
-WHERE EXISTS (SELECT 1 FROM devices WHERE id = %(device_id)s)
+SELECT v.device_id, v.online, v.received_at,
+       CASE WHEN v.retained THEN NULL ELSE v.received_at END
+FROM unnest(%(device_id)s::text[], %(online)s::boolean[], %(received_at)s::timestamptz[],
+            %(retained)s::boolean[]) AS v (device_id, online, received_at, retained)
+WHERE EXISTS (SELECT 1 FROM devices d WHERE d.id = v.device_id)
+ORDER BY v.device_id
 ON CONFLICT (device_id) DO UPDATE
 SET online = EXCLUDED.online,
     status_at = EXCLUDED.status_at,

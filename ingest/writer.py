@@ -62,6 +62,7 @@ def store_batch(
     submitted = 0
     last_seen: dict[str, datetime] = {}
     dead: list[tuple[datetime, str, str | None, str, str, int | None, bytes]] = []
+    statuses: dict[str, Intake] = {}
 
     def reject(intake: Intake, reason: str, detail: str, index: int | None, raw: bytes) -> None:
         dead.append((intake.received_at, intake.message.topic, intake.device_id, reason, detail,
@@ -74,15 +75,7 @@ def store_batch(
             reject(intake, reason.value, detail, None, intake.message.payload)
             continue
         if intake.online is not None and device_id is not None:
-            conn.execute(
-                QUERIES["set_status"],
-                {
-                    "device_id": device_id,
-                    "online": intake.online,
-                    "received_at": intake.received_at,
-                    "retained": intake.message.retained,
-                },
-            )
+            statuses[device_id] = intake  # in arrival order: the last one wins
             continue
         if intake.parsed is None or device_id is None:
             continue  # an ignored status payload
@@ -102,6 +95,8 @@ def store_batch(
             for event in intake.parsed.events:
                 accepted.setdefault(event.event_id, (event, device_id, site_id, intake.received_at))
 
+    if statuses:
+        _set_statuses(conn, statuses)
     tally = _store_events(conn, accepted) if accepted else _Tally()
     if dead:
         with conn.cursor().copy(QUERIES["copy_dead_letters"]) as copy:
@@ -116,6 +111,20 @@ def store_batch(
         # After _add_counts, which creates the device_state rows this locks.
         _track_seq_gaps(conn, tally.seqs)
     return outcome
+
+
+def _set_statuses(conn: psycopg.Connection, statuses: dict[str, Intake]) -> None:
+    """Online/offline of each device from its latest status message, in one statement."""
+    devices = sorted(statuses)
+    conn.execute(
+        QUERIES["set_statuses"],
+        {
+            "device_id": devices,
+            "online": [statuses[d].online for d in devices],
+            "received_at": [statuses[d].received_at for d in devices],
+            "retained": [statuses[d].message.retained for d in devices],
+        },
+    )
 
 
 @dataclass(slots=True)
