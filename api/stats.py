@@ -6,13 +6,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel
 
 from api.dependencies import Conn, require, scoped_brand, settings
 from api.problems import ERROR_RESPONSES, Problem
-from api.return_rates import Bucket, return_rates
+from api.return_rates import Bucket, return_rates_json
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.stats_queries import QUERIES
 from api.time_window import window
@@ -52,24 +53,19 @@ def get_return_rates(
     brand: Annotated[Slug | None, Query()] = None,
     site_id: Annotated[Slug | None, Query()] = None,
     tz: Annotated[str | None, Query(max_length=64, description="IANA time zone")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Sold, returned and rejected per packaging type and bucket; return_rate =
     returned / sold (null when nothing was sold; above 1 when returns of earlier sales
     fall in the period)."""
     bounds = window(from_, to, tz or config.timezone)
     brand, visible = scoped_brand(caller, brand)
     if not visible:
-        return {"rows": []}
-    rows = return_rates(
-        conn,
-        bounds,
-        bucket,
-        packaging_type=packaging_type,
-        brand=brand,
-        site_id=site_id,
-        rollup_zone=config.timezone,
+        return JSONResponse({"rows": []})
+    body = return_rates_json(
+        conn, bounds, bucket, packaging_type=packaging_type, brand=brand, site_id=site_id
     )
-    return {"rows": rows}
+    # Already JSON in the response's shape (built by PostgreSQL): sent as it is.
+    return Response(body, media_type="application/json")
 
 
 class HistogramBar(BaseModel):

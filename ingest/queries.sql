@@ -33,18 +33,34 @@ WITH rollup AS (
                          %(type)s::text[], %(qty)s::bigint[], %(events)s::bigint[])
     ON CONFLICT (bucket, site_id, gtin, type)
     DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
-), by_day AS (
-    INSERT INTO event_counts_daily AS c (tz, day, gtin, type, qty, events)
-    SELECT %(tz)s, * FROM unnest(%(d_day)s::date[], %(d_gtin)s::text[], %(d_type)s::text[],
-                                 %(d_qty)s::bigint[], %(d_events)s::bigint[])
-    ON CONFLICT (tz, day, gtin, type)
-    DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
+), day_counts AS (
+    -- Quarter hours folded into local days of the rollup zone, per packaging type and
+    -- brand of the products as they are now (the caller holds the GTINs' lock slots).
+    SELECT c.site_id, (c.bucket AT TIME ZONE z.zone)::date AS day,
+           p.packaging_type_id AS packaging_type, p.brand,
+           coalesce(sum(c.qty) FILTER (WHERE c.type = 'sold'), 0) AS sold,
+           coalesce(sum(c.qty) FILTER (WHERE c.type = 'returned'), 0) AS returned,
+           coalesce(sum(c.qty) FILTER (WHERE c.type = 'rejected'), 0) AS rejected
+    FROM unnest(%(bucket)s::timestamptz[], %(site_id)s::text[], %(gtin)s::text[],
+                %(type)s::text[], %(qty)s::bigint[]) AS c (bucket, site_id, gtin, type, qty)
+    CROSS JOIN rollup_zone z
+    LEFT JOIN products p ON p.gtin = c.gtin
+    WHERE c.type IN ('sold', 'returned', 'rejected')
+    GROUP BY 1, 2, 3, 4
 ), by_site_day AS (
-    INSERT INTO site_counts_daily AS c (tz, site_id, day, gtin, type, qty, events)
-    SELECT %(tz)s, * FROM unnest(%(s_site_id)s::text[], %(s_day)s::date[], %(s_gtin)s::text[],
-                                 %(s_type)s::text[], %(s_qty)s::bigint[], %(s_events)s::bigint[])
-    ON CONFLICT (tz, site_id, day, gtin, type)
-    DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
+    INSERT INTO site_return_counts_daily AS r
+        (site_id, day, packaging_type, brand, sold, returned, rejected)
+    SELECT * FROM day_counts ORDER BY site_id, day, packaging_type, brand
+    ON CONFLICT (site_id, day, packaging_type, brand) DO UPDATE
+    SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
+        rejected = r.rejected + EXCLUDED.rejected
+), by_day AS (
+    INSERT INTO return_counts_daily AS r (day, packaging_type, brand, sold, returned, rejected)
+    SELECT day, packaging_type, brand, sum(sold), sum(returned), sum(rejected)
+    FROM day_counts GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (day, packaging_type, brand) DO UPDATE
+    SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
+        rejected = r.rejected + EXCLUDED.rejected
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)
     SELECT * FROM unnest(%(day)s::date[], %(day_device_id)s::text[], %(day_events)s::bigint[])

@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import replace
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -79,8 +78,6 @@ class IngestWorker:
         self.pool = pool
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=INBOX_BOUND)
         self.directory = DeviceDirectory(QUERIES["known_devices"])
-        # Day rollups are kept in the deployment's zone (LOOPTRACK_TIMEZONE).
-        self.zone = ZoneInfo(settings.timezone)
         self.connection = 0
         self.totals = {"stored": 0, "duplicates": 0, "dead_lettered": 0, "batches": 0}
         self.drained = True
@@ -267,7 +264,7 @@ class IngestWorker:
             try:
                 with self.pool.connection() as conn:
                     outcome = store_batch(
-                        conn, self.directory, intakes, self.settings.ingest_client_id, self.zone
+                        conn, self.directory, intakes, self.settings.ingest_client_id
                     )
                 break  # committed on leaving the block
             except psycopg.Error as exc:

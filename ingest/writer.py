@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -18,6 +17,7 @@ from ingest.intake import Intake
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import Event
 from schemas.named_queries import load_queries
+from schemas.rollups import lock_for_counting
 
 QUERIES = load_queries("ingest", "queries.sql")
 
@@ -50,10 +50,8 @@ def store_batch(
     directory: DeviceDirectory,
     intakes: list[Intake],
     worker: str,
-    zone: ZoneInfo,
 ) -> Outcome:
-    """Store a batch of parsed messages in the open transaction of `conn`; day rollups
-    are kept in `zone` (LOOPTRACK_TIMEZONE)."""
+    """Store a batch of parsed messages in the open transaction of `conn`."""
     sites = directory.sites(
         conn, {i.device_id for i in intakes if i.parsed is not None and i.device_id}
     )
@@ -106,7 +104,7 @@ def store_batch(
         stored=tally.stored, duplicates=submitted - tally.stored, dead_lettered=len(dead)
     )
     if submitted or dead:
-        _add_counts(conn, tally, last_seen, outcome, worker, zone)
+        _add_counts(conn, tally, last_seen, outcome, worker)
     if tally.seqs:
         # After _add_counts, which creates the device_state rows this locks.
         _track_seq_gaps(conn, tally.seqs)
@@ -184,26 +182,14 @@ def _add_counts(
     last_seen: dict[str, datetime],
     outcome: Outcome,
     worker: str,
-    zone: ZoneInfo,
 ) -> None:
     """Rollups, daily device counts, last-seen and worker counters in one statement."""
     keys = sorted(tally.counts)  # one lock order for all workers
     days = sorted(tally.per_day)
     devices = sorted(last_seen)
-    # Local days are unions of quarter hours in every zone, so the day rollups follow
-    # from the 15-minute tally, one conversion per bucket rather than per event.
-    by_day: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    by_site_day: dict[tuple[str, date, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    local_days: dict[int, date] = {}
-    for (bucket, site_id, gtin, type_), (qty, events) in tally.counts.items():
-        day = local_days.get(bucket)
-        if day is None:
-            day = local_days[bucket] = datetime.fromtimestamp(bucket, zone).date()
-        for total in (by_day[(day, gtin, type_)], by_site_day[(site_id, day, gtin, type_)]):
-            total[0] += qty
-            total[1] += events
-    day_keys = sorted(by_day)
-    site_day_keys = sorted(by_site_day)
+    # The day rollups resolve GTINs to packaging types: hold their slots against a product
+    # being registered meanwhile (schemas.rollups), in a statement before the one counting.
+    lock_for_counting(conn, {key[2] for key in keys})
     conn.execute(
         QUERIES["add_counts"],
         {
@@ -213,18 +199,6 @@ def _add_counts(
             "type": [k[3] for k in keys],
             "qty": [tally.counts[k][0] for k in keys],
             "events": [tally.counts[k][1] for k in keys],
-            "tz": zone.key,
-            "d_day": [k[0] for k in day_keys],
-            "d_gtin": [k[1] for k in day_keys],
-            "d_type": [k[2] for k in day_keys],
-            "d_qty": [by_day[k][0] for k in day_keys],
-            "d_events": [by_day[k][1] for k in day_keys],
-            "s_site_id": [k[0] for k in site_day_keys],
-            "s_day": [k[1] for k in site_day_keys],
-            "s_gtin": [k[2] for k in site_day_keys],
-            "s_type": [k[3] for k in site_day_keys],
-            "s_qty": [by_site_day[k][0] for k in site_day_keys],
-            "s_events": [by_site_day[k][1] for k in site_day_keys],
             "day": [date.fromordinal(_EPOCH_ORDINAL + d[1]) for d in days],
             "day_device_id": [d[0] for d in days],
             "day_events": [tally.per_day[d] for d in days],

@@ -10,6 +10,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from schemas.rollups import set_zone
+
 log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number; every migrating process takes this advisory lock first.
@@ -66,7 +68,8 @@ def ensure_database(database_url: str, *, create: bool) -> bool:
 
 def migrate(database_url: str, *, timescaledb: str = "auto", timezone: str = "UTC") -> list[str]:
     """Apply pending migrations in one transaction; returns the versions applied.
-    `timezone` is the deployment's zone (LOOPTRACK_TIMEZONE) for day-level rollups."""
+    `timezone` is the deployment's zone (LOOPTRACK_TIMEZONE) for day-level rollups; when
+    it differs from the one they were kept in, they are rebuilt in it."""
     migrations = load_migrations()
     with psycopg.connect(database_url, connect_timeout=10) as conn, conn.transaction():
         # The lock comes before anything else, including creating the bookkeeping table,
@@ -90,4 +93,5 @@ def migrate(database_url: str, *, timescaledb: str = "auto", timezone: str = "UT
                 "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
             )
             done.append(migration.version)
+        set_zone(conn, timezone)
     return done

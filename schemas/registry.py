@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from schemas.gtin import normalize_gtin
 from schemas.named_queries import load_queries
+from schemas.rollups import lock_products, move_counts
 
 QUERIES = load_queries("schemas", "sql/queries/registry.sql")
 
@@ -171,8 +172,15 @@ def upsert_packaging_type(conn: psycopg.Connection[Any], record: PackagingType) 
 
 
 def upsert_product(conn: psycopg.Connection[Any], record: Product) -> bool:
-    """Create or replace a product (its packaging type must exist); True when created."""
-    return _upsert(conn, "upsert_product", record)
+    """Create or replace a product (its packaging type must exist); True when created.
+    Counts of its GTIN already in the day rollups follow it to its packaging type and
+    brand (needs a transaction: the GTIN's lock slot is held until it ends)."""
+    lock_products(conn, [record.gtin])
+    row = conn.execute(QUERIES["product_key"], {"gtin": record.gtin}).fetchone()
+    old = (row[0], row[1]) if row else (None, None)
+    created = _upsert(conn, "upsert_product", record)
+    move_counts(conn, record.gtin, old, (record.packaging_type, record.brand))
+    return created
 
 
 def upsert_site(conn: psycopg.Connection[Any], record: Site) -> bool:
@@ -194,6 +202,8 @@ def apply_seed(conn: psycopg.Connection[Any], seed: SeedFile) -> dict[str, int]:
     """Upsert everything in `seed`, in dependency order; returns counts per section."""
     for packaging_type in seed.packaging_types:
         upsert_packaging_type(conn, packaging_type)
+    # All product slots at once, in order, before any waiting on a running ingest batch.
+    lock_products(conn, (product.gtin for product in seed.products))
     for product in seed.products:
         upsert_product(conn, product)
     for site in seed.sites:

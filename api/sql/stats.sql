@@ -116,36 +116,31 @@ ORDER BY device_id, gap_from
 LIMIT %(limit)s
 
 -- name: return_rates_daily
--- The same answer as return_rates, from the day rollups: for windows of whole local days
--- in the zone those rollups are kept in. A site filter reads site_counts_daily, no site
--- filter the smaller event_counts_daily (the branch not taken is a one-time filter).
--- Days are summed first, so the zone arithmetic runs once per day, not per row.
+-- The same answer as return_rates, from the day rollups (migration 0005): for windows of
+-- whole local days in the zone they are kept in. A site filter reads the per-site table,
+-- no site filter the all-sites one (the branch not taken is a one-time filter). Days are
+-- summed first, so the zone arithmetic runs once per day and packaging type.
 WITH per_day AS (
-    SELECT c.day, p.packaging_type_id AS packaging_type,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'sold'), 0) AS sold,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'returned'), 0) AS returned,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'rejected'), 0) AS rejected
+    SELECT c.day, c.packaging_type, sum(c.sold) AS sold, sum(c.returned) AS returned,
+           sum(c.rejected) AS rejected
     FROM (
-        SELECT day, gtin, type, qty FROM event_counts_daily
-        WHERE %(site_id)s::text IS NULL
-          AND tz = %(tz)s AND day >= %(from_day)s AND day < %(to_day)s
-          AND type IN ('sold', 'returned', 'rejected')
+        SELECT day, packaging_type, brand, sold, returned, rejected
+        FROM return_counts_daily
+        WHERE %(site_id)s::text IS NULL AND day >= %(from_day)s AND day < %(to_day)s
         UNION ALL
-        SELECT day, gtin, type, qty FROM site_counts_daily
-        WHERE site_id = %(site_id)s
-          AND tz = %(tz)s AND day >= %(from_day)s AND day < %(to_day)s
-          AND type IN ('sold', 'returned', 'rejected')
+        SELECT day, packaging_type, brand, sold, returned, rejected
+        FROM site_return_counts_daily
+        WHERE site_id = %(site_id)s AND day >= %(from_day)s AND day < %(to_day)s
     ) c
-    LEFT JOIN products p ON p.gtin = c.gtin
-    WHERE (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
-      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-    GROUP BY c.day, p.packaging_type_id
+    WHERE (%(packaging_type)s::text IS NULL OR c.packaging_type = %(packaging_type)s)
+      AND (%(brand)s::text IS NULL OR c.brand = %(brand)s)
+    GROUP BY c.day, c.packaging_type
 )
 SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
             ELSE date_trunc(%(unit)s, d.day::timestamp) AT TIME ZONE %(tz)s
        END AS bucket_start,
-       d.packaging_type, sum(d.sold)::bigint, sum(d.returned)::bigint, sum(d.rejected)::bigint,
-       t.weight_g
+       d.packaging_type, sum(d.sold)::bigint AS sold, sum(d.returned)::bigint AS returned,
+       sum(d.rejected)::bigint AS rejected, t.weight_g
 FROM per_day d
 LEFT JOIN packaging_types t ON t.id = d.packaging_type
 GROUP BY 1, 2, t.weight_g

@@ -77,8 +77,17 @@ EXPECTED_COLUMNS = {
         "previous_ts",
         "trip_end",
     },
-    "event_counts_daily": {"tz", "day", "gtin", "type", "qty", "events"},
-    "site_counts_daily": {"tz", "site_id", "day", "gtin", "type", "qty", "events"},
+    "rollup_zone": {"only_row", "zone"},
+    "return_counts_daily": {"day", "packaging_type", "brand", "sold", "returned", "rejected"},
+    "site_return_counts_daily": {
+        "site_id",
+        "day",
+        "packaging_type",
+        "brand",
+        "sold",
+        "returned",
+        "rejected",
+    },
     "api_keys": {
         "id",
         "name",
@@ -90,6 +99,11 @@ EXPECTED_COLUMNS = {
         "revoked_at",
     },
 }
+
+
+ALL_MIGRATIONS = (
+    "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily"
+)
 
 
 def columns(url: str) -> dict[str, set[str]]:
@@ -126,7 +140,7 @@ def test_migrate_twice_in_a_row_creates_then_does_nothing(missing_db: str) -> No
     first = run_migrate(missing_db)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
-    assert "applied: 0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups" in out
+    assert f"applied: {ALL_MIGRATIONS}" in out
     second = run_migrate(missing_db)
     out, err = second.communicate(timeout=60)
     assert second.returncode == 0, err
@@ -140,7 +154,7 @@ def test_migrate_twice_at_the_same_time(missing_db: str) -> None:
     assert [run.returncode for run in runs] == [0, 0], results
     outputs = sorted(out.strip() for out, _ in results)
     assert outputs == [
-        "applied: 0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups",
+        f"applied: {ALL_MIGRATIONS}",
         "schema is up to date",
     ]
     with psycopg.connect(missing_db) as conn:

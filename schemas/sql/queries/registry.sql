@@ -10,6 +10,10 @@ SET name = EXCLUDED.name, material = EXCLUDED.material, reusable = EXCLUDED.reus
     weight_g = EXCLUDED.weight_g, updated_at = now()
 RETURNING (xmax = 0) AS inserted
 
+-- name: product_key
+-- What a product's counts are filed under, locked until the upsert that follows.
+SELECT packaging_type_id, brand FROM products WHERE gtin = %(gtin)s FOR UPDATE
+
 -- name: upsert_product
 INSERT INTO products AS p (gtin, packaging_type_id, brand, name)
 VALUES (%(gtin)s, %(packaging_type)s, %(brand)s, %(name)s)

@@ -1,0 +1,84 @@
+"""The day rollups of return counts: their zone, and the locks that keep them consistent.
+
+The day tables (migration 0005) key counts by packaging type and brand, resolved from the
+products table when a batch is counted. Two things change that resolution afterwards: a
+product registered or re-assigned (its counts move) and a new deployment zone (the tables
+are rebuilt). Both must not interleave with a batch being counted, or the batch would be
+counted under the old key after the move. Advisory locks on 64 GTIN slots order them:
+a batch holds the slots of its GTINs shared while it counts, a product change holds its
+GTIN's slot exclusively, a rebuild holds all slots. Locks are taken in a statement of
+their own, before the one that reads `products`, so that statement sees what the holder
+committed (PostgreSQL takes a statement's snapshot when the statement starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+LOCK_CLASS = 0x6C74  # advisory lock namespace of the GTIN slots ("lt")
+LOCK_SLOTS = 64
+
+_LOCK = "SELECT count({function}(%(class)s, s)) FROM unnest(%(slots)s::int[]) AS s"
+
+
+def gtin_slot(gtin: str) -> int:
+    """The lock slot of a GTIN (stable across processes and versions)."""
+    return zlib.crc32(gtin.encode("ascii")) % LOCK_SLOTS
+
+
+def _lock(conn: psycopg.Connection[Any], slots: Iterable[int], *, exclusive: bool) -> None:
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    # Sorted: every holder takes its slots in the same order, so none waits in a cycle.
+    conn.execute(
+        _LOCK.format(function=function), {"class": LOCK_CLASS, "slots": sorted(set(slots))}
+    )
+
+
+def lock_for_counting(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
+    """Shared slots of the GTINs a batch is about to count (until its transaction ends)."""
+    _lock(conn, (gtin_slot(g) for g in gtins), exclusive=False)
+
+
+def lock_products(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
+    """Exclusive slots of products about to be registered or re-assigned."""
+    _lock(conn, (gtin_slot(g) for g in gtins), exclusive=True)
+
+
+def move_counts(
+    conn: psycopg.Connection[Any],
+    gtin: str,
+    old: tuple[str | None, str | None],
+    new: tuple[str | None, str | None],
+) -> None:
+    """Move a GTIN's day counts from (packaging type, brand) `old` to `new`; the caller
+    holds the GTIN's slot (lock_products)."""
+    if old != new:
+        conn.execute("SELECT move_return_counts(%s, %s, %s, %s, %s)", (gtin, old[0], old[1], *new))
+
+
+def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:
+    """Make `zone` the day rollups' zone, rebuilding them if it changes; True if it did.
+    Runs inside the caller's transaction."""
+    old = rollup_zone(conn)
+    if old == zone:
+        return False
+    _lock(conn, range(LOCK_SLOTS), exclusive=True)
+    conn.execute("UPDATE rollup_zone SET zone = %s", (zone,))
+    conn.execute("SELECT rebuild_return_counts_daily()")
+    log.info("day rollups rebuilt old_zone=%s zone=%s", old, zone)
+    return True
+
+
+def rollup_zone(conn: psycopg.Connection[Any]) -> str:
+    """The zone the day rollups are kept in (one row, written by migration 0005)."""
+    row = conn.execute("SELECT zone FROM rollup_zone").fetchone()
+    if row is None:
+        raise RuntimeError("rollup_zone is empty: run `looptrack db migrate`")
+    return str(row[0])
