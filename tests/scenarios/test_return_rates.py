@@ -1,6 +1,8 @@
-"""Scenario: a known week of sales and returns in Oslo and UTC, around midnight and across
-the 2026 spring DST change, published over MQTT through the real worker. Every number of
-/v1/stats/return-rates is checked against values computed here from the scenario."""
+"""Scenario: a known week of deposit sales and returns at shops in Oslo and London, around
+midnight and across the 2026 spring DST change, published over MQTT through the real
+worker. Every unit sold comes back with a set probability. Every number of
+/v1/stats/return-rates is checked against values computed here from the scenario, in
+Oslo and UTC buckets, with the day rollups kept in either zone."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from schemas.api_keys import Role, create_key
+from schemas.migrations import migrate
 from schemas.settings import Settings
 from tests.conftest import Broker, publish_all, wait_until
 from tests.factories import count, with_check_digit
@@ -32,52 +35,77 @@ PRODUCTS = {
     with_check_digit("731086500470"): ("can-0.33l", "nordlys"),
     with_check_digit("0703801000999"): ("crate-24", "nordlys"),
 }
-SITES = {"shop-oslo": "rvm-oslo", "shop-bergen": "rvm-bergen"}
-START = datetime(2026, 3, 26, tzinfo=UTC)  # DST in Oslo begins 2026-03-29 01:00 UTC
+# shop → (reverse-vending machine, the zone its clock reports in)
+SITES = {"shop-oslo": ("rvm-oslo", "Europe/Oslo"), "shop-london": ("rvm-london", "Europe/London")}
+START = datetime(2026, 3, 26, tzinfo=UTC)  # DST begins 2026-03-29 01:00 UTC in both zones
 SPAN = timedelta(days=6)
+RETURN_PROBABILITY = 0.85  # per unit sold; a returned unit is refused (rejected) 1 time in 10
+REJECT_PROBABILITY = 0.10
 
 
 def scenario(rng: random.Random) -> list[dict[str, Any]]:
-    """Events spread over the span, with extra weight just around Oslo and UTC midnights
-    and the DST change; each carries the device it is published from."""
+    """Sales spread over the span, with extra weight just around Oslo and UTC midnights and
+    the DST change; each unit sold comes back (to either shop) with RETURN_PROBABILITY,
+    0 to 3 days later give or take ten minutes, so returns cluster at midnights too.
+    Each event carries the device it is published from; its `ts` is in that shop's zone."""
     oslo = ZoneInfo("Europe/Oslo")
-    instants: list[datetime] = [START + SPAN * rng.random() for _ in range(1500)]
+    instants: list[datetime] = [START + SPAN * rng.random() for _ in range(700)]
     for day in range(6):
         for midnight in (
             datetime(2026, 3, 26 + day, tzinfo=oslo).astimezone(UTC),
             datetime(2026, 3, 26 + day, tzinfo=UTC),
         ):
-            instants += [midnight + timedelta(seconds=rng.randint(-600, 599)) for _ in range(40)]
+            instants += [midnight + timedelta(seconds=rng.randint(-600, 599)) for _ in range(20)]
     instants += [datetime(2026, 3, 29, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(-900, 899))
-                 for _ in range(100)]  # fmt: skip
+                 for _ in range(60)]  # fmt: skip
     events = []
-    for ts in instants:
-        kind = rng.choices(["sold", "returned", "rejected", "washed"], [45, 40, 10, 5])[0]
+
+    def add(ts: datetime, kind: str, gtin: str, qty: int = 1) -> None:
+        device, zone = SITES[rng.choice(list(SITES))]
         event: dict[str, Any] = {
             "event_id": str(uuid.uuid4()),
-            "ts": ts.astimezone(rng.choice([UTC, ZoneInfo("Europe/Oslo")])).isoformat(),
+            "ts": ts.astimezone(ZoneInfo(zone)).isoformat(),
             "type": kind,
-            "gtin": rng.choice(list(PRODUCTS)),
-            "qty": rng.randint(1, 3) if kind == "sold" else 1,
-            "_device": rng.choice(list(SITES.values())),
+            "gtin": gtin,
+            "qty": qty,
+            "_device": device,
         }
         if kind == "rejected":
             event["reason"] = "damaged"
         events.append(event)
+
+    for ts in instants:
+        gtin = rng.choice(list(PRODUCTS))
+        qty = rng.randint(1, 3)
+        add(ts, "sold", gtin, qty)
+        for _ in range(qty):
+            if rng.random() < RETURN_PROBABILITY:
+                back = ts + timedelta(days=rng.randint(0, 3), seconds=rng.randint(-600, 600))
+                add(back, "rejected" if rng.random() < REJECT_PROBABILITY else "returned", gtin)
+        if rng.random() < 0.05:
+            add(ts + timedelta(hours=1), "washed", gtin)  # counted nowhere in return rates
     return events
 
 
 def expected(
-    events: list[dict[str, Any]], tz: ZoneInfo, unit: str, start: datetime, brand: str | None = None
+    events: list[dict[str, Any]],
+    tz: ZoneInfo,
+    unit: str,
+    start: datetime,
+    end: datetime,
+    brand: str | None = None,
 ) -> list[tuple[datetime, str, int, int, int]]:
-    """(bucket start, packaging type, sold, returned, rejected), computed from the scenario."""
+    """(bucket start, packaging type, sold, returned, rejected) of the events in
+    [start, end), computed from the scenario."""
     sums: dict[tuple[datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for e in events:
         packaging, owner = PRODUCTS[e["gtin"]]
         if e["type"] not in ("sold", "returned", "rejected") or (brand and owner != brand):
             continue
-        local = datetime.fromisoformat(e["ts"]).astimezone(tz)
-        day = local.date()
+        instant = datetime.fromisoformat(e["ts"])
+        if not start <= instant < end:
+            continue
+        day = instant.astimezone(tz).date()
         if unit == "day":
             first = day
         elif unit == "week":
@@ -108,7 +136,7 @@ def world(db: psycopg.Connection[Any], db_url: str, broker: Broker, topic_root: 
         db.execute(
             "INSERT INTO products VALUES (%s, %s, %s, 'p')", (gtin.zfill(14), packaging, brand)
         )
-    for site, device in SITES.items():
+    for site, (device, _zone) in SITES.items():
         db.execute("INSERT INTO sites (id, name, kind) VALUES (%s, %s, 'shop')", (site, site))
         db.execute("INSERT INTO devices (id, site_id, kind) VALUES (%s, %s, 'rvm')", (device, site))
     events = scenario(random.Random(20260329))
@@ -144,25 +172,52 @@ def test_return_rates_match_the_scenario(
     tz_name: str, unit: str,
 ) -> None:  # fmt: skip
     tz = ZoneInfo(tz_name)
-    # Whole local days covering the scenario, in the zone asked for.
-    start = datetime(2026, 3, 25, tzinfo=tz)
+    # Whole local days, in the zone asked for; the last returns fall after the window.
+    start, end = datetime(2026, 3, 25, tzinfo=tz), datetime(2026, 4, 3, tzinfo=tz)
     key = create_key(db, Role.OPERATOR, "t")
+    # Day rollups kept in UTC, then rebuilt in Oslo: whole days in the rollups' zone are
+    # read from them, other zones from the 15-minute rollup; all must agree.
+    for rollup_zone in ("UTC", "Europe/Oslo"):
+        migrate(db_url, timezone=rollup_zone)
+        app = create_app(Settings(database_url=db_url, mqtt_url=broker.url))
+        with TestClient(app) as client:
+            response = client.get(
+                "/v1/stats/return-rates",
+                params={"from": "2026-03-25", "to": "2026-04-03", "bucket": unit, "tz": tz_name},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        got = rows_of(response, tz)
+        assert got == expected(world, tz, unit, start, end), f"day rollups in {rollup_zone}"
+        for row in response.json()["rows"]:
+            weight = TYPES[row["packaging_type"]]
+            assert row["return_rate"] == (row["returned"] / row["sold"] if row["sold"] else None)
+            if weight is None:
+                assert row["sold_kg"] is None and row["returned_kg"] is None
+            else:
+                assert row["sold_kg"] == pytest.approx(row["sold"] * weight / 1000)
+                assert row["returned_kg"] == pytest.approx(row["returned"] * weight / 1000)
+
+
+def test_the_return_probability_shows_in_the_totals(
+    world: list[dict[str, Any]], db: psycopg.Connection[Any], db_url: str, broker: Broker
+) -> None:
+    """Over a window holding every sale and its returns, each packaging type's
+    return_rate is the scenario's probability (within sampling error)."""
+    key = create_key(db, Role.OPERATOR, "t")
+    params = {"from": "2026-03-20", "to": "2026-04-10", "bucket": "total", "tz": "UTC"}
     with TestClient(create_app(Settings(database_url=db_url, mqtt_url=broker.url))) as client:
-        response = client.get(
-            "/v1/stats/return-rates",
-            params={"from": "2026-03-25", "to": "2026-04-03", "bucket": unit, "tz": tz_name},
-            headers={"Authorization": f"Bearer {key}"},
+        rows = client.get(
+            "/v1/stats/return-rates", params=params, headers={"Authorization": f"Bearer {key}"}
+        ).json()["rows"]
+    assert {r["packaging_type"] for r in rows} == set(TYPES)
+    for row in rows:
+        # 500 to 1,000 units sold per type: a standard error under 0.02.
+        assert row["return_rate"] == pytest.approx(
+            RETURN_PROBABILITY * (1 - REJECT_PROBABILITY), abs=0.06
         )
-    got = rows_of(response, tz)
-    assert got == expected(world, tz, unit, start)
-    for row in response.json()["rows"]:
-        weight = TYPES[row["packaging_type"]]
-        assert row["return_rate"] == (row["returned"] / row["sold"] if row["sold"] else None)
-        if weight is None:
-            assert row["sold_kg"] is None and row["returned_kg"] is None
-        else:
-            assert row["sold_kg"] == pytest.approx(row["sold"] * weight / 1000)
-            assert row["returned_kg"] == pytest.approx(row["returned"] * weight / 1000)
+        assert row["rejected"] / row["sold"] == pytest.approx(
+            RETURN_PROBABILITY * REJECT_PROBABILITY, abs=0.04
+        )
 
 
 def test_a_brand_key_sees_its_own_numbers_only(
@@ -177,7 +232,7 @@ def test_a_brand_key_sees_its_own_numbers_only(
         other = client.get(
             "/v1/stats/return-rates", params={**params, "brand": "fjord"}, headers=auth
         )
-    start = datetime(2026, 3, 25, tzinfo=tz)
-    assert own == expected(world, tz, "total", start, brand="nordlys")
+    start, end = datetime(2026, 3, 25, tzinfo=tz), datetime(2026, 4, 3, tzinfo=tz)
+    assert own == expected(world, tz, "total", start, end, brand="nordlys")
     assert {r[1] for r in own} == {"can-0.33l", "crate-24"}
     assert rows_of(other, tz) == []
