@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.dead_letters import MAX_REPLAY, DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, Limit, require
@@ -23,6 +23,25 @@ Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 
 
 class DeadLetter(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 17,
+                    "received_at": "2026-03-29T12:02:11Z",
+                    "topic": "looptrack/devices/rvm-oslo-7/events",
+                    "device_id": "rvm-oslo-7",
+                    "reason": "invalid_gtin",
+                    "detail": "events[0].gtin: check digit is 3, not 9",
+                    "batch_index": 0,
+                    "payload": '{"event_id": "…"}',
+                    "payload_encoding": "utf-8",
+                    "replayed_at": "2026-03-29T12:30:00Z",
+                }
+            ]
+        }
+    )
+
     id: int
     received_at: datetime
     topic: str

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from api.dependencies import Conn, Limit, RegistryReader, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
@@ -24,6 +24,28 @@ router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)
 
 
 class StoredEvent(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "4f1d6c3e-8b7a-4e2f-a1c9-3d5e7f9b1a20",
+                    "ts": "2026-03-29T14:02:11+02:00",
+                    "received_at": "2026-03-29T12:02:11.412000Z",
+                    "type": "rejected",
+                    "gtin": "07038010001239",
+                    "serial": "7KQ2M9XH4PZ",
+                    "qty": 1,
+                    "seq": 1042,
+                    "device_id": "rvm-oslo-7",
+                    "site_id": "oslo-grunerlokka",
+                    "reason": "damaged",
+                    "stream": "lane-2",
+                    "attrs": {"fill_level": "empty"},
+                }
+            ]
+        }
+    )
+
     event_id: uuid.UUID
     ts: datetime
     received_at: datetime

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.dependencies import Conn, RegistryReader, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
@@ -32,6 +32,38 @@ class ItemEvent(BaseModel):
 
 
 class Item(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "gtin": "07038010009990",
+                    "serial": "7KQ2M9XH4PZ",
+                    "product": "Crate 24 x 0.33 l",
+                    "brand": "fjordbrus",
+                    "packaging_type": "crate-24",
+                    "material": "HDPE",
+                    "reusable": True,
+                    "target_trips": 60,
+                    "deposit": 1000,
+                    "trips": 12,
+                    "status": "rejected",
+                    "commissioned_at": "2025-05-02T08:00:00Z",
+                    "events": [
+                        {
+                            "event_id": "4f1d6c3e-8b7a-4e2f-a1c9-3d5e7f9b1a20",
+                            "ts": "2026-03-29T14:02:11+02:00",
+                            "type": "rejected",
+                            "device_id": "rvm-oslo-7",
+                            "site_id": "oslo-grunerlokka",
+                            "reason": "damaged",
+                            "stream": "lane-2",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     gtin: str
     serial: str
     product: str

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 import psycopg
 from fastapi import APIRouter, Path, Query, Response
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
@@ -45,6 +45,22 @@ GtinPath = Annotated[str, Path(pattern=r"^([0-9]{8}|[0-9]{12,14})$")]
 
 class DeviceStatus(Device):
     """A device with what the ingest worker knows of it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "rvm-oslo-7",
+                    "site": "oslo-grunerlokka",
+                    "kind": "rvm",
+                    "last_seen": "2026-03-29T14:02:11+02:00",
+                    "online": True,
+                    "events_today": 812,
+                    "seq_gaps": 0,
+                }
+            ]
+        }
+    )
 
     last_seen: datetime | None
     online: bool | None

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from api.dependencies import Conn, require, scoped_brand, settings
 from api.problems import ERROR_RESPONSES, Problem
@@ -27,6 +27,23 @@ TIME_HELP = "a date (local midnight in tz) or an RFC 3339 date-time on a quarter
 
 
 class ReturnRateRow(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bucket_start": "2026-03-29T00:00:00+01:00",
+                    "packaging_type": "pet-0.5l",
+                    "sold": 1200,
+                    "returned": 1046,
+                    "rejected": 31,
+                    "return_rate": 0.8716666666666667,
+                    "sold_kg": 26.4,
+                    "returned_kg": 23.012,
+                }
+            ]
+        }
+    )
+
     bucket_start: datetime
     packaging_type: str | None
     sold: int
@@ -74,6 +91,29 @@ class HistogramBar(BaseModel):
 
 
 class ReuseRow(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "packaging_type": "crate-24",
+                    "items": 5000,
+                    "trips": 61250,
+                    "mean_trips": 12.25,
+                    "p50_trips": 12,
+                    "p90_trips": 21,
+                    "max_trips": 38,
+                    "target_trips": 60,
+                    "reached_target": 0,
+                    "mean_trip_days": 23.4,
+                    "median_trip_days": 19.8,
+                    "lost": 140,
+                    "loss_rate": 0.028,
+                    "histogram": [{"trips": 0, "items": 35}, {"trips": 1, "items": 61}],
+                }
+            ]
+        }
+    )
+
     packaging_type: str
     items: int
     trips: int
@@ -113,6 +153,22 @@ def get_reuse(
 
 
 class DuplicateReturn(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "0b9a4e6e-2a5b-4d0c-9d7e-5c1f0e3a8b21",
+                    "gtin": "07038010001239",
+                    "serial": "7KQ2M9XH4PZ",
+                    "ts": "2026-03-29T14:02:11+02:00",
+                    "previous_ts": "2026-03-29T13:58:40+02:00",
+                    "device_id": "rvm-oslo-7",
+                    "site_id": "oslo-grunerlokka",
+                }
+            ]
+        }
+    )
+
     event_id: uuid.UUID
     gtin: str
     serial: str
@@ -123,6 +179,20 @@ class DuplicateReturn(BaseModel):
 
 
 class SeqGap(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "device_id": "rvm-oslo-7",
+                    "gap_from": 1041,
+                    "gap_to": 1043,
+                    "missing": 3,
+                    "detected_at": "2026-03-29T14:02:12+02:00",
+                }
+            ]
+        }
+    )
+
     device_id: str
     gap_from: int
     gap_to: int

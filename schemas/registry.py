@@ -62,19 +62,33 @@ def _with_example(example: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [example]})
 
 
+# One example per record for the OpenAPI document.
+PACKAGING_TYPE_EXAMPLE: dict[str, Any] = {
+    "name": "Beer crate 24 x 0.33 l",
+    "material": "HDPE",
+    "reusable": True,
+    "target_trips": 60,
+    "deposit": 1000,
+    "weight_g": "1600",
+}
+PRODUCT_EXAMPLE: dict[str, Any] = {
+    "packaging_type": "pet-0.5l",
+    "brand": "fjordbrus",
+    "name": "Fjordbrus Cola 0.5 l",
+}
+SITE_EXAMPLE: dict[str, Any] = {
+    "name": "Kiwi Grünerløkka",
+    "kind": "shop",
+    "lat": 59.9226,
+    "lon": 10.759,
+}
+DEVICE_EXAMPLE: dict[str, Any] = {"site": "oslo-grunerlokka", "kind": "rvm"}
+
+
 class PackagingTypeFields(_Record):
     """A packaging type's data; the id comes from the URL or the seed file."""
 
-    model_config = _with_example(
-        {
-            "name": "Beer crate 24 x 0.33 l",
-            "material": "HDPE",
-            "reusable": True,
-            "target_trips": 60,
-            "deposit": 1000,
-            "weight_g": "1600",
-        }
-    )
+    model_config = _with_example(PACKAGING_TYPE_EXAMPLE)
 
     name: Name
     material: Material
@@ -93,15 +107,15 @@ class PackagingTypeFields(_Record):
 class PackagingType(PackagingTypeFields):
     """A kind of package: deposit bottle, can, crate, cup…"""
 
+    model_config = _with_example({"id": "crate-24", **PACKAGING_TYPE_EXAMPLE})
+
     id: Slug
 
 
 class ProductFields(_Record):
     """What a GTIN is: its packaging type, brand and name."""
 
-    model_config = _with_example(
-        {"packaging_type": "pet-0.5l", "brand": "fjordbrus", "name": "Fjordbrus Cola 0.5 l"}
-    )
+    model_config = _with_example(PRODUCT_EXAMPLE)
 
     packaging_type: Slug
     brand: Slug
@@ -111,15 +125,15 @@ class ProductFields(_Record):
 class Product(ProductFields):
     """A GTIN and what it is packed in."""
 
+    model_config = _with_example({"gtin": "07038010001239", **PRODUCT_EXAMPLE})
+
     gtin: Gtin14
 
 
 class SiteFields(_Record):
     """A site's data."""
 
-    model_config = _with_example(
-        {"name": "Kiwi Grünerløkka", "kind": "shop", "lat": 59.9226, "lon": 10.759}
-    )
+    model_config = _with_example(SITE_EXAMPLE)
 
     name: Name
     kind: SiteKind
@@ -130,13 +144,15 @@ class SiteFields(_Record):
 class Site(SiteFields):
     """A shop, sorting site, filling or washing plant."""
 
+    model_config = _with_example({"id": "oslo-grunerlokka", **SITE_EXAMPLE})
+
     id: Slug
 
 
 class DeviceFields(_Record):
     """Where a device stands and what it is."""
 
-    model_config = _with_example({"site": "oslo-grunerlokka", "kind": "rvm"})
+    model_config = _with_example(DEVICE_EXAMPLE)
 
     site: Slug
     kind: DeviceKind
@@ -144,6 +160,8 @@ class DeviceFields(_Record):
 
 class Device(DeviceFields):
     """An RVM, sorter, filler, washer or point of sale, at one site."""
+
+    model_config = _with_example({"id": "rvm-oslo-7", **DEVICE_EXAMPLE})
 
     id: DeviceId
 

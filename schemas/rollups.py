@@ -34,11 +34,12 @@ def gtin_slot(gtin: str) -> int:
 
 
 def _lock(conn: psycopg.Connection[Any], slots: Iterable[int], *, exclusive: bool) -> None:
+    ordered = sorted(set(slots))
+    if not ordered:
+        return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     # Sorted: every holder takes its slots in the same order, so none waits in a cycle.
-    conn.execute(
-        _LOCK.format(function=function), {"class": LOCK_CLASS, "slots": sorted(set(slots))}
-    )
+    conn.execute(_LOCK.format(function=function), {"class": LOCK_CLASS, "slots": ordered})
 
 
 def lock_for_counting(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
