@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,13 +41,31 @@ FROM (
 ) r
 """
 _JSON_QUERIES = {
-    name: _AS_JSON.format(query=QUERIES[name]) for name in ("return_rates", "return_rates_daily")
+    name: _AS_JSON.format(query=QUERIES[name])
+    for name in ("return_rates", "return_rates_daily", "return_rates_hourly")
 }
+HOUR = timedelta(hours=1)
 
 
 def _local_midnight(instant: datetime, zone: ZoneInfo) -> date | None:
     local = instant.astimezone(zone)
     return local.date() if local.time() == time() else None
+
+
+def _on_whole_hours(window: Window) -> bool:
+    """Whether every local day of `window` is made of whole UTC hours: bounds on the hour
+    and the zone's offset a whole number of hours throughout (checked once a day: offsets
+    change at most a few times a year)."""
+    if window.start.timestamp() % 3600 or window.end.timestamp() % 3600:
+        return False
+    instant = window.start
+    while instant <= window.end:
+        offset = instant.astimezone(window.tz).utcoffset()
+        if offset is None or offset % HOUR:
+            return False
+        instant += timedelta(days=1)
+    offset = window.end.astimezone(window.tz).utcoffset()
+    return offset is not None and not offset % HOUR
 
 
 def return_rates_json(
@@ -62,7 +80,8 @@ def return_rates_json(
     """`{"rows": [{bucket_start, packaging_type, sold, returned, rejected, return_rate,
     sold_kg, returned_kg}]}` as JSON text; buckets without any event are left out. Whole
     local days in the zone of the day rollups (LOOPTRACK_TIMEZONE at migration) are read
-    from them, anything else from the 15-minute rollup. Sets the transaction's TimeZone."""
+    from them; whole hours of whole-hour zones, without a site filter, from the hourly
+    rollup; anything else from the 15-minute rollup. Sets the transaction's TimeZone."""
     params: dict[str, Any] = {
         "unit": bucket.value,
         "from": window.start,
@@ -77,6 +96,8 @@ def return_rates_json(
     if window.tz.key == rollup_zone(conn) and from_day is not None and to_day is not None:
         query = _JSON_QUERIES["return_rates_daily"]
         params |= {"from_day": from_day, "to_day": to_day}
+    elif site_id is None and _on_whole_hours(window):
+        query = _JSON_QUERIES["return_rates_hourly"]
     else:
         query = _JSON_QUERIES["return_rates"]
     conn.execute("SELECT set_config('TimeZone', %s, true)", (window.tz.key,))

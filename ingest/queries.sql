@@ -24,8 +24,8 @@ COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, 
              reason, stream, attrs) FROM STDIN (FORMAT BINARY)
 
 -- name: add_counts
--- One round trip for everything a batch adds up: the 15-minute and day rollups, per-device
--- daily counts, device last-seen and the worker's counters. Rollup rows arrive
+-- One round trip for everything a batch adds up: the 15-minute, hourly and day rollups,
+-- per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
 -- pre-aggregated and sorted by key, so concurrent workers lock them in the same order.
 WITH rollup AS (
     INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
@@ -33,20 +33,32 @@ WITH rollup AS (
                          %(type)s::text[], %(qty)s::bigint[], %(events)s::bigint[])
     ON CONFLICT (bucket, site_id, gtin, type)
     DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
-), day_counts AS (
-    -- Quarter hours folded into local days of the rollup zone, per packaging type and
-    -- brand of the products as they are now (the caller holds the GTINs' lock slots).
-    SELECT c.site_id, (c.bucket AT TIME ZONE z.zone)::date AS day,
-           p.packaging_type_id AS packaging_type, p.brand,
+), typed AS (
+    -- Return counts of the batch under the packaging type and brand of their products as
+    -- they are now (the caller holds the GTINs' lock slots; NULL for unknown GTINs).
+    SELECT c.bucket, c.site_id, p.packaging_type_id AS packaging_type, p.brand,
            coalesce(sum(c.qty) FILTER (WHERE c.type = 'sold'), 0) AS sold,
            coalesce(sum(c.qty) FILTER (WHERE c.type = 'returned'), 0) AS returned,
            coalesce(sum(c.qty) FILTER (WHERE c.type = 'rejected'), 0) AS rejected
     FROM unnest(%(bucket)s::timestamptz[], %(site_id)s::text[], %(gtin)s::text[],
                 %(type)s::text[], %(qty)s::bigint[]) AS c (bucket, site_id, gtin, type, qty)
-    CROSS JOIN rollup_zone z
     LEFT JOIN products p ON p.gtin = c.gtin
     WHERE c.type IN ('sold', 'returned', 'rejected')
     GROUP BY 1, 2, 3, 4
+), day_counts AS (
+    -- Quarter hours folded into local days of the rollup zone.
+    SELECT t.site_id, (t.bucket AT TIME ZONE z.zone)::date AS day, t.packaging_type, t.brand,
+           sum(t.sold) AS sold, sum(t.returned) AS returned, sum(t.rejected) AS rejected
+    FROM typed t CROSS JOIN rollup_zone z
+    GROUP BY 1, 2, 3, 4
+), by_hour AS (
+    INSERT INTO return_counts_hourly AS r (hour, packaging_type, brand, sold, returned, rejected)
+    SELECT date_bin('1 hour', bucket, TIMESTAMPTZ '2000-01-01 00:00+00'), packaging_type, brand,
+           sum(sold), sum(returned), sum(rejected)
+    FROM typed GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (hour, packaging_type, brand) DO UPDATE
+    SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
+        rejected = r.rejected + EXCLUDED.rejected
 ), by_site_day AS (
     INSERT INTO site_return_counts_daily AS r
         (site_id, day, packaging_type, brand, sold, returned, rejected)

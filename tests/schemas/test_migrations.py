@@ -79,6 +79,7 @@ EXPECTED_COLUMNS = {
     },
     "rollup_zone": {"only_row", "zone"},
     "return_counts_daily": {"day", "packaging_type", "brand", "sold", "returned", "rejected"},
+    "return_counts_hourly": {"hour", "packaging_type", "brand", "sold", "returned", "rejected"},
     "site_return_counts_daily": {
         "site_id",
         "day",
@@ -102,7 +103,8 @@ EXPECTED_COLUMNS = {
 
 
 ALL_MIGRATIONS = (
-    "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily"
+    "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
+    "0006_return_counts_hourly"
 )
 
 
