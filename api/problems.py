@@ -5,9 +5,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -57,7 +59,12 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, slug: str, detail: str, instance: str, **extra: Any
+    status: int,
+    slug: str,
+    detail: str,
+    instance: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": TYPE_BASE + slug,
@@ -67,7 +74,8 @@ def problem_response(
         "instance": instance,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -91,6 +99,30 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(422, "validation", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(psycopg.errors.DeadlockDetected)
+    @app.exception_handler(psycopg.errors.SerializationFailure)
+    async def _rolled_back(request: Request, exc: Exception) -> JSONResponse:
+        # A deadlock or serialization failure with concurrent work (e.g. the ingest
+        # worker counting the product being re-assigned): nothing was changed.
+        detail = (
+            "the request met a concurrent change and was rolled back, nothing was changed: "
+            "send it again"
+        )
+        return problem_response(
+            503, "try-again", detail, request.url.path, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(
+            503,
+            "database-unavailable",
+            "the database could not complete the request right now: try again shortly",
+            request.url.path,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
 
+from schemas.rollups import LOCK_CLASS, gtin_slot
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_COLA, GTIN_CRATE, count
+from tests.conftest import wait_until
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry
 
 PET = {"name": "PET 0.5 l", "material": "PET", "deposit": 200, "weight_g": 22}
 COLA = {"packaging_type": "pet-0.5l", "brand": "fjord", "name": "Fjord Cola"}
@@ -144,3 +147,41 @@ def test_devices_list_shows_liveness(
         "kind",
     )  # fmt: skip
     assert_problem(client.get("/v1/devices?limit=5000", headers=keys["operator"]), 422, "limit")
+
+
+def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any], db_url: str
+) -> None:
+    """A product re-assignment that deadlocks with concurrent work (here: a transaction
+    holding the product row and then asking for the GTIN's lock slot, as no real caller
+    does) is rolled back and told to try again, not answered with a 500."""
+    seed_registry(db, [])
+    gtin = GTIN_COLA.zfill(14)
+    body = {"packaging_type": "crate-24", "brand": "fjord", "name": "Moved"}
+    with psycopg.connect(db_url) as other:
+        other.execute("SELECT 1 FROM products WHERE gtin = %s FOR UPDATE", (gtin,))
+        with ThreadPoolExecutor(1) as pool:
+            put = pool.submit(
+                client.put, f"/v1/products/{gtin}", json=body, headers=keys["operator"]
+            )
+            # The PUT holds the GTIN's slot and waits for the row…
+            wait_until(
+                lambda: count(
+                    db,
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND query LIKE '%%FOR UPDATE%%'"
+                    " AND pid <> %s",
+                    other.info.backend_pid,
+                ),
+                10,
+                "the PUT waiting for the product row",
+            )
+            # …and this transaction now waits for the slot: a deadlock, which PostgreSQL
+            # breaks by aborting the PUT (it has waited longest).
+            other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, gtin_slot(gtin)))
+            response = put.result(30)
+        other.rollback()
+    assert_problem(response, 503, "send it again")
+    assert response.headers["Retry-After"] == "1"
+    row = db.execute("SELECT packaging_type_id, name FROM products WHERE gtin = %s", (gtin,))
+    assert row.fetchone() == ("pet-0.5l", "Fjord Cola 0.5 l")
