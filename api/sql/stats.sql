@@ -149,22 +149,25 @@ ORDER BY 1, 2 NULLS LAST
 -- name: return_rates_hourly
 -- The same answer as return_rates, from the hourly rollup (migration 0006): for windows
 -- on whole hours in zones whose offset is a whole number of hours, without a site filter.
--- Hours are summed first, so the zone arithmetic runs once per hour and packaging type.
-WITH per_hour AS (
-    SELECT hour, packaging_type, sum(sold) AS sold, sum(returned) AS returned,
-           sum(rejected) AS rejected
-    FROM return_counts_hourly
-    WHERE hour >= %(from)s AND hour < %(to)s
-      AND (%(packaging_type)s::text IS NULL OR packaging_type = %(packaging_type)s)
-      AND (%(brand)s::text IS NULL OR brand = %(brand)s)
-    GROUP BY hour, packaging_type
+-- Each hour of the window is given its bucket once, then joined to the counts.
+WITH hours AS (
+    SELECT h AS hour,
+           CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
+                ELSE date_trunc(%(unit)s, h AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
+           END AS bucket_start
+    FROM generate_series(%(from)s::timestamptz, %(to)s::timestamptz - INTERVAL '1 hour',
+                         INTERVAL '1 hour') AS h
+), per_bucket AS (
+    SELECT hs.bucket_start, r.packaging_type, sum(r.sold)::bigint AS sold,
+           sum(r.returned)::bigint AS returned, sum(r.rejected)::bigint AS rejected
+    FROM return_counts_hourly r
+    JOIN hours hs ON hs.hour = r.hour
+    WHERE r.hour >= %(from)s AND r.hour < %(to)s
+      AND (%(packaging_type)s::text IS NULL OR r.packaging_type = %(packaging_type)s)
+      AND (%(brand)s::text IS NULL OR r.brand = %(brand)s)
+    GROUP BY 1, 2
 )
-SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
-            ELSE date_trunc(%(unit)s, h.hour AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
-       END AS bucket_start,
-       h.packaging_type, sum(h.sold)::bigint AS sold, sum(h.returned)::bigint AS returned,
-       sum(h.rejected)::bigint AS rejected, t.weight_g
-FROM per_hour h
-LEFT JOIN packaging_types t ON t.id = h.packaging_type
-GROUP BY 1, 2, t.weight_g
+SELECT b.bucket_start, b.packaging_type, b.sold, b.returned, b.rejected, t.weight_g
+FROM per_bucket b
+LEFT JOIN packaging_types t ON t.id = b.packaging_type
 ORDER BY 1, 2 NULLS LAST
