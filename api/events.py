@@ -54,8 +54,8 @@ class StoredEvent(BaseModel):
     serial: str | None
     qty: int
     seq: int | None
-    device_id: str
-    site_id: str
+    device_id: str | None  # None for events no device sent (commissioning)
+    site_id: str | None
     reason: str | None
     stream: str | None
     attrs: dict[str, Any] | None

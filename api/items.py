@@ -25,8 +25,8 @@ class ItemEvent(BaseModel):
     event_id: uuid.UUID
     ts: datetime
     type: str
-    device_id: str
-    site_id: str
+    device_id: str | None  # None for events no device sent (commissioning)
+    site_id: str | None
     reason: str | None
     stream: str | None
 

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     timescaledb: str = "auto"
     # Whether `db migrate` may create a missing database.
     db_create: bool = True
+    # Most labels (items) one request or command may commission.
+    labels_max_count: int = Field(default=10_000, ge=1, le=1_000_000)
 
     @field_validator("topic_root")
     @classmethod

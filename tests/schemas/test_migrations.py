@@ -89,6 +89,7 @@ EXPECTED_COLUMNS = {
         "returned",
         "rejected",
     },
+    "label_batches": {"id", "gtin", "count", "format", "created_by", "created_at"},
     "api_keys": {
         "id",
         "name",
@@ -104,7 +105,7 @@ EXPECTED_COLUMNS = {
 
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
-    "0006_return_counts_hourly"
+    "0006_return_counts_hourly, 0007_label_batches"
 )
 
 

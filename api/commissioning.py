@@ -1,0 +1,127 @@
+"""Commissioning serialised items for labels: unguessable serials, unique per GTIN by the
+items table's primary key, each item with its `commissioned` event. Shared by
+`POST /v1/labels` and `looptrack labels`."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from schemas.named_queries import load_queries
+
+QUERIES = load_queries("api", "sql/labels.sql")
+
+# Crockford's base32 alphabet: digits and capitals without I, L, O, U, so a serial read
+# aloud or typed from the human-readable line is not mistaken; all in GS1 set 82.
+SERIAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SERIAL_LENGTH = 12  # 12 characters of 5 bits: 60 bits of randomness (SPEC §8: at least 50)
+FORMATS = ("pdf", "png", "svg", "zip")
+# Rows per COPY flush while commissioning; progress is reported at this pace too.
+CHUNK = 1000
+
+
+def new_serial() -> str:
+    """A random serial from the operating system's CSPRNG."""
+    return "".join(secrets.choice(SERIAL_ALPHABET) for _ in range(SERIAL_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A commissioned batch: its id, GTIN, format and serials (sorted: the sheet order)."""
+
+    id: uuid.UUID
+    gtin: str
+    format: str
+    serials: list[str]
+
+
+class UnknownProduct(LookupError):
+    """The GTIN is not a registered product (or not one of the caller's brand)."""
+
+
+def commission(
+    conn: psycopg.Connection[Any],
+    gtin14: str,
+    count: int,
+    fmt: str,
+    *,
+    created_by: str,
+    brand: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Batch:
+    """Commission `count` new items of `gtin14` in the caller's transaction; `brand`
+    limits it to that brand's products. Raises UnknownProduct. A serial that happens to
+    exist already for the GTIN is drawn again: uniqueness is the database's, not luck's."""
+    product = conn.execute(QUERIES["product_of_brand"], {"gtin": gtin14, "brand": brand})
+    if product.fetchone() is None:
+        raise UnknownProduct(gtin14)
+    batch_id = uuid.uuid4()
+    conn.execute(
+        QUERIES["insert_batch"],
+        {"id": batch_id, "gtin": gtin14, "count": count, "format": fmt, "by": created_by},
+    )
+    conn.execute(QUERIES["create_new_serials"])
+    serials: list[str] = []
+    while len(serials) < count:
+        wanted = min(CHUNK, count - len(serials))
+        with conn.cursor() as cur:
+            with cur.copy(QUERIES["copy_new_serials"]) as copy:
+                for _ in range(wanted):
+                    copy.write_row((new_serial(),))
+            # Only serials new for this GTIN are kept; a clash (or a repeat within the
+            # chunk) simply leaves fewer, and the loop draws again.
+            cur.execute(QUERIES["insert_items"], {"gtin": gtin14, "batch_id": batch_id})
+            serials += [row[0] for row in cur.fetchall()]
+            cur.execute(QUERIES["clear_new_serials"])
+        if progress is not None:
+            progress(len(serials))
+    serials.sort()  # the order of the sheet, also when downloaded again
+    _commissioned_events(conn, gtin14, serials, batch_id)
+    return Batch(batch_id, gtin14, fmt, serials)
+
+
+def _commissioned_events(
+    conn: psycopg.Connection[Any], gtin14: str, serials: list[str], batch_id: uuid.UUID
+) -> None:
+    """One `commissioned` event per item, with its idempotency key; not from a device,
+    so without device and site (and outside the device rollups)."""
+    now = datetime.now(UTC)
+    attrs = Jsonb({"batch_id": str(batch_id)})
+    ids = [uuid.uuid4() for _ in serials]
+    with conn.cursor() as cur:
+        with cur.copy(QUERIES["copy_event_ids"]) as copy:
+            for event_id in ids:
+                copy.write_row((event_id, now))
+        with cur.copy(QUERIES["copy_commissioned"]) as copy:
+            for event_id, serial in zip(ids, serials, strict=True):
+                copy.write_row((event_id, now, now, gtin14, serial, attrs, "commissioned", 1))
+
+
+def batch_items(
+    conn: psycopg.Connection[Any], batch_id: uuid.UUID, brand: str | None
+) -> tuple[Batch, dict[str, Any]] | None:
+    """A batch and its product's name and deposit, or None if unknown or another brand's."""
+    row = conn.execute(QUERIES["batch"], {"id": batch_id, "brand": brand}).fetchone()
+    if row is None:
+        return None
+    gtin, fmt, name, deposit = row
+    product = {"name": name, "deposit": deposit}
+    serials = [r[0] for r in conn.execute(QUERIES["batch_serials"], {"id": batch_id}).fetchall()]
+    return Batch(batch_id, gtin, fmt, serials), product
+
+
+def item_product(
+    conn: psycopg.Connection[Any], gtin14: str, serial: str, brand: str | None
+) -> dict[str, Any] | None:
+    """A commissioned item's product name and deposit, or None (unknown, another brand's)."""
+    row = conn.execute(
+        QUERIES["item_product"], {"gtin": gtin14, "serial": serial, "brand": brand}
+    ).fetchone()
+    return None if row is None else {"name": row[0], "deposit": row[1]}
