@@ -15,6 +15,7 @@ from api import (
     events,
     health,
     items,
+    labels,
     metrics,
     problems,
     registry,
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(items.router)
     app.include_router(device_events.router)
     app.include_router(dead_letter_routes.router)
+    app.include_router(labels.router)
     return app

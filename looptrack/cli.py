@@ -217,6 +217,67 @@ def keys_create(
     typer.echo(key)
 
 
+@app.command()
+def labels(
+    gtin: Annotated[str, typer.Option(help="GTIN of a registered product.")],
+    count: Annotated[int, typer.Option(min=1, help="Items to commission, one label each.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="FILE.pdf (label sheets) or FILE.zip (PNGs).")
+    ],
+) -> None:
+    """Commission COUNT new serialised items of GTIN and write their QR labels to FILE."""
+    from rich.progress import Progress
+
+    from api.commissioning import UnknownProduct, batch_items, commission
+    from api.labels import LabelFormat, labels_for, render
+    from schemas.gtin import InvalidGtin, normalize_gtin
+
+    settings = _settings()
+    formats = {".pdf": LabelFormat.PDF, ".zip": LabelFormat.ZIP}
+    fmt = formats.get(output.suffix.lower())
+    if fmt is None:
+        raise _fail(f"{output}: write a .pdf (label sheets) or a .zip (PNGs)", EXIT_BAD_INPUT)
+    if count > settings.labels_max_count:
+        raise _fail(
+            f"--count {count} is above the maximum of {settings.labels_max_count}"
+            " (LOOPTRACK_LABELS_MAX_COUNT)",
+            EXIT_BAD_INPUT,
+        )
+    try:
+        gtin14 = normalize_gtin(gtin)
+    except InvalidGtin as exc:
+        raise _fail(f"--gtin {gtin!r}: {exc}", EXIT_BAD_INPUT) from exc
+    with _connect(settings) as conn, Progress(transient=False) as progress:
+        commissioned = progress.add_task("commissioning", total=count)
+        drawn = progress.add_task("drawing labels", total=count)
+        try:
+            batch = commission(
+                conn,
+                gtin14,
+                count,
+                fmt.value,
+                created_by="looptrack labels",
+                progress=lambda done: progress.update(commissioned, completed=done),
+            )
+        except UnknownProduct as exc:
+            raise _fail(f"no product {gtin14}: register it first", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
+        found = batch_items(conn, batch.id, None)
+        assert found is not None  # commissioned in this transaction
+        sheet = labels_for(gtin14, batch.serials, found[1], settings.public_base_url)
+        body = render(sheet, fmt, lambda done: progress.update(drawn, completed=done))
+        progress.update(drawn, completed=count)
+        try:
+            output.write_bytes(body)
+        except OSError as exc:
+            # The transaction is rolled back: no items without their labels.
+            conn.rollback()
+            raise _fail(f"{output}: {exc.strerror or exc}") from exc
+        conn.commit()
+    typer.echo(f"{count} items of {gtin14} commissioned (batch {batch.id}); labels in {output}")
+
+
 @dlq_app.command("list")
 def dlq_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,

@@ -1,0 +1,206 @@
+"""QR labels (SPEC §8): commission a batch of serialised items and download their labels
+(brand keys for their own products; admin), and one item's QR code as SVG or PNG."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api import label_sheets
+from api.commissioning import UnknownProduct, batch_items, commission, item_product
+from api.dependencies import Conn, parse_gtin, require, scoped_brand, settings
+from api.problems import ERROR_RESPONSES, Problem
+from schemas.api_keys import Principal, Role
+from schemas.digital_link import InvalidSerial, build_uri, validate_serial
+from schemas.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["labels"], responses=ERROR_RESPONSES)
+LabelMaker = Annotated[Principal, Depends(require(Role.BRAND))]
+ItemReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
+
+
+class LabelFormat(StrEnum):
+    PDF = "pdf"  # A4 label sheets
+    PNG = "png"  # one item's QR code
+    SVG = "svg"  # one item's QR code
+    ZIP = "zip"  # a PNG per item
+
+
+MEDIA_TYPES = {
+    LabelFormat.PDF: "application/pdf",
+    LabelFormat.PNG: "image/png",
+    LabelFormat.SVG: "image/svg+xml",
+    LabelFormat.ZIP: "application/zip",
+}
+
+
+class LabelRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"gtin": "07038010009990", "count": 24, "format": "pdf"}]},
+    )
+
+    gtin: str = Field(max_length=14, description="GTIN-8/12/13/14 of one of your products")
+    count: int = Field(ge=1, description="items to commission (at most LOOPTRACK_LABELS_MAX_COUNT)")
+    format: LabelFormat = LabelFormat.PDF
+
+
+class LabelledItem(BaseModel):
+    serial: str
+    url: str
+
+
+class LabelBatch(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "batch_id": "3f0c2a5e-1b7d-4c9a-8e21-6d5f4b3a2c10",
+                    "items": [
+                        {
+                            "serial": "7KQ2M9XH4PZ0",
+                            "url": "https://id.example.no/01/07038010009990/21/7KQ2M9XH4PZ0",
+                        }
+                    ],
+                    "download": "/v1/labels/3f0c2a5e-1b7d-4c9a-8e21-6d5f4b3a2c10",
+                }
+            ]
+        }
+    )
+
+    batch_id: uuid.UUID
+    items: list[LabelledItem]
+    download: str
+
+
+def labels_for(
+    gtin14: str, serials: list[str], product: dict[str, Any], base_url: str
+) -> list[label_sheets.Label]:
+    return [
+        label_sheets.Label(
+            uri=build_uri(base_url, gtin14, serial),
+            gtin=gtin14,
+            serial=serial,
+            product=product["name"],
+            deposit=product["deposit"],
+        )
+        for serial in serials
+    ]
+
+
+def render(
+    labels: list[label_sheets.Label],
+    fmt: LabelFormat,
+    progress: Callable[[int], None] | None = None,
+) -> bytes:
+    """The labels as one file of format `fmt` (png and svg: exactly one label)."""
+    if fmt in (LabelFormat.PNG, LabelFormat.SVG) and len(labels) != 1:
+        raise ValueError(f"format {fmt.value} holds one label, not {len(labels)}: use pdf or zip")
+    if fmt is LabelFormat.PDF:
+        return label_sheets.pdf_sheet(labels, progress=progress)
+    if fmt is LabelFormat.ZIP:
+        return label_sheets.png_zip(labels)
+    if fmt is LabelFormat.PNG:
+        return label_sheets.png(labels[0])
+    return label_sheets.svg(labels[0])
+
+
+def _render(labels: list[label_sheets.Label], fmt: LabelFormat) -> Response:
+    try:
+        return Response(render(labels, fmt), media_type=MEDIA_TYPES[fmt])
+    except ValueError as exc:
+        raise Problem(422, "one-label-only", str(exc)) from None
+
+
+@router.post("/labels", response_model=LabelBatch, status_code=201)
+def postlabels_for(
+    body: LabelRequest,
+    conn: Conn,
+    caller: LabelMaker,
+    config: Annotated[Settings, Depends(settings)],
+    request: Request,
+) -> dict[str, Any]:
+    """Commission `count` new items of one of your products, each with a random serial
+    (60 bits, never reused for the GTIN) and a `commissioned` event; their labels are at
+    `download` in the requested format."""
+    gtin14 = parse_gtin(body.gtin)
+    if body.count > config.labels_max_count:
+        raise Problem(
+            422,
+            "too-many-labels",
+            f"count {body.count} is above the maximum of {config.labels_max_count} per batch",
+        )
+    if body.format in (LabelFormat.PNG, LabelFormat.SVG) and body.count != 1:
+        raise Problem(
+            422,
+            "one-label-only",
+            f"format {body.format.value} holds one label: use pdf or zip for {body.count}",
+        )
+    brand, _ = scoped_brand(caller, None)
+    try:
+        batch = commission(
+            conn, gtin14, body.count, body.format.value, created_by=str(caller.key_id), brand=brand
+        )
+    except UnknownProduct:
+        raise Problem(404, "not-found", f"no product {gtin14} of yours") from None
+    return {
+        "batch_id": batch.id,
+        "items": [
+            {"serial": s, "url": build_uri(config.public_base_url, gtin14, s)}
+            for s in batch.serials
+        ],
+        "download": str(request.url_for("get_label_batch", batch_id=batch.id).path),
+    }
+
+
+@router.get(
+    "/labels/{batch_id}",
+    response_class=Response,
+    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+)
+def get_label_batch(
+    batch_id: uuid.UUID,
+    conn: Conn,
+    caller: LabelMaker,
+    config: Annotated[Settings, Depends(settings)],
+    fmt: Annotated[LabelFormat | None, Query(alias="format")] = None,
+) -> Response:
+    """A batch's labels again, in its format or another (`format=`)."""
+    brand, _ = scoped_brand(caller, None)
+    found = batch_items(conn, batch_id, brand)
+    if found is None:
+        raise Problem(404, "not-found", f"no label batch {batch_id}")
+    batch, product = found
+    labels = labels_for(batch.gtin, batch.serials, product, config.public_base_url)
+    return _render(labels, fmt or LabelFormat(batch.format))
+
+
+@router.get(
+    "/items/{gtin}/{serial}/qr.{kind}",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+)
+def get_item_qr(
+    gtin: Annotated[str, Path(max_length=14)],
+    serial: Annotated[str, Path(max_length=60)],
+    kind: Annotated[str, Path(pattern="^(svg|png)$")],
+    conn: Conn,
+    caller: ItemReader,
+    config: Annotated[Settings, Depends(settings)],
+) -> Response:
+    """The QR code of an item's Digital Link address (operator; brand for its own)."""
+    gtin14 = parse_gtin(gtin)
+    try:
+        serial = validate_serial(serial)
+    except InvalidSerial as exc:
+        raise Problem(422, "invalid-serial", str(exc)) from None
+    brand, _ = scoped_brand(caller, None)
+    product = item_product(conn, gtin14, serial, brand)
+    if product is None:
+        raise Problem(404, "not-found", f"no item {gtin14}/{serial}")
+    return _render(labels_for(gtin14, [serial], product, config.public_base_url), LabelFormat(kind))
