@@ -19,6 +19,7 @@ from api import (
     metrics,
     problems,
     registry,
+    resolver,
     stats,
 )
 from devices.publisher import Publisher
@@ -76,4 +77,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(device_events.router)
     app.include_router(dead_letter_routes.router)
     app.include_router(labels.router)
+    app.include_router(resolver.router)
     return app

@@ -1,0 +1,25 @@
+-- The public Digital Link resolver's reads: what anyone holding the package may see.
+-- Never a brand-internal field, a site or a device.
+
+-- name: product
+-- A registered product and its packaging.
+SELECT p.gtin, p.name AS product, t.id AS packaging_type, t.name AS packaging,
+       t.material, t.reusable, t.target_trips, t.deposit
+FROM products p
+JOIN packaging_types t ON t.id = p.packaging_type_id
+WHERE p.gtin = %(gtin)s
+
+-- name: item
+-- A known item (commissioned, or seen in any event) of a registered product, with its
+-- trips so far (reusable packaging only: single-use packaging makes no trips).
+SELECT p.gtin, p.name AS product, t.id AS packaging_type, t.name AS packaging,
+       t.material, t.reusable, t.target_trips, t.deposit,
+       CASE WHEN t.reusable THEN
+           (SELECT count(*) FROM loop_events l
+            WHERE l.gtin = p.gtin AND l.serial = %(serial)s AND l.trip_end)
+       END AS trips
+FROM products p
+JOIN packaging_types t ON t.id = p.packaging_type_id
+WHERE p.gtin = %(gtin)s
+  AND (EXISTS (SELECT 1 FROM items i WHERE i.gtin = p.gtin AND i.serial = %(serial)s)
+       OR EXISTS (SELECT 1 FROM events e WHERE e.gtin = p.gtin AND e.serial = %(serial)s))
