@@ -10,15 +10,13 @@ import zipfile
 from urllib.parse import unquote
 
 import cairosvg
-import cv2
 import numpy as np
-import pypdfium2 as pdfium
 import pytest
-import zxingcpp
 from PIL import Image
 
 from api.label_sheets import Label, pdf_sheet, png, png_zip, svg
 from schemas.digital_link import SERIAL_CHARSET_82, build_uri
+from tests.qr import cells, opencv_decode, page_texts, rendered_pages, zxing_decode
 
 BASE_URL = "http://localhost:8000"
 GTIN = "07038010009990"
@@ -32,7 +30,6 @@ AWKWARD_SERIALS = [
     "12345678901234567890",
     "<a>:b;c=d",
 ]
-RENDER_DPI = 150  # modules of 0.5 to 0.7 mm become 3 to 4 pixels: a modest scan
 
 
 def make_labels(n: int, *, seed: int = 1, deposit: int = 300) -> list[Label]:
@@ -51,55 +48,6 @@ def make_labels(n: int, *, seed: int = 1, deposit: int = 300) -> list[Label]:
             deposit=deposit,
         )
         for serial in serials
-    ]
-
-
-def zxing_decode(image: Image.Image | np.ndarray) -> list[str]:
-    return [
-        code.text for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
-    ]
-
-
-def opencv_decode(image: np.ndarray) -> str:
-    # OpenCV's two detectors each miss a few valid symbols (the classic one about 1 % of
-    # these, the ArUco-based one some anti-aliased renders); what is checked here is that an
-    # independent implementation reads the same content, so either detector may find it.
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
-    if not text:
-        text, _, _ = cv2.QRCodeDetectorAruco().detectAndDecode(image)
-    return str(text)
-
-
-def rendered_pages(pdf: bytes) -> list[Image.Image]:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        return [
-            page.render(scale=RENDER_DPI / 72, grayscale=True).to_pil().convert("L")
-            for page in document
-        ]
-    finally:
-        document.close()
-
-
-def page_texts(pdf: bytes) -> list[str]:
-    document = pdfium.PdfDocument(pdf)
-    try:
-        return [page.get_textpage().get_text_range() for page in document]
-    finally:
-        document.close()
-
-
-def cells(page: Image.Image, columns: int, rows: int) -> list[np.ndarray]:
-    """The page cut along the label grid, row by row."""
-    pixels = np.asarray(page)
-    height, width = pixels.shape
-    return [
-        pixels[
-            r * height // rows : (r + 1) * height // rows,
-            c * width // columns : (c + 1) * width // columns,
-        ]
-        for r in range(rows)
-        for c in range(columns)
     ]
 
 
