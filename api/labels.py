@@ -97,12 +97,15 @@ def render(
     labels: list[label_sheets.Label],
     fmt: LabelFormat,
     progress: Callable[[int], None] | None = None,
+    grid: tuple[int, int] = (3, 8),
 ) -> bytes:
-    """The labels as one file of format `fmt` (png and svg: exactly one label)."""
+    """The labels as one file of format `fmt` (png and svg: exactly one label); a PDF
+    has `grid` (columns, rows) labels per A4 page."""
     if fmt in (LabelFormat.PNG, LabelFormat.SVG) and len(labels) != 1:
         raise ValueError(f"format {fmt.value} holds one label, not {len(labels)}: use pdf or zip")
     if fmt is LabelFormat.PDF:
-        return label_sheets.pdf_sheet(labels, progress=progress)
+        columns, rows = grid
+        return label_sheets.pdf_sheet(labels, columns=columns, rows=rows, progress=progress)
     if fmt is LabelFormat.ZIP:
         return label_sheets.png_zip(labels)
     if fmt is LabelFormat.PNG:
@@ -110,9 +113,11 @@ def render(
     return label_sheets.svg(labels[0])
 
 
-def _render(labels: list[label_sheets.Label], fmt: LabelFormat) -> Response:
+def _render(
+    labels: list[label_sheets.Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8)
+) -> Response:
     try:
-        return Response(render(labels, fmt), media_type=MEDIA_TYPES[fmt])
+        return Response(render(labels, fmt, grid=grid), media_type=MEDIA_TYPES[fmt])
     except ValueError as exc:
         raise Problem(422, "one-label-only", str(exc)) from None
 
@@ -169,15 +174,18 @@ def get_label_batch(
     caller: LabelMaker,
     config: Annotated[Settings, Depends(settings)],
     fmt: Annotated[LabelFormat | None, Query(alias="format")] = None,
+    columns: Annotated[int, Query(ge=1, le=8, description="PDF labels across")] = 3,
+    rows: Annotated[int, Query(ge=1, le=20, description="PDF labels down")] = 8,
 ) -> Response:
-    """A batch's labels again, in its format or another (`format=`)."""
+    """A batch's labels again, in its format or another (`format=`); PDF sheets are A4
+    with `columns` x `rows` labels (3 x 8 and 4 x 10 are common label stocks)."""
     brand, _ = scoped_brand(caller, None)
     found = batch_items(conn, batch_id, brand)
     if found is None:
         raise Problem(404, "not-found", f"no label batch {batch_id}")
     batch, product = found
     labels = labels_for(batch.gtin, batch.serials, product, config.public_base_url)
-    return _render(labels, fmt or LabelFormat(batch.format))
+    return _render(labels, fmt or LabelFormat(batch.format), (columns, rows))
 
 
 @router.get(

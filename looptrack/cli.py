@@ -224,6 +224,8 @@ def labels(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="FILE.pdf (label sheets) or FILE.zip (PNGs).")
     ],
+    columns: Annotated[int, typer.Option(min=1, max=8, help="PDF labels across A4.")] = 3,
+    rows: Annotated[int, typer.Option(min=1, max=20, help="PDF labels down A4.")] = 8,
 ) -> None:
     """Commission COUNT new serialised items of GTIN and write their QR labels to FILE."""
     from rich.progress import Progress
@@ -266,7 +268,9 @@ def labels(
         found = batch_items(conn, batch.id, None)
         assert found is not None  # commissioned in this transaction
         sheet = labels_for(gtin14, batch.serials, found[1], settings.public_base_url)
-        body = render(sheet, fmt, lambda done: progress.update(drawn, completed=done))
+        body = render(
+            sheet, fmt, lambda done: progress.update(drawn, completed=done), (columns, rows)
+        )
         progress.update(drawn, completed=count)
         try:
             output.write_bytes(body)

@@ -58,6 +58,10 @@ def test_a_brand_commissions_a_batch_and_downloads_it_again(
     assert pdf.status_code == 200
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
+    grid = labels_client.get(
+        body["download"], params={"columns": 4, "rows": 10}, headers=keys["fjord"]
+    )
+    assert grid.status_code == 200 and grid.content.startswith(b"%PDF")
     as_zip = labels_client.get(body["download"], params={"format": "zip"}, headers=keys["fjord"])
     assert as_zip.headers["content-type"] == "application/zip"
     # Another brand cannot see the batch; one item's QR code is there for its readers.

@@ -88,7 +88,7 @@ def test_the_cli_prints_ten_thousand_unique_labels(
     sheet = tmp_path / "crates.pdf"
     run = subprocess.run(
         [sys.executable, "-m", "looptrack", "labels", "--gtin", CRATE, "--count", "10000",
-         "-o", str(sheet)],
+         "-o", str(sheet), "--columns", "4", "--rows", "10"],
         env={"LOOPTRACK_DATABASE_URL": db_url, "LOOPTRACK_PUBLIC_BASE_URL": BASE,
              "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "100"},
         capture_output=True, text=True, timeout=300,
@@ -97,11 +97,11 @@ def test_the_cli_prints_ten_thousand_unique_labels(
     assert "10000 items of" in run.stdout and "commissioning" in run.stdout
     assert count(db, "SELECT count(DISTINCT serial) FROM items WHERE gtin = %s", CRATE) == 10_000
     pages = rendered_pages(sheet.read_bytes())
-    assert len(pages) == 10_000 // 24 + 1
+    assert len(pages) == 10_000 // 40  # 4 x 10 per page
     # The first and the last page read back to serials commissioned in the database.
     serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (CRATE,))}
     for page in (pages[0], pages[-1]):
         for uri in zxing_decode(page):
             assert uri.startswith(f"{BASE}/01/{CRATE}/21/")
             assert uri.rsplit("/", 1)[1] in serials
-    assert len(zxing_decode(pages[-1])) == 10_000 % 24
+    assert len(zxing_decode(pages[-1])) == 40
