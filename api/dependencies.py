@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.problems import Problem
 from schemas.api_keys import QUERIES as KEY_QUERIES
 from schemas.api_keys import Principal, Role, hash_key
+from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.settings import Settings
 
@@ -87,3 +88,11 @@ def parse_gtin(value: str) -> str:
         return normalize_gtin(value)
     except InvalidGtin as exc:
         raise Problem(422, "invalid-gtin", str(exc)) from None
+
+
+def parse_serial(value: str) -> str:
+    """A serial from a URL, checked against GS1 AI (21); 422 with the reason when invalid."""
+    try:
+        return validate_serial(value)
+    except InvalidSerial as exc:
+        raise Problem(422, "invalid-serial", str(exc)) from None

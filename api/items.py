@@ -10,9 +10,8 @@ from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
-from api.dependencies import Conn, RegistryReader, parse_gtin, scoped_brand
+from api.dependencies import Conn, RegistryReader, parse_gtin, parse_serial, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
-from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("api", "sql/items.sql")
@@ -90,10 +89,7 @@ def get_item(
     """An item with its packaging, status (its latest event), trips and newest events
     (operator; a brand key only for its own products, others are 404)."""
     gtin14 = parse_gtin(gtin)
-    try:
-        serial = validate_serial(serial)
-    except InvalidSerial as exc:
-        raise Problem(422, "invalid-serial", str(exc)) from None
+    serial = parse_serial(serial)
     brand, _ = scoped_brand(caller, None)
     cursor = conn.cursor(row_factory=dict_row)
     item = cursor.execute(

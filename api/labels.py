@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api import label_sheets
 from api.commissioning import UnknownProduct, batch_items, commission, item_product
-from api.dependencies import Conn, parse_gtin, require, scoped_brand, settings
+from api.dependencies import Conn, parse_gtin, parse_serial, require, scoped_brand, settings
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
-from schemas.digital_link import InvalidSerial, build_uri, validate_serial
+from schemas.digital_link import build_uri
 from schemas.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["labels"], responses=ERROR_RESPONSES)
@@ -203,10 +203,7 @@ def get_item_qr(
 ) -> Response:
     """The QR code of an item's Digital Link address (operator; brand for its own)."""
     gtin14 = parse_gtin(gtin)
-    try:
-        serial = validate_serial(serial)
-    except InvalidSerial as exc:
-        raise Problem(422, "invalid-serial", str(exc)) from None
+    serial = parse_serial(serial)
     brand, _ = scoped_brand(caller, None)
     product = item_product(conn, gtin14, serial, brand)
     if product is None:
