@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from api.dependencies import Conn, settings
 from api.problems import PROBLEM_JSON, Problem, ProblemDetails, problem_response
@@ -68,32 +69,35 @@ LINK_TYPES = {
 }
 
 
+# One example of each record (they hold no null: the OpenAPI document drops nulls, which
+# would leave them invalid); an item's is its product's with the serial and trips.
+PRODUCT_EXAMPLE: JsonDict = {
+    "uri": "https://id.example.no/01/07038010009990",
+    "gtin": "07038010009990",
+    "product": "Crate 24 x 0.33 l",
+    "packaging_type": "crate-24",
+    "packaging": "Crate 24",
+    "material": "HDPE",
+    "reusable": True,
+    "target_trips": 60,
+    "deposit": 1000,
+    "currency": "NOK",
+    "how_to_return": (
+        "Return it to the shop to get your 10.00 NOK deposit back: it is cleaned and refilled."
+    ),
+}
+ITEM_EXAMPLE: JsonDict = {
+    **PRODUCT_EXAMPLE,
+    "uri": "https://id.example.no/01/07038010009990/21/7KQ2M9XH4PZ",
+    "serial": "7KQ2M9XH4PZ",
+    "trips": 12,
+}
+
+
 class PublicProduct(BaseModel):
     """A registered product as anyone may see it."""
 
-    # The examples hold no null: the OpenAPI document drops nulls, leaving them invalid.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "uri": "https://id.example.no/01/07038010009990",
-                    "gtin": "07038010009990",
-                    "product": "Crate 24 x 0.33 l",
-                    "packaging_type": "crate-24",
-                    "packaging": "Crate 24",
-                    "material": "HDPE",
-                    "reusable": True,
-                    "target_trips": 60,
-                    "deposit": 1000,
-                    "currency": "NOK",
-                    "how_to_return": (
-                        "Return it to the shop to get your 10.00 NOK deposit back: "
-                        "it is cleaned and refilled."
-                    ),
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [PRODUCT_EXAMPLE]})
 
     uri: str = Field(description="the GS1 Digital Link URI, as printed in the QR code")
     gtin: str = Field(description="14 digits")
@@ -111,30 +115,7 @@ class PublicProduct(BaseModel):
 class PublicItem(PublicProduct):
     """One serialised package as anyone holding it may see it."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "uri": "https://id.example.no/01/07038010009990/21/7KQ2M9XH4PZ",
-                    "gtin": "07038010009990",
-                    "serial": "7KQ2M9XH4PZ",
-                    "product": "Crate 24 x 0.33 l",
-                    "packaging_type": "crate-24",
-                    "packaging": "Crate 24",
-                    "material": "HDPE",
-                    "reusable": True,
-                    "target_trips": 60,
-                    "trips": 12,
-                    "deposit": 1000,
-                    "currency": "NOK",
-                    "how_to_return": (
-                        "Return it to the shop to get your 10.00 NOK deposit back: "
-                        "it is cleaned and refilled."
-                    ),
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [ITEM_EXAMPLE]})
 
     serial: str
     trips: int | None = Field(description="trips completed so far; null for single-use")
