@@ -8,8 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -36,12 +34,7 @@ def sample_seed() -> SeedFile:
 def _event(seed: SeedFile) -> dict[str, Any]:
     product = random.choice(seed.products)
     kind = random.choices(["sold", "returned", "rejected"], weights=[50, 45, 5])[0]
-    event: dict[str, Any] = {
-        "event_id": str(uuid.uuid4()),
-        "ts": datetime.now(UTC).isoformat(),
-        "type": kind,
-        "gtin": product.gtin,
-    }
+    event: dict[str, Any] = {"type": kind, "gtin": product.gtin}
     if kind == "rejected":
         event["reason"] = random.choice(["damaged", "unreadable", "not_empty"])
     return event
@@ -63,9 +56,11 @@ def run_demo(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     time.sleep(2)  # let the worker subscribe before the first event
-    clients = [DeviceClient(d.id, settings.mqtt, settings.topic_root) for d in seed.devices]
+    clients = [
+        DeviceClient(d.id, settings.mqtt, topic_root=settings.topic_root) for d in seed.devices
+    ]
     for client in clients:
-        client.connect()
+        client.start()
     print(
         f"looptrack demo is running\n"
         f"  API health   http://127.0.0.1:{API_PORT}/health\n"
@@ -80,7 +75,7 @@ def run_demo(settings: Settings) -> None:
     )
     try:
         while not stop.wait(1 / DEMO_RATE_PER_S):
-            random.choice(clients).publish_events([_event(seed)])
+            random.choice(clients).scan(**_event(seed))
     finally:
         for client in clients:
             client.close()

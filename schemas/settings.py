@@ -21,6 +21,22 @@ class MqttEndpoint(BaseModel):
     password: str | None
 
 
+def parse_mqtt_url(url: str) -> MqttEndpoint:
+    """`mqtt://[user:password@]host[:port]` (or `mqtts://` for TLS) as an endpoint, with
+    credentials percent-decoded; ValueError for another scheme."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"broker URL must start with mqtt:// or mqtts://, not {url!r}")
+    tls = parts.scheme == "mqtts"
+    return MqttEndpoint(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
 class Settings(BaseSettings):
     """Every setting has a default that works with a local PostgreSQL and Mosquitto."""
 
@@ -85,15 +101,7 @@ class Settings(BaseSettings):
     @property
     def mqtt(self) -> MqttEndpoint:
         """The broker endpoint, with credentials percent-decoded."""
-        parts = urlsplit(self.mqtt_url)
-        tls = parts.scheme == "mqtts"
-        return MqttEndpoint(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
+        return parse_mqtt_url(self.mqtt_url)
 
     def events_topic(self, device_id: str) -> str:
         """The topic a device publishes its events on."""
