@@ -169,7 +169,9 @@ class DeviceClient:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
-        self._sender = threading.Thread(target=self._send_loop, name=f"send-{device_id}")
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"send-{device_id}", daemon=True
+        )
 
     # --- public API ---------------------------------------------------------------
 
@@ -241,6 +243,13 @@ class DeviceClient:
             return self._pending
 
     @property
+    def last_seq(self) -> int:
+        """The seq of the latest event recorded (0 before the first): seqs continue
+        across restarts of the device."""
+        with self._cv:
+            return self._last_appended
+
+    @property
     def connected(self) -> bool:
         with self._cv:
             return self._connected
@@ -271,7 +280,8 @@ class DeviceClient:
         with self._cv:
             self._closing = True
             self._cv.notify_all()
-        self._sender.join()
+        if self._sender.is_alive():
+            self._sender.join()
         if self.connected:
             info = self._client.publish(self.status_topic, b"offline", qos=1, retain=True)
             # If the connection is gone, the Last Will says offline instead.

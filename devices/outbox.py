@@ -68,6 +68,8 @@ class Outbox:
         # FULL: an event survives a power cut once scan() returned; NORMAL: a crash of
         # the process only.
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # The write-ahead log is checkpointed every 1,000 pages; keep it truncated after.
+        conn.execute("PRAGMA journal_size_limit = 4194304")
         conn.executescript(_SCHEMA)
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         used = conn.execute("PRAGMA page_count").fetchone()[0]
@@ -88,15 +90,19 @@ class Outbox:
                 conn.execute("UPDATE counter SET last_seq = ?", (seq,))
                 conn.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back by itself
+                    conn.execute("ROLLBACK")
                 if "full" in str(exc):
+                    # self._lock is held: count here, not through pending().
+                    waiting = conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
                     raise QueueFull(
                         f"store-and-forward queue {self.path or '(memory)'} is full "
-                        f"({self.pending()} events wait for the broker)"
+                        f"({waiting} events wait for the broker)"
                     ) from None
                 raise
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return Queued(seq, body)
 
