@@ -121,16 +121,36 @@ def api(
 
 
 @app.command()
-def demo() -> None:
-    """Bring the whole system up on this machine with sample data and live traffic."""
-    from looptrack.demo import run_demo
+def demo(
+    host: Annotated[str, typer.Option(help="Interface the API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The API's TCP port.")] = 8000,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="Live simulated events/s across all devices.")
+    ] = 20.0,
+    log_dir: Annotated[
+        Path | None, typer.Option(help="Where the worker's and the API's logs go.")
+    ] = None,
+) -> None:
+    """Bring the whole system up on this machine with a sample world and live traffic;
+    Ctrl-C stops everything."""
+    from looptrack.demo import DemoError, DemoOptions, run_demo
 
+    settings = _settings()
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        typer.echo(f"{signal.Signals(signum).name}: stopping", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
-        run_demo(_settings())
-    except psycopg.OperationalError as exc:
-        raise _fail(f"cannot reach the database: {exc}".strip()) from exc
-    except (OSError, TimeoutError) as exc:
-        raise _fail(f"cannot reach the broker at {_settings().mqtt_url}: {exc}") from exc
+        run_demo(settings, DemoOptions(host, port, rate, log_dir), stop)
+    except DemoError as exc:
+        raise _fail(str(exc)) from exc
+    except psycopg.Error as exc:
+        raise _fail(f"database: {exc}".strip()) from exc
+    typer.echo("looptrack demo stopped")
 
 
 @app.command()

@@ -1,85 +1,284 @@
-"""`looptrack demo`: the whole system on this machine with sample data and live traffic."""
+"""`looptrack demo`: the whole system on this machine, with a sample world and live traffic.
+
+Checks that PostgreSQL and Mosquitto answer (and says how to start the one that does
+not), migrates, registers the simulator's small Norwegian-style world, starts the ingest
+worker and the API as child processes, publishes 30 days of simulated past and then live
+traffic, prints where to look, and stops everything on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
-import random
+import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from importlib import resources
-from typing import Any
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
 
 import psycopg
-import yaml
+from psycopg.conninfo import make_conninfo
 
-from devices.client import DeviceClient
+from devices.simulator import builtin_scenario, world_seed
+from devices.simulator.runner import BrokerUnreachable, RunResult, run_live
 from schemas.api_keys import Role, create_key
+from schemas.digital_link import build_uri
 from schemas.migrations import ensure_database, migrate
-from schemas.registry import SeedFile, apply_seed
+from schemas.registry import apply_seed
 from schemas.settings import Settings
 
-# Simulated traffic: messages per second across all sample devices.
-DEMO_RATE_PER_S = 20
-API_PORT = 8000
+# The sample world and its traffic.
+SCENARIO = "small"
+BACKFILL = timedelta(days=30)  # simulated past published first: statistics start full
+DEFAULT_RATE = 20.0  # live events/s across all devices
+# How long each service may take to come up (s).
+READY_TIMEOUT_S = 30.0
+# How long a service may take to drain and exit after SIGTERM before it is killed (s).
+STOP_TIMEOUT_S = 30.0
+# What the worker logs once its subscription is in place: events from then on are kept.
+WORKER_READY = "subscribed group="
 
 
-def sample_seed() -> SeedFile:
-    """The sample registry shipped with the package."""
-    text = (resources.files("looptrack") / "data" / "seed.yaml").read_text("utf-8")
-    return SeedFile.model_validate(yaml.safe_load(text))
+class DemoError(RuntimeError):
+    """The demo cannot start or a service died; the message says what to do."""
 
 
-def _event(seed: SeedFile) -> dict[str, Any]:
-    product = random.choice(seed.products)
-    kind = random.choices(["sold", "returned", "rejected"], weights=[50, 45, 5])[0]
-    event: dict[str, Any] = {"type": kind, "gtin": product.gtin}
-    if kind == "rejected":
-        event["reason"] = random.choice(["damaged", "unreadable", "not_empty"])
-    return event
+@dataclass(frozen=True)
+class DemoOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    rate: float = DEFAULT_RATE
+    log_dir: Path | None = None  # default: a new temporary directory
 
 
-def run_demo(settings: Settings) -> None:
-    """Migrate, seed, start the worker and the API, publish traffic until Ctrl-C."""
+def missing_services(settings: Settings) -> list[str]:
+    """One message per service that does not answer, each with how to start it."""
+    problems = []
+    try:
+        server = make_conninfo(settings.database_url, dbname="postgres", connect_timeout=3)
+        psycopg.connect(server).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problems.append(
+            f"PostgreSQL does not answer at {settings.database_url} ({reason}).\n"
+            "  Start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            "  (Debian), or: sudo systemctl start postgresql\n"
+            "  or point LOOPTRACK_DATABASE_URL at a running server."
+        )
+    endpoint = settings.mqtt
+    try:
+        socket.create_connection((endpoint.host, endpoint.port), timeout=3).close()
+    except OSError as exc:
+        problems.append(
+            f"Mosquitto does not answer at {settings.mqtt_url} ({exc.strerror or exc}).\n"
+            "  Start it: mosquitto -d -c /etc/mosquitto/mosquitto.conf"
+            "  or: sudo systemctl start mosquitto\n"
+            "  or point LOOPTRACK_MQTT_URL at a running broker."
+        )
+    return problems
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class Service:
+    """A `looptrack` child process whose output goes to a log file."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{args[0]}.log"
+        self._log: IO[bytes] = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "looptrack", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Its own process group: Ctrl-C reaches the demo alone, which then stops the
+            # traffic first, the API next and the worker last (it drains).
+            process_group=0,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace")
+
+    def died(self) -> str | None:
+        """Why the service is gone (with the end of its log), or None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        tail = "\n".join("  " + line for line in self.log_text().splitlines()[-15:])
+        return f"the {self.name} exited with code {code}; the end of {self.log_path}:\n{tail}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def _wait_for(
+    ready: Callable[[], bool], services: list[Service], what: str, stop: threading.Event
+) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready():
+        for service in services:
+            if (why := service.died()) is not None:
+                raise DemoError(why)
+        if stop.is_set():
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"{what} not ready after {READY_TIMEOUT_S:g} s")
+        time.sleep(0.1)
+
+
+def _api_answers(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _sample_item(conn: psycopg.Connection[Any]) -> tuple[str, str] | None:
+    """The serialised item returned most often so far: the most telling resolver page."""
+    row = conn.execute(
+        "SELECT gtin, serial FROM events WHERE serial IS NOT NULL AND type = 'returned' "
+        "GROUP BY gtin, serial ORDER BY count(*) DESC, gtin, serial LIMIT 1"
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def run_demo(settings: Settings, options: DemoOptions, stop: threading.Event) -> None:
+    """Run until `stop` is set; DemoError when something is missing or a service dies."""
+    if problems := missing_services(settings):
+        raise DemoError("\n".join(problems))
+    if not _port_free(options.host, options.port):
+        raise DemoError(f"port {options.port} on {options.host} is in use: pass --port")
+    base = f"http://{options.host}:{options.port}"
+    env = dict(os.environ)
+    env.setdefault("LOOPTRACK_PUBLIC_BASE_URL", base)
+    public_base = env["LOOPTRACK_PUBLIC_BASE_URL"]
+
     ensure_database(settings.database_url, create=settings.db_create)
     migrate(settings.database_url, timescaledb=settings.timescaledb, timezone=settings.timezone)
-    seed = sample_seed()
+    scenario = builtin_scenario(SCENARIO)
     with psycopg.connect(settings.database_url) as conn:
-        apply_seed(conn, seed)
+        counts = apply_seed(conn, world_seed(scenario))
         key = create_key(conn, Role.OPERATOR, "looptrack demo")
-    children = [
-        subprocess.Popen([sys.executable, "-m", "looptrack", "ingest"]),
-        subprocess.Popen([sys.executable, "-m", "looptrack", "api", "--port", str(API_PORT)]),
-    ]
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    time.sleep(2)  # let the worker subscribe before the first event
-    clients = [
-        DeviceClient(d.id, settings.mqtt, topic_root=settings.topic_root) for d in seed.devices
-    ]
-    for client in clients:
-        client.start()
+    print("registered " + ", ".join(f"{n} {name}" for name, n in counts.items()), flush=True)
+
+    # One line per simulated device connecting would bury the welcome text.
+    logging.getLogger("looptrack.device").setLevel(logging.WARNING)
+    log_dir = options.log_dir or Path(tempfile.mkdtemp(prefix="looptrack-demo-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    services: list[Service] = []
+    traffic: threading.Thread | None = None
+    failure: list[BaseException] = []
+    try:
+        services.append(Service("ingest worker", ["ingest"], log_dir, env))
+        worker = services[0]
+        _wait_for(lambda: WORKER_READY in worker.log_text(), services, "the worker", stop)
+        services.append(
+            Service(
+                "API",
+                ["api", "--host", options.host, "--port", str(options.port)],
+                log_dir,
+                env,
+            )
+        )
+        _wait_for(lambda: _api_answers(base), services, "the API", stop)
+        if stop.is_set():
+            return
+
+        backfilled = threading.Event()
+
+        def publish() -> None:
+            def progress(_: object) -> None:
+                backfilled.set()  # the first report comes from the live part
+
+            try:
+                result: RunResult = run_live(
+                    scenario,
+                    settings.mqtt,
+                    settings.topic_root,
+                    stop,
+                    progress,
+                    rate=options.rate,
+                    backfill=BACKFILL,
+                )
+                print(f"published {result.published} events", flush=True)
+            except Exception as exc:  # noqa: BLE001 - re-raised by the main thread
+                failure.append(exc)
+                stop.set()
+            finally:
+                backfilled.set()
+
+        traffic = threading.Thread(target=publish, name="simulator")
+        traffic.start()
+        backfilled.wait()
+        if failure:
+            raise failure[0]
+        _print_welcome(settings, options, base, public_base, key, log_dir)
+        while not stop.wait(0.5):
+            for service in services:
+                if (why := service.died()) is not None:
+                    raise DemoError(why)
+    finally:
+        stop.set()
+        if traffic is not None:
+            traffic.join()
+        for service in reversed(services):  # the API first, then the worker drains
+            service.stop()
+    if failure and not isinstance(failure[0], BrokerUnreachable | TimeoutError):
+        raise failure[0]
+    if failure:
+        raise DemoError(f"the simulated devices lost the broker: {failure[0]}")
+
+
+def _print_welcome(
+    settings: Settings,
+    options: DemoOptions,
+    base: str,
+    public_base: str,
+    key: str,
+    log_dir: Path,
+) -> None:
+    with psycopg.connect(settings.database_url) as conn:
+        item = _sample_item(conn)
+    item_line = (
+        f"  an item      {build_uri(public_base, *item)}\n" if item else ""
+    )  # the resolver page of a reusable bottle or crate
     print(
-        f"looptrack demo is running\n"
-        f"  API health   http://127.0.0.1:{API_PORT}/health\n"
-        f"  API docs     http://127.0.0.1:{API_PORT}/docs\n"
+        "looptrack demo is running\n"
+        f"  API docs     {base}/docs\n"
+        f"  health       {base}/health\n"
+        f"{item_line}"
+        f"  operator key {key}\n"
+        f"  try          curl -H 'Authorization: Bearer {key}' "
+        f"'{base}/v1/stats/return-rates?bucket=total'\n"
+        f"               curl -H 'Authorization: Bearer {key}' '{base}/v1/stats/reuse'\n"
         f"  broker       {settings.mqtt_url}  (topics {settings.topic_root}/devices/+/events)\n"
         f"  database     {settings.database_url}\n"
-        f"  operator key {key}\n"
-        f"  try: curl -H 'Authorization: Bearer {key}' "
-        f"'http://127.0.0.1:{API_PORT}/v1/stats/return-rates?bucket=total'\n"
-        f"publishing ~{DEMO_RATE_PER_S} events/s from {len(clients)} devices; Ctrl-C stops",
+        f"  logs         {log_dir}\n"
+        f"30 days of history are stored; live traffic at {options.rate:g} events/s. "
+        "Ctrl-C stops everything.",
         flush=True,
     )
-    try:
-        while not stop.wait(1 / DEMO_RATE_PER_S):
-            random.choice(clients).scan(**_event(seed))
-    finally:
-        for client in clients:
-            client.close()
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            child.wait(60)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -239,13 +239,18 @@ def run_live(
     *,
     rate: float | None = None,
     sink: ScanSink | None = None,
+    backfill: timedelta | None = None,
 ) -> RunResult:
     """Publish the scenario's traffic stamped with the wall clock, `rate` events/s
     (default: `timing.rate`, else DEFAULT_LIVE_RATE), until `stop` is set, `timing.events`
-    are out or `timing.duration` has passed (an explicit `timing.end` is ignored)."""
+    are out or `timing.duration` has passed (an explicit `timing.end` is ignored).
+
+    `backfill`: first publish that much simulated past, ending now, at its own timestamps
+    and as fast as possible; the live traffic then carries on from the same world, so
+    trips begun in the past end in the live part."""
     per_s = rate or scenario.timing.rate or DEFAULT_LIVE_RATE
     started_at = datetime.now(UTC)
-    simulation = Simulation(scenario, started_at, None)
+    simulation = Simulation(scenario, started_at - (backfill or timedelta(0)), None)
     registry = simulation.world.seed_file()
     truth = GroundTruth(registry)
     own_sink = _client_sink(scenario, mqtt_url, topic_root) if sink is None else None
@@ -254,10 +259,17 @@ def run_live(
     limit = scenario.timing.events
     wall_span_s = scenario.timing.duration.total_seconds()
     began = last_report = time.monotonic()
-    published = 0
+    published = backfilled = 0
     try:
         for scan in simulation.scans():
-            due = began + published / per_s
+            if scan.ts <= started_at:  # the backfilled past: as it happened, at once
+                truth.add(scan, target.emit(scan))
+                published += 1
+                backfilled += 1
+                continue
+            if backfilled and published == backfilled:
+                began = time.monotonic()  # the live part starts when the past is out
+            due = began + (published - backfilled) / per_s
             if due - began >= wall_span_s or (limit is not None and published >= limit):
                 break
             _sleep_until(due, stop)

@@ -1,0 +1,160 @@
+"""`looptrack demo` driven as a user runs it: a subprocess, stopped with Ctrl-C (SIGINT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from tests.conftest import PG_SERVER, Broker, drop_database, free_port, service_env, wait_until
+
+
+def _get(url: str, key: str | None = None) -> Any:
+    request = urllib.request.Request(url)
+    if key is not None:
+        request.add_header("Authorization", f"Bearer {key}")
+    request.add_header("Accept", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment mentions `marker` (the demo's own database)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_demo_comes_up_shows_statistics_and_stops_cleanly_on_ctrl_c(
+    broker: Broker, topic_root: str, tmp_path: Path
+) -> None:
+    name = f"lt_demo_{uuid.uuid4().hex[:10]}"  # the demo creates and migrates it
+    url = make_conninfo(PG_SERVER, dbname=name)
+    port = free_port()
+    out = (tmp_path / "stdout").open("w+")
+    began = time.monotonic()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "looptrack", "demo", "--port", str(port)],
+        env=service_env(url, broker, topic_root),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        text = wait_until(
+            lambda: "Ctrl-C stops" in (t := Path(out.name).read_text()) and t,
+            30,
+            "the demo's welcome text",
+        )
+        key_match = re.search(r"operator key (\S+)", text)
+        item_match = re.search(r"an item +(\S+)", text)
+        assert key_match and item_match, text
+        key = key_match.group(1)
+        assert f"{base}/docs" in text
+
+        # Non-zero statistics within 30 s of the command.
+        rates = _get(f"{base}/v1/stats/return-rates?bucket=total", key)["rows"]
+        typed = {row["packaging_type"]: row for row in rates if row["packaging_type"]}
+        assert {"pet-0.5l", "can-0.33l", "glass-0.5l", "crate-24"} <= set(typed)
+        assert all(row["sold"] > 0 and row["returned"] > 0 for row in typed.values())
+        reuse = _get(f"{base}/v1/stats/reuse", key)["rows"]
+        assert {row["packaging_type"] for row in reuse if row["trips"] > 0} == {
+            "glass-0.5l",
+            "crate-24",
+        }
+        assert time.monotonic() - began < 30
+        # The printed item link resolves on the public resolver.
+        item = _get(item_match.group(1))
+        assert item["trips"] >= 1
+
+        # Live traffic keeps arriving.
+        with psycopg.connect(url) as conn:
+
+            def stored() -> int:
+                row = conn.execute("SELECT count(*) FROM events").fetchone()
+                conn.commit()
+                assert row is not None
+                return int(row[0])
+
+            before = stored()
+            wait_until(lambda: stored() > before + 20, 15, "live events stored")
+
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(90) == 0, Path(out.name).read_text()[-3000:]
+        assert _processes_with(name) == [], "the worker or the API outlived the demo"
+        final = Path(out.name).read_text()
+        published = re.search(r"published (\d+) events", final)
+        assert published, final[-2000:]
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+        assert row is not None and row[0] == int(published.group(1))  # none lost
+        assert "looptrack demo stopped" in final
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        for pid in _processes_with(name):
+            os.kill(pid, signal.SIGKILL)
+        out.close()
+        drop_database(name)
+
+
+def test_demo_says_what_is_missing_and_how_to_start_it(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
+    env.update(
+        LOOPTRACK_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/looptrack",
+        LOOPTRACK_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "looptrack", "demo", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "PostgreSQL does not answer" in result.stderr
+    assert "pg_ctlcluster" in result.stderr
+    assert "Mosquitto does not answer" in result.stderr
+    assert "mosquitto -d -c /etc/mosquitto/mosquitto.conf" in result.stderr
+    assert "looptrack demo is running" not in result.stdout
+
+
+def test_demo_refuses_a_port_in_use_before_touching_anything(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "looptrack", "demo", "--port", str(port)],
+            env={k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "--port" in result.stderr
