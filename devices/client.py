@@ -31,6 +31,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.outbox import DEFAULT_MAX_BYTES, Outbox, Queued, QueueFull
+from schemas.dead_letters import DeadLetterReason
 from schemas.events import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from schemas.messages import Rejected, parse_event
 from schemas.settings import MqttEndpoint, parse_mqtt_url
@@ -222,10 +223,16 @@ class DeviceClient:
 
         def build(seq: int) -> str:
             event = {**fields, "seq": seq}
+            try:
+                # Strict JSON, as the ingest reads it: a NaN here would dead-letter the
+                # whole batch it travels in.
+                body = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidEvent(DeadLetterReason.INVALID_JSON.value, f"attrs: {exc}") from None
             checked = parse_event(event, self.device_id, datetime.now(UTC))
             if isinstance(checked, Rejected):
                 raise InvalidEvent(checked.reason.value, checked.detail)
-            return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+            return body
 
         queued = self._outbox.append(build)
         with self._cv:

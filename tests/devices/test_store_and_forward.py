@@ -223,6 +223,12 @@ def test_an_invalid_event_is_refused_before_it_is_queued(tmp_path: Path) -> None
         client.scan("returned", gtin=GTIN_COLA, ts=datetime(2026, 1, 1))
     with pytest.raises(InvalidEvent, match="qty"):
         client.scan("returned", gtin=GTIN_COLA, serial="A1", qty=2)
+    # Not JSON as the ingest reads it: refused here rather than spoiling a whole batch.
+    with pytest.raises(InvalidEvent, match=r"NaN|Out of range") as not_json:
+        client.scan("returned", gtin=GTIN_COLA, attrs={"weight_g": float("nan")})
+    assert not_json.value.reason == "invalid_json"
+    with pytest.raises(InvalidEvent, match="not JSON serializable"):
+        client.scan("returned", gtin=GTIN_COLA, attrs={"at": datetime(2026, 1, 1, tzinfo=UTC)})
     assert client.pending == 0
     assert client.last_seq == 0
     assert client.scan("returned", gtin=GTIN_COLA)
