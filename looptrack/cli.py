@@ -15,6 +15,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from schemas.broker_accounts import AccountError, AccountRole, set_password
 from schemas.logs import configure_logging
 from schemas.settings import Settings, get_settings
 
@@ -26,10 +27,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 devices_app = typer.Typer(help="Device registry.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: inspect and re-ingest.", no_args_is_help=True)
+broker_app = typer.Typer(help="MQTT accounts and the broker's files.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(devices_app, name="devices")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(broker_app, name="broker")
 
 log = logging.getLogger("looptrack.cli")
 
@@ -191,16 +194,119 @@ def devices_add(
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise _fail(f"invalid device: {problems}", EXIT_BAD_INPUT) from exc
-    with _connect(_settings()) as conn:
+    settings = _settings()
+    with _connect(settings) as conn:
         try:
             insert_device(conn, device)
+            password = set_password(conn, device_id, AccountRole.DEVICE, device_id=device_id)
         except psycopg.errors.UniqueViolation as exc:
             raise _fail(f"device {device_id!r} is already registered", EXIT_BAD_INPUT) from exc
         except psycopg.errors.ForeignKeyViolation as exc:
             raise _fail(f"unknown site {site!r}: register it first", EXIT_BAD_INPUT) from exc
+        except AccountError as exc:
+            raise _fail(str(exc), EXIT_BAD_INPUT) from exc
         except psycopg.errors.UndefinedTable as exc:
             raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
+        conn.commit()
+        _sync_broker_files(conn, settings)
     typer.echo(f"device {device_id} registered at site {site}")
+    typer.echo(f"MQTT username {device_id}; its password (shown once) on the next line:")
+    typer.echo(password)
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="The device whose MQTT login ends.")],
+) -> None:
+    """Take the device's MQTT password away: the broker refuses it from the next login."""
+    from schemas.broker_accounts import revoke
+
+    settings = _settings()
+    with _connect(settings) as conn:
+        if not revoke(conn, device_id):
+            raise _fail(f"device {device_id!r} has no active MQTT account", EXIT_BAD_INPUT)
+        conn.commit()
+        _sync_broker_files(conn, settings)
+    typer.echo(f"device {device_id} revoked")
+
+
+def _sync_broker_files(conn: psycopg.Connection[Any], settings: Settings) -> None:
+    """Rewrite the broker's files when they are configured; say so either way."""
+    from schemas.broker_accounts import write_broker_files
+
+    if settings.broker_password_file is None or settings.broker_acl_file is None:
+        typer.echo(
+            "note: LOOPTRACK_BROKER_PASSWORD_FILE / LOOPTRACK_BROKER_ACL_FILE are not set: "
+            "the broker's files were not updated (`looptrack broker files` writes them)",
+            err=True,
+        )
+        return
+    try:
+        accounts = write_broker_files(
+            conn,
+            settings.broker_password_file,
+            settings.broker_acl_file,
+            settings.topic_root,
+            pid_file=settings.broker_pid_file,
+        )
+    except (OSError, ValueError) as exc:
+        raise _fail(f"the broker's files: {exc} (the database is updated)") from exc
+    reloaded = " and reloaded the broker" if settings.broker_pid_file else ""
+    typer.echo(
+        f"wrote {settings.broker_password_file} and {settings.broker_acl_file} "
+        f"({accounts} accounts){reloaded}",
+        err=True,
+    )
+
+
+@broker_app.command("account")
+def broker_account(
+    username: Annotated[str, typer.Argument(help="Account name, e.g. looptrack-ingest.")],
+    role: Annotated[str, typer.Option(help="ingest (reads all devices) or api (relays).")],
+) -> None:
+    """Create a service account or give it a new password, printed once on the last line."""
+    try:
+        chosen = AccountRole(role)
+    except ValueError:
+        chosen = AccountRole.DEVICE  # refused below, with the same message
+    if chosen is AccountRole.DEVICE:
+        raise _fail(f"unknown role {role!r}: ingest or api", EXIT_BAD_INPUT)
+    settings = _settings()
+    with _connect(settings) as conn:
+        try:
+            password = set_password(conn, username, chosen, device_id=None)
+        except (AccountError, psycopg.errors.CheckViolation) as exc:
+            raise _fail(f"account {username!r}: {exc}", EXIT_BAD_INPUT) from exc
+        conn.commit()
+        _sync_broker_files(conn, settings)
+    typer.echo(f"MQTT username {username}; its password (shown once) on the next line:")
+    typer.echo(password)
+
+
+@broker_app.command("files")
+def broker_files(
+    password_file: Annotated[
+        Path | None, typer.Option(help="Default: LOOPTRACK_BROKER_PASSWORD_FILE.")
+    ] = None,
+    acl_file: Annotated[
+        Path | None, typer.Option(help="Default: LOOPTRACK_BROKER_ACL_FILE.")
+    ] = None,
+) -> None:
+    """(Re)write Mosquitto's password and ACL files from the database."""
+    settings = _settings()
+    chosen = settings.model_copy(
+        update={
+            "broker_password_file": password_file or settings.broker_password_file,
+            "broker_acl_file": acl_file or settings.broker_acl_file,
+        }
+    )
+    if chosen.broker_password_file is None or chosen.broker_acl_file is None:
+        raise _fail(
+            "give --password-file and --acl-file (or the LOOPTRACK_BROKER_* settings)",
+            EXIT_BAD_INPUT,
+        )
+    with _connect(settings) as conn:
+        _sync_broker_files(conn, chosen)
 
 
 @keys_app.command("create")

@@ -4,6 +4,7 @@ tests, benchmarks and the demo, which must not depend on the machine's broker se
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -40,6 +41,9 @@ class LocalMosquitto:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Config lines that replace the project's for the same option (e.g. `allow_anonymous
+    # false`, `password_file …`, `acl_file …`).
+    extra_config: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -49,12 +53,16 @@ class LocalMosquitto:
         """Start (or restart, keeping the persisted sessions) and wait until it accepts."""
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
+        own = [line.split()[0] for line in self.extra_config if line.strip()]
+        replaced = ("listener", "persistence_location", "log_dest", "pid_file", *own)
         lines = [
             line
             for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
-            if not line.startswith(("listener", "persistence_location", "log_dest"))
+            if not line.startswith(replaced)
         ]
         lines += [
+            *self.extra_config,
+            f"pid_file {self.pid_file}",
             f"listener {self.port} 127.0.0.1",
             f"persistence_location {data}/",
             f"log_dest file {self.workdir / 'mosquitto.log'}",
@@ -69,6 +77,15 @@ class LocalMosquitto:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not start; see {self.workdir / 'mosquitto.log'}")
             time.sleep(0.05)
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "mosquitto.pid"
+
+    def reload(self) -> None:
+        """SIGHUP: Mosquitto reads its password and ACL files again."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         """Stop cleanly (mosquitto writes its persistence file on the way out)."""

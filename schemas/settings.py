@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
     timescaledb: str = "auto"
     # Whether `db migrate` may create a missing database.
     db_create: bool = True
+    # The broker's password and ACL files, rewritten by `looptrack devices add/revoke` and
+    # `looptrack broker ...`; unset: the commands leave the broker's files alone.
+    broker_password_file: Path | None = None
+    broker_acl_file: Path | None = None
+    # Mosquitto's pid_file: when set, it is sent SIGHUP to reload the files.
+    broker_pid_file: Path | None = None
     # Most labels (items) one request or command may commission.
     labels_max_count: int = Field(default=10_000, ge=1, le=1_000_000)
 

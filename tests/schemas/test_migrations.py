@@ -90,6 +90,14 @@ EXPECTED_COLUMNS = {
         "rejected",
     },
     "label_batches": {"id", "gtin", "count", "format", "created_by", "created_at"},
+    "broker_accounts": {
+        "username",
+        "role",
+        "device_id",
+        "password_hash",
+        "created_at",
+        "revoked_at",
+    },
     "api_keys": {
         "id",
         "name",
@@ -105,7 +113,7 @@ EXPECTED_COLUMNS = {
 
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
-    "0006_return_counts_hourly, 0007_label_batches"
+    "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts"
 )
 
 
