@@ -41,7 +41,12 @@ def test_two_workers_split_the_load_and_a_killed_one_loses_nothing(
     assert count(db, "SELECT count(*) FROM events") < TOTAL, "the kill must land mid-stream"
     assert publisher.wait(120) == 0, replay.with_suffix(".err").read_text()
     second.assert_running()
-    time.sleep(1)
+    time.sleep(2)
+    waiting = TOTAL - count(db, "SELECT count(*) FROM events")
+    print(f"waiting for the killed worker's session: {waiting} events")
+    # Mosquitto keeps giving the offline member its share (queued in its session), so
+    # until the killed worker is back those events wait: docs/mosquitto.md.
+    assert waiting > 0
     # Back under its client id, the killed worker takes its session (and what the broker
     # kept for it) over again.
     restarted = make_worker(LOOPTRACK_INGEST_CLIENT_ID=first.env["LOOPTRACK_INGEST_CLIENT_ID"])
