@@ -32,14 +32,16 @@ class IngestCounters(Collector):
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
             "looptrack_ingest_events",
-            "Events handled by the ingest workers, by outcome",
+            "Events handled by the ingest workers: received = stored + duplicate + "
+            "dead_lettered at all times (a payload refused whole counts as one)",
             labels=["worker", "outcome"],
         )
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT worker, stored, duplicates, dead_lettered FROM ingest_counters"
+                "SELECT worker, received, stored, duplicates, dead_lettered FROM ingest_counters"
             ).fetchall()
-        for worker, stored, duplicates, dead in rows:
+        for worker, received, stored, duplicates, dead in rows:
+            family.add_metric([worker, "received"], received)
             family.add_metric([worker, "stored"], stored)
             family.add_metric([worker, "duplicate"], duplicates)
             family.add_metric([worker, "dead_lettered"], dead)

@@ -83,10 +83,11 @@ WITH rollup AS (
     SELECT * FROM unnest(%(seen_device_id)s::text[], %(last_seen)s::timestamptz[])
     ON CONFLICT (device_id) DO UPDATE SET last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen)
 )
-INSERT INTO ingest_counters AS c (worker, stored, duplicates, dead_lettered)
-VALUES (%(worker)s, %(stored)s, %(duplicates)s, %(dead_lettered)s)
+INSERT INTO ingest_counters AS c (worker, received, stored, duplicates, dead_lettered)
+VALUES (%(worker)s, %(received)s, %(stored)s, %(duplicates)s, %(dead_lettered)s)
 ON CONFLICT (worker) DO UPDATE
-SET stored = c.stored + EXCLUDED.stored,
+SET received = c.received + EXCLUDED.received,
+    stored = c.stored + EXCLUDED.stored,
     duplicates = c.duplicates + EXCLUDED.duplicates,
     dead_lettered = c.dead_lettered + EXCLUDED.dead_lettered,
     updated_at = now()

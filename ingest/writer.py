@@ -40,6 +40,7 @@ def prepare_connection(conn: psycopg.Connection) -> None:
 class Outcome:
     """What a committed batch did, for counters and logs."""
 
+    received: int  # events of readable payloads, plus whole payloads refused as such
     stored: int
     duplicates: int
     dead_lettered: int
@@ -66,9 +67,11 @@ def store_batch(
         dead.append((intake.received_at, intake.message.topic, intake.device_id, reason, detail,
                      index, raw))  # fmt: skip
 
+    received = 0
     for intake in intakes:
         device_id = intake.device_id
         if intake.failure is not None:
+            received += 1
             reason, detail = intake.failure
             reject(intake, reason.value, detail, None, intake.message.payload)
             continue
@@ -79,10 +82,12 @@ def store_batch(
             continue  # an ignored status payload
         site_id = sites.get(device_id)
         if site_id is None:
+            received += 1
             unknown = DeadLetterReason.UNKNOWN_DEVICE.value
             detail = f"device {device_id!r} is not registered"
             reject(intake, unknown, detail, None, intake.message.payload)
             continue
+        received += len(intake.parsed.rejected) + len(intake.parsed.events)
         for bad in intake.parsed.rejected:
             reject(intake, bad.reason.value, bad.detail, bad.batch_index, bad.raw)
         if intake.parsed.events:
@@ -101,7 +106,10 @@ def store_batch(
             for row in dead:
                 copy.write_row(row)
     outcome = Outcome(
-        stored=tally.stored, duplicates=submitted - tally.stored, dead_lettered=len(dead)
+        received=received,
+        stored=tally.stored,
+        duplicates=submitted - tally.stored,
+        dead_lettered=len(dead),
     )
     if submitted or dead:
         _add_counts(conn, tally, last_seen, outcome, worker)
@@ -205,6 +213,7 @@ def _add_counts(
             "seen_device_id": devices,
             "last_seen": [last_seen[d] for d in devices],
             "worker": worker,
+            "received": outcome.received,
             "stored": outcome.stored,
             "duplicates": outcome.duplicates,
             "dead_lettered": outcome.dead_lettered,

@@ -71,3 +71,15 @@ def count(conn: psycopg.Connection[Any], query: str, *params: Any) -> int:
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def assert_accounted(db: psycopg.Connection[Any]) -> None:
+    """The workers' counters match the tables, and received = stored + duplicates +
+    dead-lettered holds (what /metrics reports)."""
+    received, stored, duplicates, dead = db.execute(
+        "SELECT coalesce(sum(received), 0), coalesce(sum(stored), 0),"
+        " coalesce(sum(duplicates), 0), coalesce(sum(dead_lettered), 0) FROM ingest_counters"
+    ).fetchone()  # type: ignore[misc]
+    assert stored == count(db, "SELECT count(*) FROM events")
+    assert dead == count(db, "SELECT count(*) FROM dead_letters")
+    assert received == stored + duplicates + dead

@@ -14,7 +14,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import Broker, publish_all, wait_until
-from tests.factories import GTIN_COLA, count, event, seed_registry
+from tests.factories import GTIN_COLA, assert_accounted, count, event, seed_registry
 
 DEVICE = "rvm-dl"
 
@@ -74,6 +74,7 @@ def test_each_reason_is_dead_lettered_with_its_payload(
             assert json.loads(payload) == json.loads(sent)  # the bad event, as sent
     assert count(db, "SELECT count(*) FROM events") == 0
     assert count(db, "SELECT dead_lettered FROM ingest_counters") == len(CASES)
+    assert_accounted(db)
     worker.assert_running()
 
 
@@ -95,6 +96,7 @@ def test_one_bad_event_in_a_batch_does_not_block_the_others(
     assert [(i, r) for i, r, _ in dead] == [(4, "invalid_gtin"), (7, "naive_timestamp")]
     assert json.loads(dead[0][2])["event_id"] == events[4]["event_id"]
     assert json.loads(dead[1][2])["event_id"] == events[7]["event_id"]
+    assert_accounted(db)
 
 
 def test_status_topic_sets_online_and_last_seen(
@@ -147,4 +149,5 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     assert "test_refuses_4242" in detail
     # The whole message is kept, so a replay after the fix stores all three events.
     assert json.loads(payload) == {"events": batch_with_refused}
+    assert_accounted(db)
     assert count(db, "SELECT count(*) FROM event_counts_15m WHERE type = 'returned'") == 0

@@ -80,10 +80,11 @@ def test_single_and_batched_payloads_are_stored_exactly_once(
         f"{GTIN_COLA.zfill(14)}:returned": 5000 - sold,
         f"{GTIN_CRATE.zfill(14)}:returned": 5000,
     }
-    stored, duplicates, dead = db.execute(
-        "SELECT stored, duplicates, dead_lettered FROM ingest_counters"
-    ).fetchone() or (0, 0, 0)
-    assert (stored, duplicates, dead) == (10_000, 10_000, 0)
+    received, stored, duplicates, dead = db.execute(
+        "SELECT received, stored, duplicates, dead_lettered FROM ingest_counters"
+    ).fetchone() or (0, 0, 0, 0)
+    # Every event was sent twice: 20,000 received, each counted once, as stored or duplicate.
+    assert (received, stored, duplicates, dead) == (20_000, 10_000, 10_000, 0)
     # Device liveness and seq tracking saw the single-event device's 0..4999 without gaps.
     assert count(db, "SELECT count(*) FROM seq_gaps") == 0
     assert count(db, "SELECT max_seq FROM device_state WHERE device_id = %s", DEVICES[0]) == 4999

@@ -13,7 +13,15 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.conftest import Broker, start_publisher, wait_until
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, write_replay_file
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    assert_accounted,
+    count,
+    event,
+    seed_registry,
+    write_replay_file,
+)
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
@@ -61,6 +69,7 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
         ).fetchall()
         == per_device
     )
+    assert_accounted(db)
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(

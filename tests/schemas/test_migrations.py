@@ -63,7 +63,14 @@ EXPECTED_COLUMNS = {
         "payload",
         "replayed_at",
     },
-    "ingest_counters": {"worker", "stored", "duplicates", "dead_lettered", "updated_at"},
+    "ingest_counters": {
+        "worker",
+        "received",
+        "stored",
+        "duplicates",
+        "dead_lettered",
+        "updated_at",
+    },
     "schema_migrations": {"version", "applied_at"},
     "loop_events": {
         "gtin",
@@ -113,7 +120,8 @@ EXPECTED_COLUMNS = {
 
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
-    "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts"
+    "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
+    "0009_ingest_received"
 )
 
 
