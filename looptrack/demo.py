@@ -278,7 +278,7 @@ def _print_welcome(
         f"  broker       {settings.mqtt_url}  (topics {settings.topic_root}/devices/+/events)\n"
         f"  database     {settings.database_url}\n"
         f"  logs         {log_dir}\n"
-        f"30 days of history are stored; live traffic at {options.rate:g} events/s. "
+        f"30 days of simulated history published; live traffic at {options.rate:g} events/s. "
         "Ctrl-C stops everything.",
         flush=True,
     )
