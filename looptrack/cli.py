@@ -265,12 +265,9 @@ def broker_account(
     role: Annotated[str, typer.Option(help="ingest (reads all devices) or api (relays).")],
 ) -> None:
     """Create a service account or give it a new password, printed once on the last line."""
-    try:
-        chosen = AccountRole(role)
-    except ValueError:
-        chosen = AccountRole.DEVICE  # refused below, with the same message
-    if chosen is AccountRole.DEVICE:
+    if role not in (AccountRole.INGEST, AccountRole.API):  # devices get theirs from `add`
         raise _fail(f"unknown role {role!r}: ingest or api", EXIT_BAD_INPUT)
+    chosen = AccountRole(role)
     settings = _settings()
     with _connect(settings) as conn:
         try:
