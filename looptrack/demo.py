@@ -173,9 +173,12 @@ def run_demo(settings: Settings, options: DemoOptions, stop: threading.Event) ->
     if not _port_free(options.host, options.port):
         raise DemoError(f"port {options.port} on {options.host} is in use: pass --port")
     base = f"http://{options.host}:{options.port}"
-    env = dict(os.environ)
-    env.setdefault("LOOPTRACK_PUBLIC_BASE_URL", base)
-    public_base = env["LOOPTRACK_PUBLIC_BASE_URL"]
+    # The QR/resolver base: the user's (environment or .env), else this API's address.
+    chosen_base = settings.public_base_url
+    public_base = (
+        base if chosen_base == Settings.model_fields["public_base_url"].default else chosen_base
+    )
+    env = {**os.environ, "LOOPTRACK_PUBLIC_BASE_URL": public_base}
 
     ensure_database(settings.database_url, create=settings.db_create)
     migrate(settings.database_url, timescaledb=settings.timescaledb, timezone=settings.timezone)
