@@ -11,10 +11,11 @@ published, to compare with `/v1/stats`. `sink=` replaces the broker (tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -169,10 +170,22 @@ def _sleep_until(deadline: float, stop: threading.Event | None) -> None:
         time.sleep(min(left, MAX_SLEEP_S))
 
 
-def _client_sink(scenario: Scenario, mqtt_url: str | MqttEndpoint, topic_root: str) -> ClientSink:
-    sink = ClientSink(build_world(scenario).device_ids(), mqtt_url, topic_root)
-    sink.start()
-    return sink
+@contextlib.contextmanager
+def _publishing(
+    scenario: Scenario, mqtt_url: str | MqttEndpoint, topic_root: str, sink: ScanSink | None
+) -> Iterator[ScanSink]:
+    """`sink` as given, else one DeviceClient per device of the scenario's world: waited
+    for until the broker has acknowledged everything on a normal exit, closed on any."""
+    if sink is not None:
+        yield sink
+        return
+    clients = ClientSink(build_world(scenario).device_ids(), mqtt_url, topic_root)
+    clients.start()
+    try:
+        yield clients
+        clients.flush()
+    finally:
+        clients.close()
 
 
 def run_history(
@@ -192,13 +205,10 @@ def run_history(
     simulation = Simulation(scenario, start, end)
     registry = simulation.world.seed_file()
     truth = GroundTruth(registry)
-    own_sink = _client_sink(scenario, mqtt_url, topic_root) if sink is None else None
-    target = sink or own_sink
-    assert target is not None
     span_s = max((end - start).total_seconds(), 1e-6)
     began = last_report = time.monotonic()
     published, stopped, latest = 0, False, None
-    try:
+    with _publishing(scenario, mqtt_url, topic_root, sink) as target:
         for scan in simulation.scans():
             if (stop is not None and stop.is_set()) or (
                 timing.events is not None and published >= timing.events
@@ -219,11 +229,6 @@ def run_history(
                 last_report = time.monotonic()
                 fraction = (latest - start).total_seconds() / span_s
                 on_progress(Progress(published, last_report - began, latest, fraction))
-        if own_sink is not None:
-            own_sink.flush()
-    finally:
-        if own_sink is not None:
-            own_sink.close()
     elapsed = time.monotonic() - began
     if on_progress is not None:
         on_progress(Progress(published, elapsed, latest, 1.0 if not stopped else None))
@@ -253,14 +258,11 @@ def run_live(
     simulation = Simulation(scenario, started_at - (backfill or timedelta(0)), None)
     registry = simulation.world.seed_file()
     truth = GroundTruth(registry)
-    own_sink = _client_sink(scenario, mqtt_url, topic_root) if sink is None else None
-    target = sink or own_sink
-    assert target is not None
     limit = scenario.timing.events
     wall_span_s = scenario.timing.duration.total_seconds()
     began = last_report = time.monotonic()
     published = backfilled = 0
-    try:
+    with _publishing(scenario, mqtt_url, topic_root, sink) as target:
         for scan in simulation.scans():
             if scan.ts <= started_at:  # the backfilled past: as it happened, at once
                 truth.add(scan, target.emit(scan))
@@ -281,11 +283,6 @@ def run_live(
             if on_progress is not None and time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = time.monotonic()
                 on_progress(Progress(published, last_report - began, None, None))
-        if own_sink is not None:
-            own_sink.flush()
-    finally:
-        if own_sink is not None:
-            own_sink.close()
     elapsed = time.monotonic() - began
     if on_progress is not None:
         on_progress(Progress(published, elapsed, None, None))
