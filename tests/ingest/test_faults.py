@@ -1,10 +1,12 @@
-"""Acceptance: nothing is lost or doubled when the worker is SIGKILLed mid-stream or the
-database is unreachable for 10 s; the worker recovers by itself."""
+"""Acceptance: nothing is lost or doubled when the worker is SIGKILLed mid-stream or in the
+middle of a COPY, when the database is unreachable for 10 s or crashes and restarts, or
+when the broker restarts; the worker recovers by itself."""
 
 from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from schemas.migrations import migrate
 from tests.conftest import Broker, start_publisher, wait_until
 from tests.factories import (
     GTIN_COLA,
@@ -22,11 +25,14 @@ from tests.factories import (
     seed_registry,
     write_replay_file,
 )
+from tests.local_postgres import LocalPostgres
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 DEVICES = ["rvm-1", "rvm-2", "sorter-1"]
+# The worker's COPY into events as pg_stat_activity shows it (after the query's comment).
+COPY_EVENTS = "%COPY events (event_id%"
 
 
 def mixed_traffic(total: int) -> tuple[list[tuple[str, Any]], list[dict[str, Any]]]:
@@ -99,6 +105,138 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     assert second.terminate() == 0
     assert_stored_exactly(db, events)
     assert count(db, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_sigkill_during_a_copy_rolls_it_back_and_loses_nothing(
+    db: psycopg.Connection[Any],
+    db_url: str,
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    tmp_path: Path,
+) -> None:
+    seed_registry(db, DEVICES)
+    # A test-only trigger slows the COPY into events to 2 ms a row, so the kill lands while
+    # rows stream in; the sequence counts rows the server took in, committed or not.
+    db.execute("CREATE SEQUENCE test_rows_copied")
+    db.execute(
+        "CREATE FUNCTION test_slow_copy() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN PERFORM nextval('test_rows_copied'); PERFORM pg_sleep(0.002);"
+        " RETURN NEW; END$$"
+    )
+    db.execute(
+        "CREATE TRIGGER test_slow_copy BEFORE INSERT ON events"
+        " FOR EACH ROW EXECUTE FUNCTION test_slow_copy()"
+    )
+    messages, events = mixed_traffic(6_000)
+    replay = write_replay_file(tmp_path / "events.jsonl", messages)
+    first = make_worker()
+    publisher = start_publisher(replay, db_url, broker, topic_root)
+
+    def rows_in_open_copy() -> int:
+        """Rows inside a COPY not yet committed, while that COPY is running."""
+        copying = count(
+            db,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND state = 'active' AND query LIKE %s",
+            COPY_EVENTS,
+        )
+        copied = count(db, "SELECT last_value FROM test_rows_copied")
+        return copied - count(db, "SELECT count(*) FROM events") if copying else 0
+
+    wait_until(lambda: rows_in_open_copy() >= 100, 60, "a COPY 100 rows in")
+    first.kill()
+    killed_at = count(db, "SELECT count(*) FROM events")
+    assert killed_at < 6_000
+    # The server notices its client is gone and rolls the COPY back: none of its rows
+    # (nor the claims of their ids made before it, in the same transaction) remain.
+    wait_until(
+        lambda: (
+            count(
+                db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND query LIKE %s",
+                COPY_EVENTS,
+            )
+            == 0
+        ),
+        30,
+        "the killed worker's COPY to end",
+    )
+    assert count(db, "SELECT count(*) FROM events") == killed_at
+    assert count(db, "SELECT count(*) FROM event_ids") == killed_at
+    db.execute("DROP TRIGGER test_slow_copy ON events")
+    second = make_worker(LOOPTRACK_INGEST_CLIENT_ID=first.env["LOOPTRACK_INGEST_CLIENT_ID"])
+    assert publisher.wait(120) == 0, replay.with_suffix(".err").read_text()
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 6_000, 120, "6,000 events")
+    time.sleep(1)
+    assert second.terminate() == 0
+    assert_stored_exactly(db, events)
+    assert count(db, "SELECT count(*) FROM dead_letters") == 0
+
+
+@pytest.fixture
+def own_postgres() -> Any:
+    """A PostgreSQL cluster of this test's own, migrated, to crash and restart."""
+    server = LocalPostgres().init()
+    server.start()
+    try:
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute("CREATE DATABASE looptrack")
+        url = make_conninfo(server.url, dbname="looptrack")
+        migrate(url)
+        yield server, url
+    finally:
+        server.destroy()
+
+
+def test_database_crash_and_restart_mid_stream_loses_and_doubles_nothing(
+    own_postgres: tuple[LocalPostgres, str],
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    tmp_path: Path,
+) -> None:
+    server, url = own_postgres
+    with psycopg.connect(url, autocommit=True) as conn:
+        seed_registry(conn, DEVICES)
+    worker = make_worker(LOOPTRACK_DATABASE_URL=url)
+    messages, events = mixed_traffic(30_000)
+    publisher = start_publisher(
+        write_replay_file(tmp_path / "events.jsonl", messages), url, broker, topic_root
+    )
+
+    def stored() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return count(conn, "SELECT count(*) FROM events")
+
+    wait_until(lambda: stored() >= 3_000, 60, "first events")
+    # Every server process quits at once, mid-transaction: a crash. Restart replays the WAL.
+    before_crash = stored()
+    server.stop("immediate")
+    assert before_crash < 30_000, "the crash must land while events are still in flight"
+    crashed_at = time.monotonic()
+    time.sleep(5)
+    worker.assert_running()
+    server.start()
+    assert publisher.wait(120) == 0
+    wait_until(lambda: stored() >= 30_000, 120, "30,000 events")
+    time.sleep(1)
+    assert worker.terminate() == 0
+    assert "batch not stored, retrying" in worker.log()
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert_stored_exactly(conn, events)
+        # Nothing can have been stored while the server was down.
+        assert count(
+            conn, "SELECT count(*) FROM events WHERE received_at BETWEEN %s AND %s",
+            *_wall_clock_span(crashed_at, 5),
+        ) == 0  # fmt: skip
+
+
+def _wall_clock_span(monotonic_start: float, seconds: float) -> tuple[Any, Any]:
+    """The wall-clock interval [start + 0.5 s, start + seconds] of a monotonic start."""
+    start = datetime.now(UTC) - timedelta(seconds=time.monotonic() - monotonic_start)
+    return start + timedelta(seconds=0.5), start + timedelta(seconds=seconds)
 
 
 def test_database_outage_pauses_ingest_and_loses_nothing(
