@@ -83,3 +83,58 @@ def assert_accounted(db: psycopg.Connection[Any]) -> None:
     assert stored == count(db, "SELECT count(*) FROM events")
     assert dead == count(db, "SELECT count(*) FROM dead_letters")
     assert received == stored + duplicates + dead
+
+
+def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
+    """Each event stored once, nothing else; rollups equal a recount of the raw events;
+    the accounting identity holds."""
+    assert count(db, "SELECT count(*) FROM events") == len(events)
+    assert count(db, "SELECT count(DISTINCT event_id) FROM events") == len(events)
+    stored_ids = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
+    assert stored_ids == {e["event_id"] for e in events}
+    # The aggregates agree with a count over the raw events, group by group.
+    raw = db.execute(
+        "SELECT site_id, gtin, type, sum(qty), count(*) FROM events"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).fetchall()
+    rolled = db.execute(
+        "SELECT site_id, gtin, type, sum(qty), sum(events) FROM event_counts_15m"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    ).fetchall()
+    assert rolled == raw
+    per_device = db.execute(
+        "SELECT device_id, count(*) FROM events GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    assert (
+        db.execute(
+            "SELECT device_id, sum(events) FROM device_counts_daily GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        == per_device
+    )
+    # The return counts per packaging type and brand, by hour and by local day.
+    assert db.execute(
+        "SELECT hour, packaging_type, brand, sold, returned, rejected FROM return_counts_hourly"
+        " WHERE sold + returned + rejected > 0 ORDER BY 1, 2, 3"
+    ).fetchall() == db.execute(RECOUNT_RETURNS.format(by="date_bin('1 hour', e.ts, TIMESTAMPTZ"
+                               " '2000-01-01 00:00+00')")).fetchall()  # fmt: skip
+    assert (
+        db.execute(
+            "SELECT day, packaging_type, brand, sold, returned, rejected FROM return_counts_daily"
+            " WHERE sold + returned + rejected > 0 ORDER BY 1, 2, 3"
+        ).fetchall()
+        == db.execute(
+            RECOUNT_RETURNS.format(by="(e.ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date")
+        ).fetchall()
+    )
+    assert_accounted(db)
+
+
+# Sold/returned/rejected from the raw events, under the products' packaging type and brand.
+RECOUNT_RETURNS = (
+    "SELECT {by}, p.packaging_type_id, p.brand,"
+    " coalesce(sum(e.qty) FILTER (WHERE e.type = 'sold'), 0),"
+    " coalesce(sum(e.qty) FILTER (WHERE e.type = 'returned'), 0),"
+    " coalesce(sum(e.qty) FILTER (WHERE e.type = 'rejected'), 0)"
+    " FROM events e JOIN products p ON p.gtin = e.gtin"
+    " WHERE e.type IN ('sold', 'returned', 'rejected') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)

@@ -19,7 +19,7 @@ from tests.conftest import Broker, start_publisher, wait_until
 from tests.factories import (
     GTIN_COLA,
     GTIN_CRATE,
-    assert_accounted,
+    assert_stored_exactly,
     count,
     event,
     seed_registry,
@@ -49,33 +49,6 @@ def mixed_traffic(total: int) -> tuple[list[tuple[str, Any]], list[dict[str, Any
     messages: list[tuple[str, Any]] = [(DEVICES[i % 2], e) for i, e in enumerate(events[:half])]
     messages += [(DEVICES[2], {"events": events[i : i + 100]}) for i in range(half, total, 100)]
     return messages, events
-
-
-def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, Any]]) -> None:
-    assert count(db, "SELECT count(*) FROM events") == len(events)
-    assert count(db, "SELECT count(DISTINCT event_id) FROM events") == len(events)
-    stored_ids = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
-    assert stored_ids == {e["event_id"] for e in events}
-    # The aggregates agree with a count over the raw events, group by group.
-    raw = db.execute(
-        "SELECT site_id, gtin, type, sum(qty), count(*) FROM events"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    ).fetchall()
-    rolled = db.execute(
-        "SELECT site_id, gtin, type, sum(qty), sum(events) FROM event_counts_15m"
-        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-    ).fetchall()
-    assert rolled == raw
-    per_device = db.execute(
-        "SELECT device_id, count(*) FROM events GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    assert (
-        db.execute(
-            "SELECT device_id, sum(events) FROM device_counts_daily GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-        == per_device
-    )
-    assert_accounted(db)
 
 
 def test_sigkill_mid_stream_loses_and_doubles_nothing(

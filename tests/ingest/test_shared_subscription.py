@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from tests.conftest import Broker, start_publisher, wait_until
-from tests.factories import count, seed_registry, write_replay_file
-from tests.ingest.test_faults import DEVICES, assert_stored_exactly, mixed_traffic
+from tests.factories import assert_stored_exactly, count, seed_registry, write_replay_file
+from tests.ingest.test_faults import DEVICES, mixed_traffic
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
