@@ -16,7 +16,7 @@ import pytest
 
 from devices.client import DeviceClient, InvalidEvent, QueueFull
 from tests.conftest import ROOT, Broker, wait_until
-from tests.factories import GTIN_COLA, count, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, assert_stored_exactly, count, seed_registry
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = [pytest.mark.fault]
@@ -191,6 +191,67 @@ def test_connection_cut_mid_batch_and_broker_restart_lose_and_double_nothing(
             client.close(timeout_s=1)
         proxy.cut()
         own.stop()
+
+
+def test_a_day_offline_then_the_queue_flushes_into_the_right_buckets(
+    db: psycopg.Connection[Any], broker: Broker, tmp_path: Path, topic_root: str, make_worker: Any
+) -> None:
+    """A busy RVM loses its network for a day (4,320 scans, one every 20 s) while another
+    keeps sending; back online, the day arrives once, in order, counted in the hours it
+    was scanned in, and the other machine was served all along."""
+    seed_registry(db, DEVICES)
+    make_worker()
+    proxy = CuttableProxy("127.0.0.1", broker.port)
+    offline_for_a_day, online = (
+        DeviceClient(
+            device,
+            f"mqtt://127.0.0.1:{port}",
+            topic_root=topic_root,
+            queue_path=tmp_path / f"{device}.sqlite",
+        )
+        for device, port in zip(DEVICES, (proxy.port, broker.port), strict=True)
+    )
+    day_start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1, minutes=10)
+    sent: list[dict[str, Any]] = []
+    try:
+        for client in (offline_for_a_day, online):
+            client.start()
+            assert client.wait_connected(10)
+        proxy.cut()
+        for i in range(4_320):
+            kind, gtin = ("returned", GTIN_COLA) if i % 4 else ("sold", GTIN_CRATE)
+            ts = day_start + timedelta(seconds=20 * i)
+            sent.append({"event_id": offline_for_a_day.scan(kind, gtin=gtin, ts=ts)})
+            if i % 10 == 0:
+                sent.append({"event_id": online.scan("returned", gtin=GTIN_COLA)})
+        online.flush(timeout_s=60)
+        wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 432, 30, "the online RVM")
+        assert offline_for_a_day.pending == 4_320
+        assert count(db, "SELECT count(*) FROM events WHERE device_id = %s", DEVICES[0]) == 0
+
+        proxy.restore()
+        offline_for_a_day.flush(timeout_s=120)
+        wait_until(lambda: count(db, "SELECT count(*) FROM events") >= len(sent), 60, "the day")
+        time.sleep(1)
+        assert_stored_exactly(db, sent)
+        rows = db.execute(
+            "SELECT seq, ts, received_at FROM events WHERE device_id = %s ORDER BY seq",
+            (DEVICES[0],),
+        ).fetchall()
+        assert [r[0] for r in rows] == list(range(1, 4_321))
+        assert [r[1] for r in rows] == [day_start + timedelta(seconds=20 * i) for i in range(4_320)]
+        assert [r[2] for r in rows] == sorted(r[2] for r in rows)
+        hours = count(
+            db,
+            "SELECT count(DISTINCT hour) FROM return_counts_hourly WHERE hour < %s",
+            datetime.now(UTC) - timedelta(minutes=70),
+        )
+        assert hours >= 23  # the day is spread over its hours, not piled into this one
+        assert count(db, "SELECT count(*) FROM seq_gaps") == 0
+    finally:
+        for client in (offline_for_a_day, online):
+            client.close(timeout_s=1)
+        proxy.cut()
 
 
 def test_a_full_queue_refuses_new_scans_and_keeps_the_queued_ones(tmp_path: Path) -> None:
