@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import queue
-import ssl
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from devices.outbox import DEFAULT_MAX_BYTES, Outbox, Queued, QueueFull
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from schemas.messages import Rejected, parse_event
+from schemas.mqtt_connection import configure_client
 from schemas.settings import MqttEndpoint, parse_mqtt_url
 
 __all__ = ["DeviceClient", "InvalidEvent", "QueueFull", "TlsFiles"]
@@ -66,11 +66,27 @@ class InvalidEvent(ValueError):
 @dataclass(frozen=True)
 class TlsFiles:
     """Files for `mqtts://`: the CA that signed the broker's certificate (None: the
-    system's trust store), and an optional client certificate and key."""
+    system's trust store), and an optional client certificate and its key. Given to
+    `DeviceClient`, they replace any files the endpoint carries."""
 
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+
+
+def _with_overrides(
+    endpoint: MqttEndpoint, username: str | None, password: str | None, tls: TlsFiles | None
+) -> MqttEndpoint:
+    """The endpoint with DeviceClient's own credentials and TLS files, where given; a
+    ValueError when the files cannot be used (missing, a certificate without its key)."""
+    fields = endpoint.model_dump()
+    if username:
+        fields["username"] = username
+    if password:
+        fields["password"] = password
+    if tls is not None:
+        fields.update(ca_file=tls.ca_file, cert_file=tls.cert_file, key_file=tls.key_file)
+    return MqttEndpoint.model_validate(fields)
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,12 @@ class DeviceClient:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_EVENTS}")
         if batch_interval_s < 0:
             raise ValueError("batch_interval_s must not be negative")
-        endpoint = parse_mqtt_url(broker) if isinstance(broker, str) else broker
+        endpoint = _with_overrides(
+            parse_mqtt_url(broker) if isinstance(broker, str) else broker,
+            username,
+            password,
+            tls,
+        )
         self.device_id = device_id
         self.events_topic = f"{topic_root}/devices/{device_id}/events"
         self.status_topic = f"{topic_root}/devices/{device_id}/status"
@@ -152,17 +173,7 @@ class DeviceClient:
             client_id=client_id or f"device-{device_id}",
             protocol=mqtt.MQTTv5,
         )
-        user = username or endpoint.username
-        if user:
-            client.username_pw_set(user, password or endpoint.password)
-        if endpoint.tls:
-            files = tls or TlsFiles()
-            client.tls_set(
-                ca_certs=str(files.ca_file) if files.ca_file else None,
-                certfile=str(files.cert_file) if files.cert_file else None,
-                keyfile=str(files.key_file) if files.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        configure_client(client, endpoint)
         client.max_inflight_messages_set(MAX_INFLIGHT_BATCHES + 2)  # + status messages
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.will_set(self.status_topic, b"offline", qos=1, retain=True)

@@ -3,13 +3,13 @@ returning only once the broker has acknowledged them."""
 
 from __future__ import annotations
 
-import ssl
 import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schemas.mqtt_connection import configure_client
 from schemas.settings import MqttEndpoint
 
 # Unacknowledged publishes in flight at once.
@@ -28,10 +28,7 @@ class Publisher:
         self._endpoint = endpoint
         self._connected = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        if endpoint.username:
-            client.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        configure_client(client, endpoint)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

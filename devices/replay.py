@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from schemas.mqtt_connection import configure_client
 from schemas.settings import MqttEndpoint, get_settings
 
 # Unacknowledged QoS 1 publishes in flight per device connection.
@@ -38,10 +39,7 @@ class _RawDevice:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"replay-{device_id}", protocol=mqtt.MQTTv5
         )
-        if endpoint.username:
-            client.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            client.tls_set()
+        configure_client(client, endpoint)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from dataclasses import replace
@@ -25,6 +24,7 @@ from ingest.intake import Intake, take_in
 from ingest.mqtt_client import BurstReadingClient
 from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
 from schemas.dead_letters import DeadLetterReason
+from schemas.mqtt_connection import configure_client
 from schemas.settings import Settings
 
 log = logging.getLogger("looptrack.ingest")
@@ -93,11 +93,7 @@ class IngestWorker:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        endpoint = self.settings.mqtt
-        if endpoint.username:
-            client.username_pw_set(endpoint.username, endpoint.password)
-        if endpoint.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        configure_client(client, self.settings.mqtt)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

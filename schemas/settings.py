@@ -8,18 +8,56 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def tls_files_problem(
+    tls: bool,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+    names: tuple[str, str, str] = ("ca_file", "cert_file", "key_file"),
+) -> str | None:
+    """Why these TLS files cannot be used for a connection, or None when they can: every
+    file given must exist, a client certificate needs its key (and the key its
+    certificate), and files make sense only for `mqtts://`. `names` name the three
+    settings in the message."""
+    given = dict(zip(names, (ca_file, cert_file, key_file), strict=True))
+    for name, path in given.items():
+        if path is not None and not path.is_file():
+            return f"{name}: {str(path)!r} does not exist or is not a file"
+    _, cert_name, key_name = names
+    if (cert_file is None) != (key_file is None):
+        return (
+            f"{cert_name} and {key_name} go together: a client certificate needs its key "
+            "(give the same file twice when one PEM file holds both)"
+        )
+    unused = [name for name, path in given.items() if path is not None]
+    if not tls and unused:
+        return f"{', '.join(unused)} set, but the broker URL is not mqtts:// (TLS)"
+    return None
+
+
 class MqttEndpoint(BaseModel):
-    """Where and how to reach the broker, parsed from `LOOPTRACK_MQTT_URL`."""
+    """Where and how to reach the broker: `LOOPTRACK_MQTT_URL` with, for `mqtts://`, the
+    CA to trust (None: the system's trust store) and an optional client certificate."""
 
     host: str
     port: int
     tls: bool
     username: str | None
     password: str | None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_files_usable(self) -> MqttEndpoint:
+        problem = tls_files_problem(self.tls, self.ca_file, self.cert_file, self.key_file)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 def parse_mqtt_url(url: str) -> MqttEndpoint:
@@ -38,10 +76,17 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
     )
 
 
+# The TLS file settings by their environment names, for messages an operator can act on.
+ENV_TLS_FILES = ("LOOPTRACK_MQTT_CA_FILE", "LOOPTRACK_MQTT_CERT_FILE", "LOOPTRACK_MQTT_KEY_FILE")
+
+
 class Settings(BaseSettings):
     """Every setting has a default that works with a local PostgreSQL and Mosquitto."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOPTRACK_", env_file=".env", extra="ignore")
+    # Errors name the setting but never echo the input: URLs carry passwords.
+    model_config = SettingsConfigDict(
+        env_prefix="LOOPTRACK_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "postgresql:///looptrack"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
@@ -65,6 +110,11 @@ class Settings(BaseSettings):
     broker_acl_file: Path | None = None
     # Mosquitto's pid_file: when set, it is sent SIGHUP to reload the files.
     broker_pid_file: Path | None = None
+    # For `mqtts://`: the CA that signed the broker's certificate (unset: the system's
+    # trust store), and a client certificate with its key when the broker asks for one.
+    mqtt_ca_file: Path | None = None
+    mqtt_cert_file: Path | None = None
+    mqtt_key_file: Path | None = None
     # Most labels (items) one request or command may commission.
     labels_max_count: int = Field(default=10_000, ge=1, le=1_000_000)
 
@@ -105,10 +155,29 @@ class Settings(BaseSettings):
             raise ValueError("mqtt_url must start with mqtt:// or mqtts://")
         return value
 
+    @model_validator(mode="after")
+    def _mqtt_tls_files_usable(self) -> Settings:
+        problem = tls_files_problem(
+            urlsplit(self.mqtt_url).scheme == "mqtts",
+            self.mqtt_ca_file,
+            self.mqtt_cert_file,
+            self.mqtt_key_file,
+            names=ENV_TLS_FILES,
+        )
+        if problem:
+            raise ValueError(problem)
+        return self
+
     @property
     def mqtt(self) -> MqttEndpoint:
-        """The broker endpoint, with credentials percent-decoded."""
-        return parse_mqtt_url(self.mqtt_url)
+        """The broker endpoint, with credentials percent-decoded and the TLS files."""
+        return parse_mqtt_url(self.mqtt_url).model_copy(
+            update={
+                "ca_file": self.mqtt_ca_file,
+                "cert_file": self.mqtt_cert_file,
+                "key_file": self.mqtt_key_file,
+            }
+        )
 
     def events_topic(self, device_id: str) -> str:
         """The topic a device publishes its events on."""
