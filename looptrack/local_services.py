@@ -44,10 +44,18 @@ class LocalMosquitto:
     # Config lines that replace the project's for the same option (e.g. `allow_anonymous
     # false`, `password_file …`, `acl_file …`).
     extra_config: list[str] = field(default_factory=list)
+    # Lines for the listener itself, written after its `listener` line (Mosquitto applies
+    # `cafile`, `certfile`, `keyfile`, `require_certificate` to the listener above them):
+    # with a `certfile` the listener speaks TLS only.
+    listener_config: list[str] = field(default_factory=list)
+
+    @property
+    def tls(self) -> bool:
+        return any(line.split()[:1] == ["certfile"] for line in self.listener_config)
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Start (or restart, keeping the persisted sessions) and wait until it accepts."""
@@ -64,6 +72,7 @@ class LocalMosquitto:
             *self.extra_config,
             f"pid_file {self.pid_file}",
             f"listener {self.port} 127.0.0.1",
+            *self.listener_config,
             f"persistence_location {data}/",
             f"log_dest file {self.workdir / 'mosquitto.log'}",
             # As root, mosquitto would drop to its own user and lose access to workdir.
