@@ -36,10 +36,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass
 class LocalMosquitto:
-    """Mosquitto with deploy/mosquitto/mosquitto.conf, its data and log in `workdir`."""
+    """Mosquitto with deploy/mosquitto/mosquitto.conf (or `config`), its data and log in
+    `workdir`, listening on `port` instead of the config's listeners."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
+    config: Path = PROJECT_MOSQUITTO_CONF
     process: subprocess.Popen[bytes] | None = None
     # Config lines that replace the project's for the same option (e.g. `allow_anonymous
     # false`, `password_file …`, `acl_file …`).
@@ -64,9 +66,7 @@ class LocalMosquitto:
         own = [line.split()[0] for line in self.extra_config if line.strip()]
         replaced = ("listener", "persistence_location", "log_dest", "pid_file", *own)
         lines = [
-            line
-            for line in PROJECT_MOSQUITTO_CONF.read_text().splitlines()
-            if not line.startswith(replaced)
+            line for line in self.config.read_text().splitlines() if not line.startswith(replaced)
         ]
         lines += [
             *self.extra_config,

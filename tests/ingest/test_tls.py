@@ -5,9 +5,12 @@ not trust the CA, has no certificate, or reaches a broker under another name is 
 
 from __future__ import annotations
 
+import gc
 import secrets
 import ssl
 import subprocess
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +22,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from devices.client import DeviceClient, TlsFiles
-from looptrack.local_services import LocalMosquitto
+from looptrack.local_services import PROJECT_MOSQUITTO_CONF, LocalMosquitto, free_port, port_open
+from schemas.broker_accounts import Account, AccountRole, acl_file, mosquitto_hash, password_file
 from schemas.mqtt_connection import configure_client
 from schemas.settings import Settings, parse_mqtt_url
-from tests.conftest import wait_until
+from tests.conftest import ROOT, wait_until
 from tests.factories import GTIN_COLA, count, seed_registry
 
 # paho (2.2) leaves the socket of a failed TLS handshake for the garbage collector, which
 # warns; a refused handshake is what these tests provoke.
 unclosed_tls_socket = pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+
+PRODUCTION_CONF = ROOT / "deploy" / "mosquitto" / "mosquitto-production.conf"
+TLS_CONF_EXAMPLE = ROOT / "deploy" / "mosquitto" / "conf.d" / "tls.conf.example"
+# Where the production config expects things in the eclipse-mosquitto container.
+CONTAINER_ACCOUNTS, CONTAINER_CERTS = "/mosquitto/accounts/", "/mosquitto/certs/"
 
 # Minimal OpenSSL config: every extension spelled out, so the certificates pass strict
 # X.509 checks too (Python 3.13 turns VERIFY_X509_STRICT on by default).
@@ -106,6 +115,17 @@ class TestCa:
             check=True,
             capture_output=True,
         )
+
+
+@pytest.fixture(autouse=True)
+def collect_closed_clients() -> Iterator[None]:
+    """paho closes a client's wake-up socket pair on neither disconnect nor loop_stop, and
+    DeviceClient and its paho client reference each other: collect this test's clients
+    now, quietly, rather than let the collector warn during some later test."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +285,81 @@ def test_tls_settings_reach_the_endpoint(tmp_path: Path, monkeypatch: pytest.Mon
         tmp_path / "client.pem",
         tmp_path / "client.key",
     )
+
+
+def options(conf: Path) -> list[str]:
+    return [line for line in conf.read_text().splitlines() if line and not line.startswith("#")]
+
+
+def test_the_production_config_keeps_the_development_configs_tuning() -> None:
+    """Only access differs: accounts, listeners, the TLS include."""
+    access = ("listener", "allow_anonymous", "password_file", "acl_file", "include_dir")
+    assert [o for o in options(PRODUCTION_CONF) if not o.startswith(access)] == [
+        o for o in options(PROJECT_MOSQUITTO_CONF) if not o.startswith(access)
+    ]
+    assert "allow_anonymous false" in options(PRODUCTION_CONF)
+    # Where docker-compose.yml mounts the files `looptrack broker files` writes.
+    assert f"password_file {CONTAINER_ACCOUNTS}passwd" in options(PRODUCTION_CONF)
+    assert f"acl_file {CONTAINER_ACCOUNTS}acl" in options(PRODUCTION_CONF)
+
+
+@unclosed_tls_socket
+def test_the_shipped_production_config_serves_accounts_over_tls_with_client_certificates(
+    pki: TestCa, tmp_path: Path
+) -> None:
+    """deploy/mosquitto/mosquitto-production.conf with conf.d/tls.conf.example turned on
+    (require_certificate too), moved from the container's paths into tmp_path."""
+    server = pki.issue("prod-broker", "server", san="IP:127.0.0.1")
+    device_pair = pki.issue("rvm-prod-1", "client")
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    passwords = {"rvm-prod-1": "device-secret", "looptrack-ingest": "ingest-secret"}
+    roles = {"rvm-prod-1": AccountRole.DEVICE, "looptrack-ingest": AccountRole.INGEST}
+    known = [Account(name, roles[name], mosquitto_hash(pw)) for name, pw in passwords.items()]
+    (accounts / "passwd").write_text(password_file(known))
+    (accounts / "acl").write_text(acl_file(known, "looptrack/v1"))
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    tls_port = free_port()
+    tls_conf = TLS_CONF_EXAMPLE.read_text().replace("#require_certificate", "require_certificate")
+    tls_conf = tls_conf.replace("listener 8883", f"listener {tls_port} 127.0.0.1")
+    for name, path in {"ca.pem": pki.ca.cert, "server.pem": server.cert}.items():
+        tls_conf = tls_conf.replace(CONTAINER_CERTS + name, str(path))
+    tls_conf = tls_conf.replace(CONTAINER_CERTS + "server.key", str(server.key))
+    assert not any(CONTAINER_CERTS in line for line in tls_conf.splitlines() if line[:1] != "#")
+    (conf_d / "tls.conf").write_text(tls_conf)
+    broker = LocalMosquitto(
+        tmp_path / "mosquitto",
+        config=PRODUCTION_CONF,
+        extra_config=[
+            f"password_file {accounts / 'passwd'}",
+            f"acl_file {accounts / 'acl'}",
+            f"include_dir {conf_d}",
+        ],
+    )
+    broker.start()  # the plain listener, moved to a free port
+    clients: list[DeviceClient] = []
+
+    def started(url: str, tls: TlsFiles | None = None) -> DeviceClient:
+        client = DeviceClient("rvm-prod-1", url, tls=tls, client_id=f"c{len(clients)}")
+        clients.append(client)
+        client.start()
+        return client
+
+    try:
+        wait_until(lambda: port_open(tls_port), 10, "the TLS listener")
+        device_tls = TlsFiles(pki.ca.cert, device_pair.cert, device_pair.key)
+        tls_url = f"mqtts://rvm-prod-1:device-secret@127.0.0.1:{tls_port}"
+        refused = [
+            started(tls_url.replace("device-secret", "guess"), device_tls),
+            started(tls_url, TlsFiles(pki.ca.cert)),  # no client certificate
+            started(f"mqtt://127.0.0.1:{broker.port}"),  # anonymous, plain listener
+        ]
+        assert started(tls_url, device_tls).wait_connected(10)
+        ingest_url = f"mqtt://looptrack-ingest:ingest-secret@127.0.0.1:{broker.port}"
+        assert started(ingest_url).wait_connected(10)
+        assert not any(client.wait_connected(0.5) for client in refused)
+    finally:
+        for client in clients:
+            client.close(timeout_s=0)
+        broker.stop()
