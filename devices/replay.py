@@ -22,6 +22,11 @@ from schemas.settings import MqttEndpoint, get_settings
 
 # Unacknowledged QoS 1 publishes in flight per device connection.
 MAX_INFLIGHT = 1000
+# Messages handed to paho and not yet acknowledged, per device connection. paho keys them
+# by packet id, which wraps at 65,535: a message queued beyond that would silently replace
+# an earlier one with the same id (and it would never be sent). Found by a 120,000-message
+# flood that stalled at 66,114.
+MAX_OUTSTANDING = 20_000
 CONNECT_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 300.0
 
@@ -62,6 +67,8 @@ class _RawDevice:
 
     def publish(self, payload: bytes) -> None:
         with self._cv:
+            if not self._cv.wait_for(lambda: self._unacked < MAX_OUTSTANDING, FLUSH_TIMEOUT_S):
+                raise TimeoutError(f"{self._unacked} messages not acknowledged by the broker")
             self._unacked += 1
         self._client.publish(self.events_topic, payload, qos=1)
 

@@ -169,6 +169,8 @@ def service_env(db_url: str, broker: Broker, topic_root: str) -> dict[str, str]:
 
 def publish_all(broker: Broker, topic_root: str, messages: list[tuple[str, bytes]]) -> None:
     """Publish (device, payload) pairs at QoS 1 and wait for every PUBACK."""
+    # paho keys unacknowledged messages by packet id, which wraps at 65,535.
+    assert len(messages) < 65_535, "publish at most 65,534 messages at once"
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect("127.0.0.1", broker.port)
     client.loop_start()
