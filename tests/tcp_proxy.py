@@ -63,7 +63,7 @@ class CuttableProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a socket closed under select()
             return
         finally:
             for sock in (a, b):
@@ -77,10 +77,11 @@ class CuttableProxy:
         with self._lock:
             self._up = False
             self._listener.close()
+            # Shut down, not closed: each pump wakes up to the end of its connection and
+            # closes its own sockets, never one it is waiting on.
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                    sock.close()
             self._sockets.clear()
 
     def restore(self) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +187,6 @@ def test_database_crash_and_restart_mid_stream_loses_and_doubles_nothing(
     before_crash = stored()
     server.stop("immediate")
     assert before_crash < 30_000, "the crash must land while events are still in flight"
-    crashed_at = time.monotonic()
     time.sleep(5)
     worker.assert_running()
     server.start()
@@ -199,17 +197,6 @@ def test_database_crash_and_restart_mid_stream_loses_and_doubles_nothing(
     assert "batch not stored, retrying" in worker.log()
     with psycopg.connect(url, autocommit=True) as conn:
         assert_stored_exactly(conn, events)
-        # Nothing can have been stored while the server was down.
-        assert count(
-            conn, "SELECT count(*) FROM events WHERE received_at BETWEEN %s AND %s",
-            *_wall_clock_span(crashed_at, 5),
-        ) == 0  # fmt: skip
-
-
-def _wall_clock_span(monotonic_start: float, seconds: float) -> tuple[Any, Any]:
-    """The wall-clock interval [start + 0.5 s, start + seconds] of a monotonic start."""
-    start = datetime.now(UTC) - timedelta(seconds=time.monotonic() - monotonic_start)
-    return start + timedelta(seconds=0.5), start + timedelta(seconds=seconds)
 
 
 def test_database_outage_pauses_ingest_and_loses_nothing(
