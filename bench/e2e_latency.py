@@ -41,6 +41,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -185,9 +187,9 @@ def _produce(plan: FleetPlan, clients: list[DeviceClient]) -> FleetReport:
 # --- this process: database, services, poller, observer ---------------------------------
 
 
-def new_database(devices: list[str]) -> tuple[str, str, str]:
+def new_database(devices: list[str], bench: str = "e2e") -> tuple[str, str, str]:
     """A migrated scratch database with the registry; returns (name, url, operator key)."""
-    name = f"looptrack_bench_e2e_{uuid.uuid4().hex[:8]}"
+    name = f"looptrack_bench_{bench}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_SERVER, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo(PG_SERVER, dbname=name)
@@ -264,6 +266,58 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         process.wait(60)
+
+
+@dataclass
+class Rig:
+    """What `rig()` started: a database, a broker, the worker and the API."""
+
+    url: str
+    key: str  # an operator API key
+    broker: LocalMosquitto
+    topic_root: str
+    worker: subprocess.Popen[bytes]
+    api: subprocess.Popen[bytes]
+    port: int  # the API's
+
+
+@contextmanager
+def rig(devices: list[str], bench: str) -> Iterator[Rig]:
+    """A scratch database with the registry, a Mosquitto of its own (the project's
+    config), the ingest worker and the API as subprocesses; all stopped and removed on
+    the way out, Ctrl-C and SIGTERM included (SIGTERM unwinds like Ctrl-C)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    name, url, key = new_database(devices, bench)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"looptrack-bench-{bench}-") as tmp:
+            workdir = Path(tmp)
+            broker = LocalMosquitto(workdir / "mosquitto")
+            broker.start()
+            topic_root = f"bench/{bench}-{uuid.uuid4().hex[:6]}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
+            env.update(
+                LOOPTRACK_DATABASE_URL=url,
+                LOOPTRACK_MQTT_URL=broker.url,
+                LOOPTRACK_TOPIC_ROOT=topic_root,
+                LOOPTRACK_MQTT_GROUP="bench",
+                LOOPTRACK_INGEST_CLIENT_ID=f"bench-{bench}-{uuid.uuid4().hex[:6]}",
+                LOOPTRACK_TIMEZONE=ZONE,
+                PYTHONPATH=str(ROOT),
+            )
+            try:
+                worker = start_worker(env, workdir / "worker.log")
+                processes.append(worker)
+                port = free_port()
+                api = start_api(env, port, workdir / "api.log")
+                processes.append(api)
+                yield Rig(url, key, broker, topic_root, worker, api, port)
+            finally:
+                for process in reversed(processes):
+                    stop(process)
+                broker.stop()
+    finally:
+        drop_database(name)
 
 
 class StatsPoller:
@@ -551,56 +605,27 @@ def main() -> None:
     intervals = [(args.batch_interval, args.seconds)] + [
         (float(s), args.compare_seconds) for s in args.compare.split(",") if s.strip()
     ]
-    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the scratch database, the
-    # broker and the services are cleaned up.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     devices = [f"rvm-{i:03d}" for i in range(args.devices)]
-    name, url, key = new_database(devices)
     results: list[RunResult] = []
-    processes: list[subprocess.Popen[bytes]] = []
     observer = poller = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="looptrack-bench-e2e-") as tmp:
-            workdir = Path(tmp)
-            broker = LocalMosquitto(workdir / "mosquitto")
-            broker.start()
-            topic_root = f"bench/e2e-{uuid.uuid4().hex[:6]}"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
-            env.update(
-                LOOPTRACK_DATABASE_URL=url,
-                LOOPTRACK_MQTT_URL=broker.url,
-                LOOPTRACK_TOPIC_ROOT=topic_root,
-                LOOPTRACK_MQTT_GROUP="bench",
-                LOOPTRACK_INGEST_CLIENT_ID=f"bench-e2e-{uuid.uuid4().hex[:6]}",
-                LOOPTRACK_TIMEZONE=ZONE,
-                PYTHONPATH=str(ROOT),
+    with rig(devices, "e2e") as running:
+        try:
+            poller = StatsPoller(running.port, running.key)
+            observer = ProbeObserver(
+                running.broker, f"{running.topic_root}/devices/{devices[0]}/events"
             )
-            try:
-                worker = start_worker(env, workdir / "worker.log")
-                processes.append(worker)
-                port = free_port()
-                api = start_api(env, port, workdir / "api.log")
-                processes.append(api)
-                poller = StatsPoller(port, key)
-                observer = ProbeObserver(broker, f"{topic_root}/devices/{devices[0]}/events")
-                bench = Bench(
-                    url, broker, topic_root, devices, args.rate, args.poll_ms / 1000,
-                    poller, observer, worker, api,
-                )  # fmt: skip
-                for interval, seconds in intervals:
-                    results.append(bench.run(interval, seconds))
-                    print(f"... batch interval {interval:g} s done", file=sys.stderr, flush=True)
-            finally:
-                if observer is not None:
-                    observer.close()
-                if poller is not None:
-                    poller.close()
-                for process in reversed(processes):
-                    stop(process)
-                broker.stop()
-    finally:
-        drop_database(name)
+            bench = Bench(
+                running.url, running.broker, running.topic_root, devices, args.rate,
+                args.poll_ms / 1000, poller, observer, running.worker, running.api,
+            )  # fmt: skip
+            for interval, seconds in intervals:
+                results.append(bench.run(interval, seconds))
+                print(f"... batch interval {interval:g} s done", file=sys.stderr, flush=True)
+        finally:
+            if observer is not None:
+                observer.close()
+            if poller is not None:
+                poller.close()
     print_results(args, results)
 
 

@@ -40,10 +40,8 @@ import argparse
 import contextlib
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -68,19 +66,14 @@ from bench.e2e_latency import (  # noqa: E402
     PROBE_INTERVAL_S,
     TARGET_P99_MS,
     TICK_S,
-    ZONE,
     FleetPlan,
     StatsPoller,
     cpu_seconds,
-    drop_database,
-    new_database,
     percentile,
-    start_api,
-    start_worker,
-    stop,
+    rig,
 )
 from devices.client import DeviceClient  # noqa: E402
-from looptrack.local_services import LocalMosquitto, free_port  # noqa: E402
+from looptrack.local_services import LocalMosquitto  # noqa: E402
 from schemas.settings import parse_mqtt_url  # noqa: E402
 
 # The client's default batch interval (s), as a real RVM sends.
@@ -538,53 +531,23 @@ def main() -> None:
     parser.add_argument("--sample-s", type=float, default=30, help="seconds between samples")
     parser.add_argument("--poll-ms", type=float, default=20, help="stats poll interval (ms)")
     args = parser.parse_args()
-    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the scratch database, the
-    # broker and the services are cleaned up.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-
     devices = [f"rvm-{i:03d}" for i in range(args.devices)]
-    name, url, key = new_database(devices)
-    processes: list[subprocess.Popen[bytes]] = []
     poller = broker_stats = None
-    try:
-        with tempfile.TemporaryDirectory(prefix="looptrack-bench-soak-") as tmp:
-            workdir = Path(tmp)
-            broker = LocalMosquitto(workdir / "mosquitto")
-            broker.start()
-            topic_root = f"bench/soak-{uuid.uuid4().hex[:6]}"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
-            env.update(
-                LOOPTRACK_DATABASE_URL=url,
-                LOOPTRACK_MQTT_URL=broker.url,
-                LOOPTRACK_TOPIC_ROOT=topic_root,
-                LOOPTRACK_MQTT_GROUP="bench",
-                LOOPTRACK_INGEST_CLIENT_ID=f"bench-soak-{uuid.uuid4().hex[:6]}",
-                LOOPTRACK_TIMEZONE=ZONE,
-                PYTHONPATH=str(ROOT),
-            )
-            try:
-                worker = start_worker(env, workdir / "worker.log")
-                processes.append(worker)
-                port = free_port()
-                api = start_api(env, port, workdir / "api.log")
-                processes.append(api)
-                poller = StatsPoller(port, key)
-                broker_stats = BrokerStats(broker)
-                plan = FleetPlan(
-                    broker.url, topic_root, devices, args.rate, args.minutes * 60, BATCH_INTERVAL_S
-                )
-                with psycopg.connect(url, autocommit=True) as conn:
-                    outcome = soak(args, plan, conn, poller, broker_stats, worker, api)
-            finally:
-                if broker_stats is not None:
-                    broker_stats.close()
-                if poller is not None:
-                    poller.close()
-                for process in reversed(processes):
-                    stop(process)
-                broker.stop()
-    finally:
-        drop_database(name)
+    with rig(devices, "soak") as running:
+        try:
+            poller = StatsPoller(running.port, running.key)
+            broker_stats = BrokerStats(running.broker)
+            plan = FleetPlan(
+                running.broker.url, running.topic_root, devices, args.rate, args.minutes * 60,
+                BATCH_INTERVAL_S,
+            )  # fmt: skip
+            with psycopg.connect(running.url, autocommit=True) as conn:
+                outcome = soak(args, plan, conn, poller, broker_stats, running.worker, running.api)
+        finally:
+            if broker_stats is not None:
+                broker_stats.close()
+            if poller is not None:
+                poller.close()
     sys.exit(0 if print_summary(args, outcome) else 1)
 
 
