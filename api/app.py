@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import (
@@ -17,6 +19,7 @@ from api import (
     items,
     labels,
     metrics,
+    pages,
     problems,
     registry,
     resolver,
@@ -25,6 +28,7 @@ from api import (
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
 
+PAGES_STATIC = Path(pages.__file__).parent / "static"
 # Connections for request handlers; FastAPI runs the (synchronous) handlers in a thread
 # pool of 40, so a few more than the busiest moment needs.
 POOL_MAX = 10
@@ -77,5 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(device_events.router)
     app.include_router(dead_letter_routes.router)
     app.include_router(labels.router)
+    app.include_router(pages.router)
     app.include_router(resolver.router)
+    app.add_exception_handler(pages.LoginRequired, pages.login_required_handler)
+    app.mount("/static", StaticFiles(directory=PAGES_STATIC), name="static")
     return app

@@ -42,14 +42,20 @@ def principal(
     """The caller behind `Authorization: Bearer <key>`; 401 when missing or unknown."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "unauthenticated", "missing API key: send Authorization: Bearer <key>")
-    key = credentials.credentials
-    row = (
-        conn.execute(KEY_QUERIES["find_key"], {"key_hash": hash_key(key)}).fetchone()
-        if len(key) <= MAX_KEY_LENGTH
-        else None
-    )
-    if row is None:
+    found = principal_for_key(conn, credentials.credentials)
+    if found is None:
         raise Problem(401, "unauthenticated", "unknown or revoked API key")
+    return found
+
+
+def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | None:
+    """The caller holding `key` (from a header or the pages' cookie); None when the key
+    is unknown or revoked."""
+    if len(key) > MAX_KEY_LENGTH:
+        return None
+    row = conn.execute(KEY_QUERIES["find_key"], {"key_hash": hash_key(key)}).fetchone()
+    if row is None:
+        return None
     key_id, role, brand, device_id = row
     return Principal(key_id, Role(role), brand, device_id)
 

@@ -1,0 +1,432 @@
+"""The pages' endpoints: thin, as the JSON ones are; the numbers come from the same
+functions (return_rates_json, reuse, the registry's and dead letters' queries)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from psycopg.rows import dict_row
+
+from api.commissioning import UnknownProduct, batch_items, commission
+from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
+from api.dependencies import Conn, parse_gtin, principal_for_key, settings
+from api.items import QUERIES as ITEM_QUERIES
+from api.labels import LabelFormat, labels_for, render
+from api.pages import charts
+from api.pages.session import (
+    COOKIE,
+    COOKIE_MAX_AGE_S,
+    BrandPage,
+    LoginRequired,
+    OperatorPage,
+)
+from api.problems import Problem
+from api.return_rates import Bucket, return_rates_json
+from api.reuse import reuse
+from api.stats_queries import QUERIES as STATS_QUERIES
+from api.time_window import window
+from schemas.api_keys import Principal, Role
+from schemas.named_queries import load_queries
+from schemas.registry import QUERIES as REGISTRY_QUERIES
+from schemas.settings import Settings
+
+HERE = Path(__file__).parent
+TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+QUERIES = load_queries("api", "pages/pages.sql")
+router = APIRouter(include_in_schema=False)
+Config = Annotated[Settings, Depends(settings)]
+
+# Label stock layouts offered by the portal's form: (columns, rows) per A4 sheet.
+LAYOUTS = {"3x8": (3, 8), "4x10": (4, 10), "2x5": (2, 5)}
+# The tables a CSV can be had of, with their columns (a CSV has its header when empty too).
+COLUMNS = {
+    "return-rates": ["bucket_start", "packaging_type", "sold", "returned", "rejected",
+                     "return_rate", "sold_kg", "returned_kg"],
+    "reuse": ["packaging_type", "items", "trips", "mean_trips", "p50_trips", "p90_trips",
+              "max_trips", "target_trips", "reached_target", "mean_trip_days",
+              "median_trip_days", "lost", "loss_rate"],
+    "devices": ["id", "site", "kind", "last_seen", "online", "events_today", "seq_gaps"],
+    "dead-letters": ["id", "received_at", "topic", "device_id", "reason", "detail",
+                     "batch_index", "payload", "payload_encoding", "replayed_at"],
+    "duplicates": ["event_id", "gtin", "serial", "ts", "previous_ts", "device_id", "site_id"],
+    "products": ["gtin", "name", "packaging_type", "packaging_name", "material", "reusable",
+                 "deposit"],
+}  # fmt: skip
+
+
+def login_required_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    return RedirectResponse(exc.location, status_code=303)
+
+
+# -- login --------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "", reason: str = "") -> Response:
+    return TEMPLATES.TemplateResponse(
+        request, "login.html", {"next": _local(next), "reason": reason, "error": None}
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    conn: Conn,
+    key: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    caller = principal_for_key(conn, key.strip())
+    if caller is None or caller.role not in (Role.OPERATOR, Role.BRAND, Role.ADMIN):
+        error = (
+            "Unknown or revoked key."
+            if caller is None
+            else f"A {caller.role.value} key cannot use these pages."
+        )
+        return TEMPLATES.TemplateResponse(
+            request,
+            "login.html",
+            {"next": _local(next), "reason": "", "error": error},
+            status_code=401,
+        )
+    home = "/portal" if caller.role is Role.BRAND else "/dashboard"
+    response = RedirectResponse(_local(next) or home, status_code=303)
+    response.set_cookie(
+        COOKIE,
+        key.strip(),
+        max_age=COOKIE_MAX_AGE_S,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+# -- operator dashboard -------------------------------------------------------------------
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(
+    request: Request,
+    conn: Conn,
+    caller: OperatorPage,
+    config: Config,
+    bucket: Bucket = Bucket.DAY,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    replayed: int | None = None,
+) -> Response:
+    view = _view(config, bucket, tz, from_, to)
+    rates = _return_rates(conn, view, brand=None)
+    reuse_rows = reuse(conn, packaging_type=None, brand=None)
+    context = {
+        "caller": caller,
+        "view": view,
+        "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
+        "rates": rates,
+        "totals": _totals(rates),
+        "rate_chart": _rate_chart(rates),
+        "reuse": reuse_rows,
+        "histograms": _histograms(reuse_rows),
+        "devices": _devices(conn),
+        "dead_letters": _dead_letters(conn),
+        "duplicates": _duplicates(conn, brand=None),
+        "replayed": replayed,
+        "refresh_s": 30,
+    }
+    return TEMPLATES.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.post("/dashboard/dead-letters/replay")
+def replay_dead_letters(
+    request: Request,
+    conn: Conn,
+    _: OperatorPage,
+    ids: Annotated[list[int], Form()],
+) -> Response:
+    sent = replay(conn, request.app.state.publisher, DeadLetterFilter(ids=ids), limit=len(ids))
+    return RedirectResponse(f"/dashboard?replayed={len(sent)}#dead-letters", status_code=303)
+
+
+# -- brand portal -------------------------------------------------------------------------
+
+
+@router.get("/portal", response_class=HTMLResponse)
+def portal(
+    request: Request,
+    conn: Conn,
+    caller: BrandPage,
+    config: Config,
+    bucket: Bucket = Bucket.MONTH,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+    serial: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    brand = _brand_of(caller)
+    view = _view(config, bucket, tz, from_, to)
+    rates = _return_rates(conn, view, brand=brand)
+    reuse_rows = reuse(conn, packaging_type=None, brand=brand)
+    context = {
+        "caller": caller,
+        "brand": brand,
+        "view": view,
+        "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
+        "products": _products(conn, brand),
+        "rates": rates,
+        "totals": _totals(rates),
+        "rate_chart": _rate_chart(rates),
+        "reuse": reuse_rows,
+        "histograms": _histograms(reuse_rows),
+        "layouts": list(LAYOUTS),
+        "max_count": config.labels_max_count,
+        "serial": serial,
+        "found": _lookup(conn, serial, brand) if serial else None,
+    }
+    return TEMPLATES.TemplateResponse(request, "portal.html", context)
+
+
+@router.post("/portal/labels")
+def print_labels(
+    conn: Conn,
+    caller: BrandPage,
+    config: Config,
+    gtin: Annotated[str, Form(max_length=14)],
+    count: Annotated[int, Form(ge=1)],
+    layout: Annotated[str, Form()] = "3x8",
+) -> Response:
+    """Commission `count` items and send their label sheets as a PDF download."""
+    gtin14 = parse_gtin(gtin)
+    if count > config.labels_max_count:
+        raise Problem(422, "too-many-labels", f"at most {config.labels_max_count} per batch")
+    if layout not in LAYOUTS:
+        raise Problem(422, "unknown-layout", f"layout must be one of {', '.join(LAYOUTS)}")
+    brand = _brand_of(caller)
+    try:
+        batch = commission(conn, gtin14, count, "pdf", created_by=str(caller.key_id), brand=brand)
+    except UnknownProduct:
+        raise Problem(404, "not-found", f"no product {gtin14} of yours") from None
+    found = batch_items(conn, batch.id, brand)
+    assert found is not None  # committed in this transaction a moment ago
+    stored, product = found
+    labels = labels_for(stored.gtin, stored.serials, product, config.public_base_url)
+    pdf = render(labels, LabelFormat.PDF, grid=LAYOUTS[layout])
+    name = f"labels-{gtin14}-{batch.id}.pdf"
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# -- CSV ----------------------------------------------------------------------------------
+
+
+@router.get("/dashboard/{table}.csv")
+def dashboard_csv(
+    table: str,
+    conn: Conn,
+    _: OperatorPage,
+    config: Config,
+    bucket: Bucket = Bucket.DAY,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    return _csv_table(conn, table, None, _view(config, bucket, tz, from_, to))
+
+
+@router.get("/portal/{table}.csv")
+def portal_csv(
+    table: str,
+    conn: Conn,
+    caller: BrandPage,
+    config: Config,
+    bucket: Bucket = Bucket.MONTH,
+    tz: Annotated[str | None, Query(max_length=64)] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    to: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    if table not in ("return-rates", "reuse", "products"):
+        raise Problem(404, "not-found", f"no table {table!r} in the portal")
+    return _csv_table(conn, table, _brand_of(caller), _view(config, bucket, tz, from_, to))
+
+
+def _csv_table(
+    conn: psycopg.Connection[Any], table: str, brand: str | None, view: dict[str, Any]
+) -> Response:
+    """The rows a page shows, as CSV (one header line, then the values as shown)."""
+    rows: list[dict[str, Any]]
+    if table == "return-rates":
+        rows = _return_rates(conn, view, brand=brand)
+    elif table == "reuse":
+        rows = reuse(conn, packaging_type=None, brand=brand)
+    elif table == "devices" and brand is None:
+        rows = _devices(conn)
+    elif table == "dead-letters" and brand is None:
+        rows = _dead_letters(conn)
+    elif table == "duplicates":
+        rows = _duplicates(conn, brand=brand)
+    elif table == "products" and brand is not None:
+        rows = _products(conn, brand)
+    else:
+        raise Problem(404, "not-found", f"no table {table!r}; one of {', '.join(COLUMNS)}")
+    return Response(
+        _to_csv(rows, COLUMNS[table]),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{table}.csv"'},
+    )
+
+
+def _to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    return out.getvalue()
+
+
+# -- what the pages show ------------------------------------------------------------------
+
+
+def _view(
+    config: Settings, bucket: Bucket, tz: str | None, start: str | None, end: str | None
+) -> dict[str, Any]:
+    bounds = window(start, end, tz or config.timezone)
+    return {
+        "bucket": bucket,
+        "tz": bounds.tz.key,
+        "bounds": bounds,
+        "from": start or "",
+        "to": end or "",
+        "zones": sorted({bounds.tz.key, config.timezone, "UTC"}),
+    }
+
+
+def _return_rates(
+    conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
+) -> list[dict[str, Any]]:
+    body = return_rates_json(
+        conn, view["bounds"], view["bucket"], packaging_type=None, brand=brand, site_id=None
+    )
+    rows: list[dict[str, Any]] = json.loads(body)["rows"]
+    return rows
+
+
+def _totals(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per packaging type over the whole window: sold vs returned, count and kg."""
+    totals: dict[str, dict[str, Any]] = {}
+    for row in rates:
+        name = row["packaging_type"] or "(unregistered)"
+        t = totals.setdefault(
+            name,
+            {"packaging_type": name, "sold": 0, "returned": 0, "rejected": 0,
+             "sold_kg": 0.0, "returned_kg": 0.0},
+        )  # fmt: skip
+        for k in ("sold", "returned", "rejected"):
+            t[k] += row[k]
+        for k in ("sold_kg", "returned_kg"):
+            t[k] += row[k] or 0.0
+    for t in totals.values():
+        t["return_rate"] = t["returned"] / t["sold"] if t["sold"] else None
+    return [totals[k] for k in sorted(totals)]
+
+
+def _rate_chart(rates: list[dict[str, Any]]) -> str:
+    labels = sorted({r["bucket_start"][:10] for r in rates})
+    index = {label: i for i, label in enumerate(labels)}
+    by_type: dict[str, list[float | None]] = {}
+    for r in rates:
+        points = by_type.setdefault(r["packaging_type"] or "(unregistered)", [None] * len(labels))
+        points[index[r["bucket_start"][:10]]] = r["return_rate"]
+    series = [charts.Series(name, points) for name, points in sorted(by_type.items())]
+    return charts.line_chart("Return rate per packaging type", labels, series)
+
+
+def _histograms(reuse_rows: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        r["packaging_type"]: charts.bar_chart(
+            f"{r['packaging_type']}: items by number of trips",
+            [str(bar["trips"]) for bar in r["histogram"]],
+            [bar["items"] for bar in r["histogram"]],
+        )
+        for r in reuse_rows
+    }
+
+
+def _devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    params = {"site_id": None, "after": "", "limit": 1000}
+    rows = conn.cursor(row_factory=dict_row).execute(REGISTRY_QUERIES["list_devices"], params)
+    return list(rows.fetchall())
+
+
+def _dead_letters(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    rows = list_dead_letters(conn, DeadLetterFilter(), pending=True, before=None, limit=100)
+    for row in rows:
+        row["payload"] = row["payload"][:200]
+    return rows
+
+
+def _duplicates(conn: psycopg.Connection[Any], *, brand: str | None) -> list[dict[str, Any]]:
+    end = datetime.now(UTC)
+    params = {"from": end - timedelta(days=30), "to": end, "limit": 100, "brand": brand}
+    rows = conn.cursor(row_factory=dict_row).execute(STATS_QUERIES["duplicate_returns"], params)
+    found = list(rows.fetchall())
+    if brand is not None:  # a brand sees its products' duplicates, not the operator's sites
+        for row in found:
+            row["device_id"] = row["site_id"] = None
+    return found
+
+
+def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]:
+    rows = conn.cursor(row_factory=dict_row).execute(QUERIES["brand_products"], {"brand": brand})
+    return list(rows.fetchall())
+
+
+def _lookup(conn: psycopg.Connection[Any], serial: str, brand: str) -> list[dict[str, Any]]:
+    """The brand's items with this serial (one per GTIN it was commissioned under)."""
+    cursor = conn.cursor(row_factory=dict_row)
+    params = {"serial": serial, "brand": brand}
+    gtins = [r["gtin"] for r in cursor.execute(QUERIES["items_with_serial"], params)]
+    found = []
+    for gtin in gtins:
+        row = cursor.execute(ITEM_QUERIES["item"], {**params, "gtin": gtin}).fetchone()
+        if row is not None:
+            found.append(row)
+    return found
+
+
+def _brand_of(caller: Principal) -> str:
+    if caller.brand is None:  # admin keys have no brand
+        raise LoginRequired("/portal", "The portal needs a brand key.")
+    return caller.brand
+
+
+def _local(path: str) -> str:
+    """Only a path on this site may be a redirect target (no open redirect)."""
+    return path if path.startswith("/") and not path.startswith("//") else ""

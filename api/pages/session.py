@@ -1,0 +1,47 @@
+"""Who is looking at a page: the API key kept in an HttpOnly, SameSite=Strict cookie by
+the login form, checked exactly as an `Authorization: Bearer` key is (SPEC §9)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+
+from api.dependencies import Conn, principal_for_key
+from schemas.api_keys import Principal, Role
+
+COOKIE = "looptrack_key"
+# How long a browser keeps the login (s): a working day and a half.
+COOKIE_MAX_AGE_S = 36 * 3600
+
+
+class LoginRequired(Exception):
+    """No valid key in the cookie, or a role that may not see the page: the handler sends
+    the browser to the login form, which says why."""
+
+    def __init__(self, next_path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.location = f"/login?next={quote(next_path)}&reason={quote(reason)}"
+
+
+def page_caller(*roles: Role) -> object:
+    """A dependency giving the logged-in caller, admitting only `roles` (and admin)."""
+    allowed = {Role.ADMIN, *roles}
+
+    def check(request: Request, conn: Conn) -> Principal:
+        key = request.cookies.get(COOKIE)
+        caller = principal_for_key(conn, key) if key else None
+        if caller is None:
+            raise LoginRequired(request.url.path, "Log in with your API key.")
+        if caller.role not in allowed:
+            names = " or ".join(sorted(r.value for r in allowed - {Role.ADMIN}))
+            article = "an" if names[0] in "aeiou" else "a"
+            raise LoginRequired(request.url.path, f"This page needs {article} {names} key.")
+        return caller
+
+    return Depends(check)
+
+
+OperatorPage = Annotated[Principal, page_caller(Role.OPERATOR)]
+BrandPage = Annotated[Principal, page_caller(Role.BRAND)]

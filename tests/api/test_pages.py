@@ -1,0 +1,167 @@
+"""The pages for people (issue 7), over HTTP without a browser: login and its cookie, who
+may see which page, the numbers against a scenario published through the real worker, a
+brand that never sees another brand's product, CSV downloads and the label form's PDF."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from schemas.api_keys import Role, create_key
+from schemas.settings import Settings
+from tests.conftest import Broker, publish_all, wait_until
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, with_check_digit
+from tests.qr import rendered_pages, zxing_decode
+
+OTHER_GTIN = with_check_digit("703801000777")
+OTHER_NAME = "Secret Soda of Another Brand"
+BASE = "https://id.example.no"
+
+
+@pytest.fixture
+def keys(db: psycopg.Connection[Any]) -> dict[str, str]:
+    seed_registry(db, ["rvm-1"])
+    db.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES (%s, 'pet-0.5l',"
+        " 'other', %s)",
+        (OTHER_GTIN.zfill(14), OTHER_NAME),
+    )
+    return {
+        "operator": create_key(db, Role.OPERATOR, "op"),
+        "brand": create_key(db, Role.BRAND, "fjord", brand="fjord"),
+        "device": create_key(db, Role.DEVICE, "d", device_id="rvm-1"),
+    }
+
+
+@pytest.fixture
+def client(db_url: str, broker: Broker, topic_root: str) -> Any:
+    settings = Settings(
+        database_url=db_url, mqtt_url=broker.url, topic_root=topic_root, public_base_url=BASE
+    )
+    with TestClient(create_app(settings), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def log_in(client: TestClient, key: str) -> None:
+    client.cookies.clear()
+    answer = client.post("/login", data={"key": key})
+    assert answer.status_code == 303, answer.text
+
+
+def test_login_keeps_the_key_in_an_httponly_strict_cookie(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    answer = client.get("/dashboard")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
+    refused = client.post("/login", data={"key": "lt_not-a-key"})
+    assert refused.status_code == 401 and "Unknown or revoked key" in refused.text
+    device = client.post("/login", data={"key": keys["device"]})
+    assert device.status_code == 401 and "device key cannot use these pages" in device.text
+
+    answer = client.post("/login", data={"key": keys["operator"], "next": "//evil.example/"})
+    assert answer.headers["location"] == "/dashboard"  # no open redirect
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert client.get("/dashboard").status_code == 200
+    assert client.get("/portal").status_code == 303  # an operator key is not a brand's
+
+    log_in(client, keys["brand"])
+    assert client.get("/portal").status_code == 200
+    assert client.get("/dashboard").status_code == 303
+    assert client.get("/dashboard/devices.csv").status_code == 303
+    out = client.post("/logout")
+    assert out.status_code == 303 and "looptrack_key=" in out.headers["set-cookie"]
+
+
+def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(
+    client: TestClient,
+    keys: dict[str, str],
+    db: psycopg.Connection[Any],
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+) -> None:
+    # The scenario: sold/returned/rejected per GTIN, counted here as they are generated.
+    plan = [("sold", GTIN_COLA)] * 9 + [("returned", GTIN_COLA)] * 6
+    plan += [("rejected", GTIN_COLA)] * 2 + [("returned", GTIN_CRATE)] * 4
+    plan += [("sold", OTHER_GTIN)] * 5 + [("returned", OTHER_GTIN)] * 3
+    sent = [
+        event(kind, gtin=gtin, **({"reason": "damaged"} if kind == "rejected" else {}))
+        for kind, gtin in plan
+    ]
+    expected = Counter((kind, gtin) for kind, gtin in plan)
+    make_worker()
+    publish_all(broker, topic_root, [("rvm-1", json.dumps(e).encode()) for e in sent])
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") == len(sent), 30, "the events")
+
+    log_in(client, keys["operator"])
+    page = client.get("/dashboard").text
+    pet = expected[("sold", GTIN_COLA)], expected[("returned", GTIN_COLA)]
+    other = expected[("sold", OTHER_GTIN)], expected[("returned", OTHER_GTIN)]
+    # pet-0.5l holds both brands' PET bottles: the operator sees them together.
+    assert row_numbers(page, "pet-0.5l") == (pet[0] + other[0], pet[1] + other[1])
+    assert row_numbers(page, "crate-24") == (0, expected[("returned", GTIN_CRATE)])
+    assert 'data-device="rvm-1"' in page
+    rates = read_csv(client.get("/dashboard/return-rates.csv"))
+    assert sum(int(r["sold"]) for r in rates) == pet[0] + other[0]
+    assert {r["id"] for r in read_csv(client.get("/dashboard/devices.csv"))} == {"rvm-1"}
+
+    log_in(client, keys["brand"])
+    portal = client.get("/portal").text
+    assert row_numbers(portal, "pet-0.5l") == pet
+    assert row_numbers(portal, "crate-24") == (0, expected[("returned", GTIN_CRATE)])
+    everything = portal + "".join(
+        client.get(f"/portal/{table}.csv").text for table in ("return-rates", "reuse", "products")
+    )
+    assert "Fjord Cola" in everything
+    assert OTHER_NAME not in everything and OTHER_GTIN.zfill(14) not in everything
+    assert client.get("/portal/devices.csv").status_code == 404
+
+
+def test_the_label_form_downloads_a_pdf_whose_codes_decode(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    log_in(client, keys["brand"])
+    crate = GTIN_CRATE.zfill(14)
+    answer = client.post("/portal/labels", data={"gtin": crate, "count": "10", "layout": "2x5"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    assert "attachment" in answer.headers["content-disposition"]
+    (page,) = rendered_pages(answer.content)
+    decoded = sorted(zxing_decode(page))
+    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (crate,))]
+    assert decoded == sorted(f"{BASE}/01/{crate}/21/{s}" for s in serials)
+    assert len(decoded) == 10
+    # Another brand's product cannot be labelled from this portal.
+    refused = client.post("/portal/labels", data={"gtin": OTHER_GTIN, "count": "1"})
+    assert refused.status_code == 404
+    # The look-up box finds one of the new items, with no trips yet.
+    found = client.get("/portal", params={"serial": serials[0]}).text
+    assert serials[0] in found and 'class="num trips">0<' in found
+    assert "No item of yours" in client.get("/portal", params={"serial": "NOPE1"}).text
+
+
+def row_numbers(page: str, packaging_type: str) -> tuple[int, int]:
+    """(sold, returned) in the totals table's row of a packaging type."""
+    start = page.index(f'<tr data-packaging-type="{packaging_type}">', page.index('id="totals"'))
+    row = page[start : page.index("</tr>", start)]
+
+    def cell(name: str) -> int:
+        at = row.index(f'class="num {name}">') + len(f'class="num {name}">')
+        return int(row[at : row.index("<", at)])
+
+    return cell("sold"), cell("returned")
+
+
+def read_csv(answer: Any) -> list[dict[str, str]]:
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(answer.text)))
