@@ -54,6 +54,13 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
             if v is not None
         )
         parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        # A dot per value: a lone bucket (or one between gaps) has no line to show it.
+        parts.extend(
+            f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}">'
+            f"<title>{escape(s.name)} {escape(labels[i])}: {v:.1%}</title></circle>"
+            for i, v in enumerate(s.points)
+            if v is not None
+        )
         parts.append(
             f'<g transform="translate({LEFT + 140 * n},{HEIGHT - 8})"><rect width="10" '
             f'height="10" y="-9" fill="{colour}"/><text x="14">{escape(s.name)}</text></g>'

@@ -1,0 +1,140 @@
+"""Acceptance (issue 7): in headless chromium, against the real API and ingest worker, an
+operator and a brand owner log in and read the numbers of a published scenario; the brand
+sees no other brand's product anywhere; the label form gives a PDF whose codes decode.
+Screenshots of the dashboard and the portal land in test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from playwright.sync_api import Page, expect
+
+from schemas.api_keys import Role, create_key
+from tests.conftest import Broker, start_publisher, wait_until
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    count,
+    event,
+    seed_registry,
+    with_check_digit,
+    write_replay_file,
+)
+from tests.qr import rendered_pages, zxing_decode
+from tests.web.conftest import screenshot
+
+OTHER_GTIN = with_check_digit("703801000777").zfill(14)
+OTHER_NAME = "Secret Soda of Another Brand"
+DEVICES = ["rvm-1", "rvm-2"]
+
+
+def publish_scenario(
+    db: psycopg.Connection[Any], db_url: str, broker: Broker, topic_root: str, tmp_path: Path
+) -> Counter[tuple[str, str]]:
+    """Two brands' bottles and a crate through the real worker; returns what was sent,
+    counted as it is generated: (type, gtin) → events."""
+    db.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        " VALUES (%s, 'pet-0.5l', 'other', %s)",
+        (OTHER_GTIN, OTHER_NAME),
+    )
+    plan = [("sold", GTIN_COLA)] * 40 + [("returned", GTIN_COLA)] * 31
+    plan += [("rejected", GTIN_COLA)] * 3 + [("returned", GTIN_CRATE)] * 12
+    plan += [("sold", OTHER_GTIN)] * 20 + [("returned", OTHER_GTIN)] * 9
+    events = [
+        (
+            DEVICES[i % 2],
+            event(kind, gtin=gtin, **({"reason": "damaged"} if kind == "rejected" else {})),
+        )
+        for i, (kind, gtin) in enumerate(plan)
+    ]
+    publisher = start_publisher(
+        write_replay_file(tmp_path / "scenario.jsonl", events), db_url, broker, topic_root
+    )
+    assert publisher.wait(60) == 0
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") == len(plan), 30, "the scenario")
+    return Counter((kind, gtin.zfill(14)) for kind, gtin in plan)
+
+
+def log_in(page: Page, base_url: str, key: str) -> None:
+    page.goto(f"{base_url}/login")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Log in").click()
+
+
+def totals_row(page: Page, packaging_type: str) -> tuple[int, int]:
+    row = page.locator(f'#totals tr[data-packaging-type="{packaging_type}"]')
+    return int(row.locator(".sold").inner_text()), int(row.locator(".returned").inner_text())
+
+
+def test_operator_and_brand_read_the_scenario_in_a_browser(
+    db: psycopg.Connection[Any],
+    db_url: str,
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+    live_api: str,
+    page: Page,
+    console_errors: list[str],
+    tmp_path: Path,
+) -> None:
+    seed_registry(db, DEVICES)
+    operator = create_key(db, Role.OPERATOR, "ops")
+    brand = create_key(db, Role.BRAND, "fjord", brand="fjord")
+    make_worker()
+    sent = publish_scenario(db, db_url, broker, topic_root, tmp_path)
+    cola, crate, other = GTIN_COLA.zfill(14), GTIN_CRATE.zfill(14), OTHER_GTIN
+
+    # The operator: both brands' PET bottles under pet-0.5l, the crates, both RVMs.
+    log_in(page, live_api, operator)
+    expect(page).to_have_url(f"{live_api}/dashboard")
+    expect(page.get_by_role("heading", name="Operator dashboard")).to_be_visible()
+    assert totals_row(page, "pet-0.5l") == (
+        sent[("sold", cola)] + sent[("sold", other)],
+        sent[("returned", cola)] + sent[("returned", other)],
+    )
+    assert totals_row(page, "crate-24") == (0, sent[("returned", crate)])
+    for device in DEVICES:
+        row = page.locator(f'tr[data-device="{device}"]')
+        expect(row).to_be_visible()
+        events_today = sum(1 for i in range(sum(sent.values())) if DEVICES[i % 2] == device)
+        assert int(row.locator(".events-today").inner_text()) == events_today
+    expect(page.get_by_role("img", name="Return rate per packaging type")).to_be_visible()
+    screenshot(page, "dashboard")
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(f"{live_api}/login")
+
+    # The brand owner: its own numbers only, nowhere another brand's product.
+    log_in(page, live_api, brand)
+    expect(page).to_have_url(f"{live_api}/portal")
+    assert totals_row(page, "pet-0.5l") == (sent[("sold", cola)], sent[("returned", cola)])
+    assert totals_row(page, "crate-24") == (0, sent[("returned", crate)])
+    content = page.content()
+    assert OTHER_NAME not in content and OTHER_GTIN not in content
+    expect(page.locator(f'#products tr[data-gtin="{cola}"]')).to_be_visible()
+    screenshot(page, "portal")
+
+    # The label form: a PDF download whose QR codes decode to new items of the brand.
+    page.get_by_label("Product").select_option(crate)
+    page.get_by_label("Count").fill("8")
+    page.get_by_label("Layout").select_option("4x10")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download PDF").click()
+    pdf = Path(info.value.path()).read_bytes()
+    (sheet,) = rendered_pages(pdf)
+    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (crate,))]
+    assert len(serials) == 8
+    decoded = zxing_decode(sheet)
+    assert sorted(urlsplit(uri).path for uri in decoded) == sorted(
+        f"/01/{crate}/21/{serial}" for serial in serials
+    )
+
+    # The look-up box finds one of them.
+    page.get_by_label("Serial").fill(serials[0])
+    page.get_by_role("button", name="Look up").click()
+    expect(page.locator("#lookup").get_by_text(serials[0])).to_be_visible()
+    assert console_errors == []
