@@ -142,7 +142,6 @@ def dashboard(
 ) -> Response:
     view = _view(config, bucket, tz, from_, to)
     rates = _return_rates(conn, view, brand=None)
-    reuse_rows = reuse(conn, packaging_type=None, brand=None)
     context = {
         "caller": caller,
         "view": view,
@@ -150,15 +149,40 @@ def dashboard(
         "rates": rates,
         "totals": _totals(rates),
         "rate_chart": _rate_chart(rates),
-        "reuse": reuse_rows,
-        "histograms": _histograms(reuse_rows),
         "devices": _devices(conn),
         "dead_letters": _dead_letters(conn),
-        "duplicates": _duplicates(conn, brand=None),
         "replayed": replayed,
         "refresh_s": 30,
     }
     return TEMPLATES.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.get("/dashboard/reuse", response_class=HTMLResponse)
+def dashboard_reuse(request: Request, conn: Conn, caller: OperatorPage) -> Response:
+    """Reuse and duplicate returns: on a page of their own, without auto-refresh, because
+    they are counted from the raw events of serialised items (seconds at millions)."""
+    return _reuse_page(request, conn, caller, brand=None, csv="/dashboard")
+
+
+@router.get("/portal/reuse", response_class=HTMLResponse)
+def portal_reuse(request: Request, conn: Conn, caller: BrandPage) -> Response:
+    return _reuse_page(request, conn, caller, brand=_brand_of(caller), csv="/portal")
+
+
+def _reuse_page(
+    request: Request, conn: psycopg.Connection[Any], caller: Principal, *, brand: str | None,
+    csv: str,
+) -> Response:  # fmt: skip
+    reuse_rows = reuse(conn, packaging_type=None, brand=brand)
+    context = {
+        "caller": caller,
+        "brand": brand,
+        "csv": csv,
+        "reuse": reuse_rows,
+        "histograms": _histograms(reuse_rows),
+        "duplicates": _duplicates(conn, brand=brand),
+    }
+    return TEMPLATES.TemplateResponse(request, "reuse.html", context)
 
 
 @router.post("/dashboard/dead-letters/replay")
@@ -190,7 +214,6 @@ def portal(
     brand = _brand_of(caller)
     view = _view(config, bucket, tz, from_, to)
     rates = _return_rates(conn, view, brand=brand)
-    reuse_rows = reuse(conn, packaging_type=None, brand=brand)
     context = {
         "caller": caller,
         "brand": brand,
@@ -200,8 +223,6 @@ def portal(
         "rates": rates,
         "totals": _totals(rates),
         "rate_chart": _rate_chart(rates),
-        "reuse": reuse_rows,
-        "histograms": _histograms(reuse_rows),
         "layouts": list(LAYOUTS),
         "max_count": config.labels_max_count,
         "serial": serial,
@@ -271,7 +292,7 @@ def portal_csv(
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
-    if table not in ("return-rates", "reuse", "products"):
+    if table not in ("return-rates", "reuse", "products", "duplicates"):
         raise Problem(404, "not-found", f"no table {table!r} in the portal")
     return _csv_table(conn, table, _brand_of(caller), _view(config, bucket, tz, from_, to))
 

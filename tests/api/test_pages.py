@@ -113,14 +113,16 @@ def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(
     rates = read_csv(client.get("/dashboard/return-rates.csv"))
     assert sum(int(r["sold"]) for r in rates) == pet[0] + other[0]
     assert {r["id"] for r in read_csv(client.get("/dashboard/devices.csv"))} == {"rvm-1"}
+    assert "No serialised items yet." in client.get("/dashboard/reuse").text
 
     log_in(client, keys["brand"])
     portal = client.get("/portal").text
     assert row_numbers(portal, "pet-0.5l") == pet
     assert row_numbers(portal, "crate-24") == (0, expected[("returned", GTIN_CRATE)])
-    everything = portal + "".join(
-        client.get(f"/portal/{table}.csv").text for table in ("return-rates", "reuse", "products")
-    )
+    pages = ["/portal/reuse"] + [
+        f"/portal/{table}.csv" for table in ("return-rates", "reuse", "products", "duplicates")
+    ]
+    everything = portal + "".join(client.get(path).text for path in pages)
     assert "Fjord Cola" in everything
     assert OTHER_NAME not in everything and OTHER_GTIN.zfill(14) not in everything
     assert client.get("/portal/devices.csv").status_code == 404
