@@ -190,9 +190,14 @@ def replay_dead_letters(
     request: Request,
     conn: Conn,
     _: OperatorPage,
-    ids: Annotated[list[int], Form()],
+    ids: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
-    sent = replay(conn, request.app.state.publisher, DeadLetterFilter(ids=ids), limit=len(ids))
+    chosen = ids or []
+    sent = (
+        replay(conn, request.app.state.publisher, DeadLetterFilter(ids=chosen), limit=len(chosen))
+        if chosen
+        else []
+    )
     return RedirectResponse(f"/dashboard?replayed={len(sent)}#dead-letters", status_code=303)
 
 

@@ -167,3 +167,33 @@ def read_csv(answer: Any) -> list[dict[str, str]]:
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/csv")
     return list(csv.DictReader(io.StringIO(answer.text)))
+
+
+def test_a_dead_letter_is_replayed_from_the_dashboard(
+    client: TestClient,
+    keys: dict[str, str],
+    db: psycopg.Connection[Any],
+    broker: Broker,
+    topic_root: str,
+    make_worker: Any,
+) -> None:
+    make_worker()
+    late = event("returned")
+    # From a device not registered yet: a dead letter, shown on the dashboard.
+    publish_all(broker, topic_root, [("rvm-new", json.dumps(late).encode())])
+    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") == 1, 30, "a dead letter")
+    log_in(client, keys["operator"])
+    page = client.get("/dashboard").text
+    assert "unknown_device" in page
+    (dead_id,) = db.execute("SELECT id FROM dead_letters").fetchone() or (None,)
+    assert f'name="ids" value="{dead_id}"' in page
+
+    db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('rvm-new', 'shop-1', 'rvm')")
+    answer = client.post("/dashboard/dead-letters/replay", data={"ids": [str(dead_id)]})
+    assert answer.status_code == 303 and "replayed=1" in answer.headers["location"]
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") == 1, 30, "the replayed event")
+    assert str(db.execute("SELECT event_id FROM events").fetchone()[0]) == late["event_id"]  # type: ignore[index]
+    assert "None." in client.get("/dashboard").text.split('id="dead-letters"')[1]
+    # Nothing chosen: nothing sent, no error.
+    none = client.post("/dashboard/dead-letters/replay", data={})
+    assert none.status_code == 303 and "replayed=0" in none.headers["location"]
