@@ -180,12 +180,16 @@ def test_a_dead_letter_is_replayed_from_the_dashboard(
     make_worker()
     late = event("returned")
     # From a device not registered yet: a dead letter, shown on the dashboard.
-    publish_all(broker, topic_root, [("rvm-new", json.dumps(late).encode())])
-    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") == 1, 30, "a dead letter")
+    hostile = b"<script>alert(1)</script>"  # a device's bytes are shown, never run
+    publish_all(broker, topic_root, [("rvm-new", json.dumps(late).encode()), ("rvm-1", hostile)])
+    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") == 2, 30, "dead letters")
     log_in(client, keys["operator"])
     page = client.get("/dashboard").text
-    assert "unknown_device" in page
-    (dead_id,) = db.execute("SELECT id FROM dead_letters").fetchone() or (None,)
+    assert "unknown_device" in page and "invalid_json" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    (dead_id,) = db.execute(
+        "SELECT id FROM dead_letters WHERE reason = 'unknown_device'"
+    ).fetchone() or (None,)
     assert f'name="ids" value="{dead_id}"' in page
 
     db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('rvm-new', 'shop-1', 'rvm')")
@@ -193,7 +197,7 @@ def test_a_dead_letter_is_replayed_from_the_dashboard(
     assert answer.status_code == 303 and "replayed=1" in answer.headers["location"]
     wait_until(lambda: count(db, "SELECT count(*) FROM events") == 1, 30, "the replayed event")
     assert str(db.execute("SELECT event_id FROM events").fetchone()[0]) == late["event_id"]  # type: ignore[index]
-    assert "None." in client.get("/dashboard").text.split('id="dead-letters"')[1]
+    assert f'name="ids" value="{dead_id}"' not in client.get("/dashboard").text
     # Nothing chosen: nothing sent, no error.
     none = client.post("/dashboard/dead-letters/replay", data={})
     assert none.status_code == 303 and "replayed=0" in none.headers["location"]
