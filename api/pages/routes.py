@@ -64,6 +64,26 @@ COLUMNS = {
 }  # fmt: skip
 
 
+def _period(default: Bucket) -> Any:
+    """A dependency reading the period a page shows from its query (`from`, `to`,
+    `bucket`, `tz`), as the statistics endpoints do; `default` is the page's bucket."""
+
+    def read(
+        config: Config,
+        bucket: Bucket = default,
+        tz: Annotated[str | None, Query(max_length=64)] = None,
+        from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+        to: Annotated[str | None, Query(max_length=40)] = None,
+    ) -> dict[str, Any]:
+        return _view(config, bucket, tz, from_, to)
+
+    return Depends(read)
+
+
+DailyView = Annotated[dict[str, Any], _period(Bucket.DAY)]
+MonthlyView = Annotated[dict[str, Any], _period(Bucket.MONTH)]
+
+
 def login_required_handler(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LoginRequired)
     return RedirectResponse(exc.location, status_code=303)
@@ -133,14 +153,9 @@ def dashboard(
     request: Request,
     conn: Conn,
     caller: OperatorPage,
-    config: Config,
-    bucket: Bucket = Bucket.DAY,
-    tz: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
+    view: DailyView,
     replayed: int | None = None,
 ) -> Response:
-    view = _view(config, bucket, tz, from_, to)
     rates = _return_rates(conn, view, brand=None)
     context = {
         "caller": caller,
@@ -210,14 +225,10 @@ def portal(
     conn: Conn,
     caller: BrandPage,
     config: Config,
-    bucket: Bucket = Bucket.MONTH,
-    tz: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
+    view: MonthlyView,
     serial: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     brand = _brand_of(caller)
-    view = _view(config, bucket, tz, from_, to)
     rates = _return_rates(conn, view, brand=brand)
     context = {
         "caller": caller,
@@ -277,13 +288,9 @@ def dashboard_csv(
     table: str,
     conn: Conn,
     _: OperatorPage,
-    config: Config,
-    bucket: Bucket = Bucket.DAY,
-    tz: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
+    view: DailyView,
 ) -> Response:
-    return _csv_table(conn, table, None, _view(config, bucket, tz, from_, to))
+    return _csv_table(conn, table, None, view)
 
 
 @router.get("/portal/{table}.csv")
@@ -291,15 +298,11 @@ def portal_csv(
     table: str,
     conn: Conn,
     caller: BrandPage,
-    config: Config,
-    bucket: Bucket = Bucket.MONTH,
-    tz: Annotated[str | None, Query(max_length=64)] = None,
-    from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    to: Annotated[str | None, Query(max_length=40)] = None,
+    view: MonthlyView,
 ) -> Response:
     if table not in ("return-rates", "reuse", "products", "duplicates"):
         raise Problem(404, "not-found", f"no table {table!r} in the portal")
-    return _csv_table(conn, table, _brand_of(caller), _view(config, bucket, tz, from_, to))
+    return _csv_table(conn, table, _brand_of(caller), view)
 
 
 def _csv_table(
