@@ -110,9 +110,12 @@ class FleetReport:
     max_behind_s: float  # how far the generator fell behind its schedule at worst
 
 
-def run_fleet(plan: FleetPlan, pipe: Connection) -> None:
-    """Connect the devices, wait for "go", produce `plan.rate` events/s with probes, then
-    flush, disconnect and send a FleetReport."""
+@contextmanager
+def connected_fleet(plan: FleetPlan, pipe: Connection) -> Iterator[list[DeviceClient]]:
+    """The plan's devices (in-memory queues), connected; "ready" is sent and "go" received
+    before the body runs. Closed on the way out: waiting for acknowledgements after a
+    body that finished, at once after one that failed (DeviceClient's sender thread is
+    not a daemon: without close() the fleet's process would never exit)."""
     clients = [
         DeviceClient(
             device,
@@ -124,7 +127,7 @@ def run_fleet(plan: FleetPlan, pipe: Connection) -> None:
         )
         for device in plan.devices
     ]
-    closed = False
+    finished = False
     try:
         for client in clients:
             client.start()
@@ -133,19 +136,24 @@ def run_fleet(plan: FleetPlan, pipe: Connection) -> None:
                 raise RuntimeError(f"device {client.device_id} could not connect")
         pipe.send("ready")
         pipe.recv()
+        yield clients
+        finished = True
+    finally:
+        for client in clients:
+            if finished:
+                client.close()
+            else:
+                client.close(timeout_s=1)
+
+
+def run_fleet(plan: FleetPlan, pipe: Connection) -> None:
+    """Connect the devices, wait for "go", produce `plan.rate` events/s with probes, then
+    flush, disconnect and send a FleetReport."""
+    with connected_fleet(plan, pipe) as clients:
         report = _produce(plan, clients)
         for client in clients:
             client.flush(60)
-        for client in clients:
-            client.close()
-        closed = True
-        pipe.send(report)
-    finally:
-        if not closed:
-            # DeviceClient's sender thread is not a daemon: without close() this process
-            # would never exit.
-            for client in clients:
-                client.close(timeout_s=1)
+    pipe.send(report)
 
 
 def _produce(plan: FleetPlan, clients: list[DeviceClient]) -> FleetReport:

@@ -59,7 +59,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench.e2e_latency import (  # noqa: E402
     BACKGROUND_TYPES,
-    CLIENT_BATCH_SIZE,
     FLEET_GRACE_S,
     GTINS,
     PROBE_GTIN,
@@ -68,6 +67,7 @@ from bench.e2e_latency import (  # noqa: E402
     TICK_S,
     FleetPlan,
     StatsPoller,
+    connected_fleet,
     cpu_seconds,
     percentile,
     rig,
@@ -113,40 +113,12 @@ class Progress:
 def run_soak_fleet(plan: FleetPlan, pipe: Connection) -> None:
     """Connect the devices, wait for "go", produce `plan.rate` events/s and probes for
     `plan.seconds`, reporting Progress with each probe; flush, close, report `done`."""
-    clients = [
-        DeviceClient(
-            device,
-            plan.broker,
-            topic_root=plan.topic_root,
-            queue_path=None,
-            batch_size=CLIENT_BATCH_SIZE,
-            batch_interval_s=plan.batch_interval_s,
-        )
-        for device in plan.devices
-    ]
-    closed = False
-    try:
-        for client in clients:
-            client.start()
-        for client in clients:
-            if not client.wait_connected(10):
-                raise RuntimeError(f"device {client.device_id} could not connect")
-        pipe.send("ready")
-        pipe.recv()
+    with connected_fleet(plan, pipe) as clients:
         scanned, max_behind = _produce(plan, clients, pipe)
         for client in clients:
             client.flush(60)
         unacked = sum(client.pending for client in clients)
-        for client in clients:
-            client.close()
-        closed = True
-        pipe.send(Progress(scanned, unacked, None, max_behind, done=True))
-    finally:
-        if not closed:
-            # DeviceClient's sender thread is not a daemon: without close() this process
-            # would never exit.
-            for client in clients:
-                client.close(timeout_s=1)
+    pipe.send(Progress(scanned, unacked, None, max_behind, done=True))
 
 
 def _produce(plan: FleetPlan, clients: list[DeviceClient], pipe: Connection) -> tuple[int, float]:
