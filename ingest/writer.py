@@ -1,5 +1,6 @@
 """Writes one batch inside the caller's transaction: events (deduplicated by event_id),
-rollups, device state, seq gaps, dead letters and counters. Never commits; the worker does."""
+rollups, reuse aggregates, device state, seq gaps, dead letters and counters. Never
+commits; the worker does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import seq_gaps
+from ingest import item_loops, seq_gaps
 from ingest.directory import DeviceDirectory
 from ingest.intake import Intake
 from schemas.dead_letters import DeadLetterReason
@@ -116,6 +117,9 @@ def store_batch(
     if tally.seqs:
         # After _add_counts, which creates the device_state rows this locks.
         _track_seq_gaps(conn, tally.seqs)
+    if tally.items:
+        # Last: every worker locks rollups, then devices, then items.
+        item_loops.track(conn, tally.items)
     return outcome
 
 
@@ -145,6 +149,10 @@ class _Tally:
     # (device, days since the epoch) → events
     per_day: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # (gtin, serial) → the item's new events, for the reuse aggregates
+    items: dict[item_loops.ItemKey, list[item_loops.ItemEvent]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
 
 def _store_events(
@@ -164,7 +172,7 @@ def _store_events(
         # plan, but nothing may rely on autovacuum; planning anew costs under 1 ms.
         fresh = {row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)}
     tally = _Tally(stored=len(fresh))
-    counts, per_day, seqs = tally.counts, tally.per_day, tally.seqs
+    counts, per_day, seqs, items = tally.counts, tally.per_day, tally.seqs, tally.items
     with conn.cursor() as cur, cur.copy(QUERIES["copy_events"]) as copy:
         copy.set_types(_EVENT_COPY_TYPES)
         for event_id, (event, device_id, site_id, received_at) in accepted.items():
@@ -186,6 +194,10 @@ def _store_events(
             per_day[(device_id, epoch // DAY_S)] += 1
             if event.seq is not None:
                 seqs[device_id].append(event.seq)
+            if event.serial is not None:
+                items[(event.gtin, event.serial)].append(
+                    item_loops.ItemEvent(event.ts, event_id, type_, device_id, site_id)
+                )
     return tally
 
 

@@ -139,7 +139,55 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
             RECOUNT_RETURNS.format(by="(e.ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date")
         ).fetchall()
     )
+    assert_item_loops(db)
     assert_accounted(db)
+
+
+def assert_item_loops(db: psycopg.Connection[Any]) -> None:
+    """The reuse aggregates the ingest keeps equal a recount through the loop_events view
+    (SPEC §7's trips in `ts` order, whatever order the events arrived in)."""
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        return db.execute(query).fetchall()
+
+    assert rows(
+        "SELECT gtin, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,"
+        " loop_ts, loop_event_id FROM item_loops ORDER BY 1, 2"
+    ) == rows(
+        "SELECT a.gtin, a.serial, coalesce(o.trips, 0)::int, coalesce(o.in_loop, false),"
+        " a.type, a.ts, a.event_id, o.type, o.ts, o.event_id"
+        " FROM (SELECT DISTINCT ON (gtin, serial) gtin, serial, type, ts, event_id FROM events"
+        "       WHERE serial IS NOT NULL ORDER BY gtin, serial, ts DESC, event_id DESC) a"
+        " LEFT JOIN (SELECT DISTINCT ON (gtin, serial) gtin, serial, type, ts, event_id,"
+        "   count(*) FILTER (WHERE trip_end) OVER w AS trips,"
+        "   bool_or(type <> 'returned') OVER w AS in_loop"
+        "   FROM loop_events WINDOW w AS (PARTITION BY gtin, serial)"
+        "   ORDER BY gtin, serial, ts DESC, event_id DESC) o USING (gtin, serial)"
+        " ORDER BY 1, 2"
+    )
+    assert rows(
+        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id"
+        " FROM duplicate_returns ORDER BY 1"
+    ) == rows(
+        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id FROM loop_events"
+        " WHERE type = 'returned' AND previous_type = 'returned' ORDER BY 1"
+    )
+    # A trip starts at its first `sold`, else first `filled`, after the previous trip's end.
+    first = (
+        "SELECT min(l.ts) FROM loop_events l WHERE l.gtin = e.gtin AND l.serial = e.serial"
+        " AND l.type = '{}' AND (l.ts, l.event_id) < (e.ts, e.event_id)"
+        " AND (e.prev_ts IS NULL OR (l.ts, l.event_id) > (e.prev_ts, e.prev_id))"
+    )
+    assert rows(
+        "SELECT end_event_id, gtin, serial, started_at, ended_at FROM item_trips ORDER BY 1"
+    ) == rows(
+        "SELECT e.event_id, e.gtin, e.serial,"
+        f" coalesce(({first.format('sold')}), ({first.format('filled')})), e.ts"
+        " FROM (SELECT gtin, serial, ts, event_id, lag(ts) OVER w AS prev_ts,"
+        "       lag(event_id) OVER w AS prev_id FROM loop_events WHERE trip_end"
+        "       WINDOW w AS (PARTITION BY gtin, serial ORDER BY ts, event_id)) e"
+        " ORDER BY 1"
+    )
 
 
 # Sold/returned/rejected from the raw events, under the products' packaging type and brand.

@@ -2,8 +2,8 @@
 -- An item's product and trips; %(brand)s limits a brand key to its own products.
 SELECT p.gtin, %(serial)s AS serial, p.name AS product, p.brand,
        t.id AS packaging_type, t.material, t.reusable, t.target_trips, t.deposit,
-       (SELECT count(*) FROM loop_events l
-        WHERE l.gtin = p.gtin AND l.serial = %(serial)s AND l.trip_end) AS trips,
+       coalesce((SELECT l.trips FROM item_loops l
+                 WHERE l.gtin = p.gtin AND l.serial = %(serial)s), 0) AS trips,
        i.commissioned_at
 FROM products p
 JOIN packaging_types t ON t.id = p.packaging_type_id

@@ -15,8 +15,8 @@ WHERE p.gtin = %(gtin)s
 SELECT p.gtin, p.name AS product, t.id AS packaging_type, t.name AS packaging,
        t.material, t.reusable, t.target_trips, t.deposit,
        CASE WHEN t.reusable THEN
-           (SELECT count(*) FROM loop_events l
-            WHERE l.gtin = p.gtin AND l.serial = %(serial)s AND l.trip_end)
+           coalesce((SELECT l.trips FROM item_loops l
+                     WHERE l.gtin = p.gtin AND l.serial = %(serial)s), 0)
        END AS trips
 FROM products p
 JOIN packaging_types t ON t.id = p.packaging_type_id

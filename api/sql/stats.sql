@@ -23,89 +23,66 @@ GROUP BY 1, 2, t.weight_g
 ORDER BY 1, 2 NULLS LAST
 
 -- name: reuse
--- Trips per serialised item, as defined by the loop_events view. A trip runs from its
--- first `sold` (else first `filled`) after the previous trip's return.
-WITH ev AS (
-    SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, p.packaging_type_id AS packaging_type
-    FROM events e
-    JOIN products p ON p.gtin = e.gtin
-    WHERE e.serial IS NOT NULL
-      AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
-      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-), flagged AS (
-    SELECT l.gtin, l.serial, l.ts, l.event_id, l.type, l.trip_end,
-           p.packaging_type_id AS packaging_type
-    FROM loop_events l
+-- Reuse per packaging type from the aggregates the ingest keeps per item and per trip
+-- (migration 0010). Trips per item are summed up as a histogram first: the percentiles,
+-- means and targets are read off it.
+WITH per_item AS (
+    SELECT p.packaging_type_id AS packaging_type, l.trips, l.in_loop,
+           l.last_type IN ('sold', 'filled')
+               AND l.last_ts < now() - make_interval(days => %(loss_after_days)s) AS lost
+    FROM item_loops l
     JOIN products p ON p.gtin = l.gtin
     WHERE (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
       AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-), segmented AS (
-    SELECT *, count(*) FILTER (WHERE trip_end) OVER (
-                  PARTITION BY gtin, serial ORDER BY ts, event_id
-                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS segment
-    FROM flagged
-), trips AS (
-    SELECT packaging_type,
-           extract(epoch FROM max(ts) FILTER (WHERE trip_end)
-                   - coalesce(min(ts) FILTER (WHERE type = 'sold'),
-                              min(ts) FILTER (WHERE type = 'filled'))) / 86400 AS days
-    FROM segmented
-    GROUP BY gtin, serial, packaging_type, segment
-    HAVING bool_or(trip_end)
-), latest AS (
-    SELECT DISTINCT ON (gtin, serial) gtin, serial, packaging_type, type, ts
-    FROM ev
-    ORDER BY gtin, serial, ts DESC, event_id DESC
-), per_item AS (
-    SELECT l.packaging_type,
-           coalesce(f.trips, 0) AS trips,
-           coalesce(f.in_loop, false) AS in_loop,
-           l.type IN ('sold', 'filled') AND l.ts < now() - make_interval(days => %(loss_after_days)s)
-               AS lost
-    FROM latest l
-    LEFT JOIN (
-        SELECT gtin, serial, count(*) FILTER (WHERE trip_end) AS trips,
-               bool_or(type IN ('sold', 'filled')) AS in_loop
-        FROM flagged GROUP BY gtin, serial
-    ) f USING (gtin, serial)
 ), histogram AS (
-    SELECT packaging_type, jsonb_agg(jsonb_build_object('trips', trips, 'items', items)
-                                     ORDER BY trips) AS histogram
-    FROM (SELECT packaging_type, trips, count(*) AS items FROM per_item GROUP BY 1, 2) h
-    GROUP BY packaging_type
+    SELECT packaging_type, trips, count(*) AS items, count(*) FILTER (WHERE lost) AS lost,
+           count(*) FILTER (WHERE in_loop) AS in_loop
+    FROM per_item GROUP BY 1, 2
+), cumulative AS (
+    SELECT h.*, sum(items) OVER (PARTITION BY packaging_type ORDER BY trips) AS running,
+           sum(items) OVER (PARTITION BY packaging_type) AS total
+    FROM histogram h
 ), trip_days AS (
-    SELECT packaging_type, avg(days) AS mean_days,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY days) AS median_days
-    FROM trips WHERE days IS NOT NULL GROUP BY packaging_type
+    SELECT p.packaging_type_id AS packaging_type,
+           avg(extract(epoch FROM t.ended_at - t.started_at) / 86400) AS mean_days,
+           percentile_cont(0.5) WITHIN GROUP (
+               ORDER BY extract(epoch FROM t.ended_at - t.started_at) / 86400) AS median_days
+    FROM item_trips t
+    JOIN products p ON p.gtin = t.gtin
+    WHERE t.started_at IS NOT NULL
+      AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
+      AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+    GROUP BY 1
 )
-SELECT i.packaging_type, count(*) AS items, sum(i.trips) AS trips,
-       avg(i.trips) AS mean_trips,
-       percentile_disc(0.5) WITHIN GROUP (ORDER BY i.trips) AS p50_trips,
-       percentile_disc(0.9) WITHIN GROUP (ORDER BY i.trips) AS p90_trips,
-       max(i.trips) AS max_trips,
+SELECT c.packaging_type, sum(c.items)::bigint AS items, sum(c.trips * c.items)::bigint AS trips,
+       sum(c.trips * c.items) / sum(c.items) AS mean_trips,
+       -- percentile_disc: the smallest value whose cumulative share reaches the fraction
+       min(c.trips) FILTER (WHERE c.running >= 0.5 * c.total) AS p50_trips,
+       min(c.trips) FILTER (WHERE c.running >= 0.9 * c.total) AS p90_trips,
+       max(c.trips) AS max_trips,
        t.target_trips,
        CASE WHEN t.reusable AND t.target_trips IS NOT NULL
-            THEN count(*) FILTER (WHERE i.trips >= t.target_trips) END AS reached_target,
+            THEN coalesce(sum(c.items) FILTER (WHERE c.trips >= t.target_trips), 0)::bigint
+       END AS reached_target,
        d.mean_days, d.median_days,
-       count(*) FILTER (WHERE i.lost) AS lost,
-       count(*) FILTER (WHERE i.in_loop) AS in_loop,
-       h.histogram
-FROM per_item i
-JOIN packaging_types t ON t.id = i.packaging_type
-LEFT JOIN trip_days d ON d.packaging_type = i.packaging_type
-LEFT JOIN histogram h ON h.packaging_type = i.packaging_type
-GROUP BY i.packaging_type, t.target_trips, t.reusable, d.mean_days, d.median_days, h.histogram
-ORDER BY i.packaging_type
+       sum(c.lost)::bigint AS lost,
+       sum(c.in_loop)::bigint AS in_loop,
+       jsonb_agg(jsonb_build_object('trips', c.trips, 'items', c.items) ORDER BY c.trips)
+           AS histogram
+FROM cumulative c
+JOIN packaging_types t ON t.id = c.packaging_type
+LEFT JOIN trip_days d ON d.packaging_type = c.packaging_type
+GROUP BY c.packaging_type, t.target_trips, t.reusable, d.mean_days, d.median_days
+ORDER BY c.packaging_type
 
 -- name: duplicate_returns
--- Returns that end no trip (loop_events): possible cloned labels (SPEC §7).
-SELECT l.event_id, l.gtin, l.serial, l.ts, l.previous_ts, l.device_id, l.site_id
-FROM loop_events l
-LEFT JOIN products p ON p.gtin = l.gtin
-WHERE l.type = 'returned' AND l.previous_type = 'returned'
-  AND l.ts >= %(from)s AND l.ts < %(to)s
+-- Returns that ended no trip (SPEC §7: possible cloned labels), kept by the ingest.
+SELECT d.event_id, d.gtin, d.serial, d.ts, d.previous_ts, d.device_id, d.site_id
+FROM duplicate_returns d
+LEFT JOIN products p ON p.gtin = d.gtin
+WHERE d.ts >= %(from)s AND d.ts < %(to)s
   AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-ORDER BY l.ts, l.event_id
+ORDER BY d.ts, d.event_id
 LIMIT %(limit)s
 
 -- name: seq_gaps

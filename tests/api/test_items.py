@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_CRATE, seed_registry
+from tests.factories import GTIN_CRATE, event, seed_registry
+from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
 
@@ -21,12 +21,12 @@ def test_item_status_trips_and_history(
     seed_registry(db, ["rvm-1"])  # the crate belongs to brand 'fjord'
     history = ["filled", "sold", "returned", "returned", "washed", "filled", "sold", "returned",
                "filled", "sold"]  # fmt: skip
-    for day, kind in enumerate(history):
-        db.execute(
-            "INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, gtin,"
-            " serial, qty) VALUES (%s, %s, now(), 'rvm-1', 'shop-1', %s, %s, 'C-1', 1)",
-            (uuid.uuid4(), T0 + timedelta(days=day), kind, GTIN_CRATE.zfill(14)),
-        )
+    store(
+        db,
+        "rvm-1",
+        [event(kind, gtin=GTIN_CRATE, serial="C-1", ts=T0 + timedelta(days=day))
+         for day, kind in enumerate(history)],
+    )  # fmt: skip
     response = client.get(f"/v1/items/{GTIN_CRATE}/C-1", headers=keys["fjord"])
     assert response.status_code == 200, response.text
     item = response.json()

@@ -3,7 +3,6 @@ without a key and without a site or device in sight."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from schemas.digital_link import build_uri
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_COLA, GTIN_CRATE, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry
+from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
 COLA = GTIN_COLA.zfill(14)
@@ -27,12 +27,12 @@ AWKWARD_SERIAL = 'A/B%2F"*?:<>!'
 
 
 def add_events(db: psycopg.Connection[Any], gtin14: str, serial: str, kinds: list[str]) -> None:
-    for day, kind in enumerate(kinds):
-        db.execute(
-            "INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, gtin,"
-            " serial, qty) VALUES (%s, %s, now(), 'rvm-1', 'shop-1', %s, %s, %s, 1)",
-            (uuid.uuid4(), T0 + timedelta(days=day), kind, gtin14, serial),
-        )
+    store(
+        db,
+        "rvm-1",
+        [event(kind, gtin=gtin14, serial=serial, ts=T0 + timedelta(days=day))
+         for day, kind in enumerate(kinds)],
+    )  # fmt: skip
 
 
 def commission(db: psycopg.Connection[Any], gtin14: str, serial: str) -> None:

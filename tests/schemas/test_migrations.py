@@ -84,6 +84,30 @@ EXPECTED_COLUMNS = {
         "previous_ts",
         "trip_end",
     },
+    "item_loops": {
+        "gtin",
+        "serial",
+        "trips",
+        "in_loop",
+        "last_type",
+        "last_ts",
+        "last_event_id",
+        "loop_type",
+        "loop_ts",
+        "loop_event_id",
+        "open_sold",
+        "open_filled",
+    },
+    "item_trips": {"end_event_id", "gtin", "serial", "started_at", "ended_at"},
+    "duplicate_returns": {
+        "event_id",
+        "gtin",
+        "serial",
+        "ts",
+        "previous_ts",
+        "device_id",
+        "site_id",
+    },
     "rollup_zone": {"only_row", "zone"},
     "return_counts_daily": {"day", "packaging_type", "brand", "sold", "returned", "rejected"},
     "return_counts_hourly": {"hour", "packaging_type", "brand", "sold", "returned", "rejected"},
@@ -121,7 +145,7 @@ EXPECTED_COLUMNS = {
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
-    "0009_ingest_received"
+    "0009_ingest_received, 0010_item_loops"
 )
 
 
