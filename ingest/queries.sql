@@ -25,7 +25,7 @@ COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, 
 
 -- name: add_counts
 -- One round trip for everything a batch adds up: the 15-minute, hourly and day rollups,
--- per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
+-- rejects by reason, per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
 -- pre-aggregated and sorted by key, so concurrent workers lock them in the same order.
 WITH rollup AS (
     INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
@@ -73,6 +73,16 @@ WITH rollup AS (
     ON CONFLICT (day, packaging_type, brand) DO UPDATE
     SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
         rejected = r.rejected + EXCLUDED.rejected
+), rejects AS (
+    INSERT INTO reject_counts_daily AS r (day, gtin, reason, qty, events)
+    SELECT (v.bucket AT TIME ZONE z.zone)::date, v.gtin, v.reason, sum(v.qty), sum(v.events)
+    FROM unnest(%(reject_bucket)s::timestamptz[], %(reject_gtin)s::text[],
+                %(reject_reason)s::text[], %(reject_qty)s::bigint[], %(reject_events)s::bigint[])
+         AS v (bucket, gtin, reason, qty, events)
+    CROSS JOIN rollup_zone z
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (day, gtin, reason) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)
     SELECT * FROM unnest(%(day)s::date[], %(day_device_id)s::text[], %(day_events)s::bigint[])

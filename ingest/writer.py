@@ -146,6 +146,10 @@ class _Tally:
     counts: dict[tuple[int, str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
+    # (bucket start, epoch s; gtin; reject reason) → [Σqty, events]
+    rejects: dict[tuple[int, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0])
+    )
     # (device, days since the epoch) → events
     per_day: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -191,6 +195,12 @@ def _store_events(
             total = counts[(epoch - epoch % ROLLUP_BUCKET_S, site_id, event.gtin, type_)]
             total[0] += event.qty
             total[1] += 1
+            if event.reason is not None:
+                reject = tally.rejects[
+                    (epoch - epoch % ROLLUP_BUCKET_S, event.gtin, event.reason.value)
+                ]
+                reject[0] += event.qty
+                reject[1] += 1
             per_day[(device_id, epoch // DAY_S)] += 1
             if event.seq is not None:
                 seqs[device_id].append(event.seq)
@@ -210,6 +220,7 @@ def _add_counts(
 ) -> None:
     """Rollups, daily device counts, last-seen and worker counters in one statement."""
     keys = sorted(tally.counts)  # one lock order for all workers
+    rejects = sorted(tally.rejects)
     days = sorted(tally.per_day)
     devices = sorted(last_seen)
     # The day rollups resolve GTINs to packaging types: hold their slots against a product
@@ -224,6 +235,11 @@ def _add_counts(
             "type": [k[3] for k in keys],
             "qty": [tally.counts[k][0] for k in keys],
             "events": [tally.counts[k][1] for k in keys],
+            "reject_bucket": [datetime.fromtimestamp(r[0], UTC) for r in rejects],
+            "reject_gtin": [r[1] for r in rejects],
+            "reject_reason": [r[2] for r in rejects],
+            "reject_qty": [tally.rejects[r][0] for r in rejects],
+            "reject_events": [tally.rejects[r][1] for r in rejects],
             "day": [date.fromordinal(_EPOCH_ORDINAL + d[1]) for d in days],
             "day_device_id": [d[0] for d in days],
             "day_events": [tally.per_day[d] for d in days],

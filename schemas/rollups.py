@@ -73,6 +73,7 @@ def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:
     _lock(conn, range(LOCK_SLOTS), exclusive=True)
     conn.execute("UPDATE rollup_zone SET zone = %s", (zone,))
     conn.execute("SELECT rebuild_return_counts_daily()")
+    conn.execute("SELECT rebuild_reject_counts_daily()")
     log.info("day rollups rebuilt old_zone=%s zone=%s", old, zone)
     return True
 

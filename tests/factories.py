@@ -139,6 +139,15 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
             RECOUNT_RETURNS.format(by="(e.ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date")
         ).fetchall()
     )
+    assert (
+        db.execute(
+            "SELECT day, gtin, reason, qty, events FROM reject_counts_daily ORDER BY 1, 2, 3"
+        ).fetchall()
+        == db.execute(
+            "SELECT (ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date, gtin, reason, sum(qty),"
+            " count(*) FROM events WHERE type = 'rejected' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+    )
     assert_item_loops(db)
     assert_accounted(db)
 

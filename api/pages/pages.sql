@@ -16,3 +16,14 @@ FROM products p
 JOIN packaging_types t ON t.id = p.packaging_type_id
 WHERE p.brand = %(brand)s
 ORDER BY p.name, p.gtin
+
+-- name: rejects_by_reason
+-- Rejects by reason and packaging type over whole days of the rollup zone (migration 0011);
+-- %(brand)s limits it to a brand's products.
+SELECT r.reason, p.packaging_type_id AS packaging_type, sum(r.qty)::bigint AS rejected
+FROM reject_counts_daily r
+LEFT JOIN products p ON p.gtin = r.gtin
+WHERE r.day >= %(from_day)s AND r.day < %(to_day)s
+  AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+GROUP BY 1, 2
+ORDER BY 3 DESC, 1, 2 NULLS LAST

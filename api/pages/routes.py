@@ -7,9 +7,10 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -38,6 +39,7 @@ from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.named_queries import load_queries
 from schemas.registry import QUERIES as REGISTRY_QUERIES
+from schemas.rollups import rollup_zone
 from schemas.settings import Settings
 
 HERE = Path(__file__).parent
@@ -59,6 +61,7 @@ COLUMNS = {
     "dead-letters": ["id", "received_at", "topic", "device_id", "reason", "detail",
                      "batch_index", "payload", "payload_encoding", "replayed_at"],
     "duplicates": ["event_id", "gtin", "serial", "ts", "previous_ts", "device_id", "site_id"],
+    "rejects": ["reason", "packaging_type", "rejected"],
     "products": ["gtin", "name", "packaging_type", "packaging_name", "material", "reusable",
                  "deposit"],
 }  # fmt: skip
@@ -164,6 +167,7 @@ def dashboard(
         "rates": rates,
         "totals": _totals(rates),
         "rate_chart": _rate_chart(rates),
+        "rejects": _rejects(conn, view, brand=None),
         "devices": _devices(conn),
         "dead_letters": _dead_letters(conn),
         "replayed": replayed,
@@ -239,6 +243,7 @@ def portal(
         "rates": rates,
         "totals": _totals(rates),
         "rate_chart": _rate_chart(rates),
+        "rejects": _rejects(conn, view, brand=brand),
         "layouts": list(LAYOUTS),
         "max_count": config.labels_max_count,
         "serial": serial,
@@ -300,7 +305,7 @@ def portal_csv(
     caller: BrandPage,
     view: MonthlyView,
 ) -> Response:
-    if table not in ("return-rates", "reuse", "products", "duplicates"):
+    if table not in ("return-rates", "rejects", "reuse", "products", "duplicates"):
         raise Problem(404, "not-found", f"no table {table!r} in the portal")
     return _csv_table(conn, table, _brand_of(caller), view)
 
@@ -312,6 +317,8 @@ def _csv_table(
     rows: list[dict[str, Any]]
     if table == "return-rates":
         rows = _return_rates(conn, view, brand=brand)
+    elif table == "rejects":
+        rows = _rejects(conn, view, brand=brand)["rows"]
     elif table == "reuse":
         rows = reuse(conn, packaging_type=None, brand=brand)
     elif table == "devices" and brand is None:
@@ -365,6 +372,26 @@ def _return_rates(
     )
     rows: list[dict[str, Any]] = json.loads(body)["rows"]
     return rows
+
+
+def _rejects(
+    conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
+) -> dict[str, Any]:
+    """Rejects by reason in the window, from the day table kept in the rollup zone: exact
+    when the window is whole days there; otherwise over the zone's days it touches, and
+    `zone` says so."""
+    zone = ZoneInfo(rollup_zone(conn))
+    start, end = (view["bounds"].start.astimezone(zone), view["bounds"].end.astimezone(zone))
+    to_day = end.date() if end.time() == time() else end.date() + timedelta(days=1)
+    params = {"from_day": start.date(), "to_day": to_day, "brand": brand}
+    rows = conn.cursor(row_factory=dict_row).execute(QUERIES["rejects_by_reason"], params)
+    exact = zone.key == view["tz"] and start.time() == time() and end.time() == time()
+    return {
+        "rows": [{**r, "packaging_type": r["packaging_type"] or "(unregistered)"} for r in rows],
+        "zone": None if exact else zone.key,
+        "from_day": start.date(),
+        "to_day": to_day - timedelta(days=1),
+    }
 
 
 def _totals(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:

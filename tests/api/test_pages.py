@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -91,12 +92,14 @@ def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(
 ) -> None:
     # The scenario: sold/returned/rejected per GTIN, counted here as they are generated.
     plan = [("sold", GTIN_COLA)] * 9 + [("returned", GTIN_COLA)] * 6
-    plan += [("rejected", GTIN_COLA)] * 2 + [("returned", GTIN_CRATE)] * 4
+    plan += [("returned", GTIN_CRATE)] * 4
     plan += [("sold", OTHER_GTIN)] * 5 + [("returned", OTHER_GTIN)] * 3
-    sent = [
-        event(kind, gtin=gtin, **({"reason": "damaged"} if kind == "rejected" else {}))
-        for kind, gtin in plan
-    ]
+    # Rejects by reason: (gtin, reason) of each.
+    refused = [(GTIN_COLA, "damaged")] * 2 + [(GTIN_COLA, "not_empty")] * 3
+    refused += [(GTIN_CRATE, "damaged")] + [(OTHER_GTIN, "damaged")] * 4
+    sent = [event(kind, gtin=gtin) for kind, gtin in plan]
+    sent += [event("rejected", gtin=gtin, reason=reason) for gtin, reason in refused]
+    plan += [("rejected", gtin) for gtin, _ in refused]
     expected = Counter((kind, gtin) for kind, gtin in plan)
     make_worker()
     publish_all(broker, topic_root, [("rvm-1", json.dumps(e).encode()) for e in sent])
@@ -110,6 +113,13 @@ def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(
     assert row_numbers(page, "pet-0.5l") == (pet[0] + other[0], pet[1] + other[1])
     assert row_numbers(page, "crate-24") == (0, expected[("returned", GTIN_CRATE)])
     assert 'data-device="rvm-1"' in page
+    by_reason = {("damaged", "pet-0.5l"): 2 + 4, ("not_empty", "pet-0.5l"): 3,
+                 ("damaged", "crate-24"): 1}  # fmt: skip
+    assert reject_numbers(page) == by_reason
+    assert {
+        (r["reason"], r["packaging_type"]): int(r["rejected"])
+        for r in read_csv(client.get("/dashboard/rejects.csv"))
+    } == by_reason
     rates = read_csv(client.get("/dashboard/return-rates.csv"))
     assert sum(int(r["sold"]) for r in rates) == pet[0] + other[0]
     assert {r["id"] for r in read_csv(client.get("/dashboard/devices.csv"))} == {"rvm-1"}
@@ -119,8 +129,11 @@ def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(
     portal = client.get("/portal").text
     assert row_numbers(portal, "pet-0.5l") == pet
     assert row_numbers(portal, "crate-24") == (0, expected[("returned", GTIN_CRATE)])
+    assert reject_numbers(portal) == {("damaged", "pet-0.5l"): 2, ("not_empty", "pet-0.5l"): 3,
+                                      ("damaged", "crate-24"): 1}  # fmt: skip
     pages = ["/portal/reuse"] + [
-        f"/portal/{table}.csv" for table in ("return-rates", "reuse", "products", "duplicates")
+        f"/portal/{table}.csv"
+        for table in ("return-rates", "rejects", "reuse", "products", "duplicates")
     ]
     everything = portal + "".join(client.get(path).text for path in pages)
     assert "Fjord Cola" in everything
@@ -161,6 +174,15 @@ def row_numbers(page: str, packaging_type: str) -> tuple[int, int]:
         return int(row[at : row.index("<", at)])
 
     return cell("sold"), cell("returned")
+
+
+def reject_numbers(page: str) -> dict[tuple[str, str], int]:
+    """(reason, packaging type) → rejected, from the page's rejects table."""
+    rows = re.findall(
+        r'data-reason="([^"]+)" data-packaging-type="([^"]+)">.*?class="num rejected">(\d+)<',
+        page,
+    )
+    return {(reason, packaging): int(n) for reason, packaging, n in rows}
 
 
 def read_csv(answer: Any) -> list[dict[str, str]]:
