@@ -6,7 +6,8 @@ Starts its own Mosquitto (the project's config) and its own database on the loca
 PostgreSQL, then measures in one run:
   1. bare COPY of the rows into `events` (the raw ceiling: no parsing, no dedup, no rollups);
   2. batched payloads (500 events per message): worker drains a backlog queued while it was
-     stopped, so the figure is the worker's capacity, not the publisher's;
+     stopped, so the figure is the worker's capacity, not the publisher's; once more with
+     every event of a serialised item (the reuse aggregates' share of the work);
   3. the same with one event per message;
   4. live: publisher and worker running at the same time (one event per message).
 Prints events/s, the ratio to the bare COPY, and the worker's peak resident memory.
@@ -48,7 +49,10 @@ def gtin13(gtin14: str) -> str:
     return gtin14[1:]
 
 
-def make_events(n: int) -> list[dict[str, Any]]:
+def make_events(n: int, serials: str | None = None) -> list[dict[str, Any]]:
+    """n events over the last hour; with `serials` (a prefix), each group of four is one
+    serialised item's sold, returned, duplicate return and reject, so the reuse
+    aggregates have trips and duplicate returns to keep."""
     base = datetime.now(UTC) - timedelta(hours=1)
     return [
         {
@@ -59,6 +63,7 @@ def make_events(n: int) -> list[dict[str, Any]]:
             "seq": i // len(DEVICES),
             **({"reason": "damaged"} if i % 4 == 3 else {}),
             **({"attrs": {"weight_g": 23.5}} if i % 10 == 0 else {}),
+            **({"serial": f"{serials}{i // 4}"} if serials else {}),
         }
         for i in range(n)
     ]
@@ -252,8 +257,8 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=50_000, help="events sent one per message")
     args = parser.parse_args()
 
-    def batched_messages() -> list[tuple[str, Any]]:
-        events = make_events(args.batched)
+    def batched_messages(serials: str | None = None) -> list[tuple[str, Any]]:
+        events = make_events(args.batched, serials)
         return [
             (DEVICES[(i // BATCH) % len(DEVICES)], {"events": events[i : i + BATCH]})
             for i in range(0, len(events), BATCH)
@@ -275,6 +280,8 @@ def main() -> None:
                  backlog_run(url, broker, workdir, batched_messages(), "batched")),
                 (f"MQTT batched ({BATCH}/msg), 2 workers",
                  backlog_run(url, broker, workdir, batched_messages(), "batched2", workers=2)),
+                (f"MQTT batched ({BATCH}/msg), serialised, 1 w.",
+                 backlog_run(url, broker, workdir, batched_messages("S"), "serial")),
                 ("MQTT single (1/msg), 1 worker",
                  backlog_run(url, broker, workdir, single_messages(), "single")),
                 ("MQTT single (1/msg), 2 workers",
