@@ -25,6 +25,7 @@ from api import (
     resolver,
     stats,
 )
+from api.pages.errors import error_page
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
 
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Return rates and reuse cycles of closed-loop packaging (SPEC §8).",
         lifespan=lifespan,
     )
-    problems.install(app)
+    problems.install(app, page=error_page)
     metrics.install(app)
     app.include_router(metrics.router)
     app.include_router(health.router)

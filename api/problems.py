@@ -1,14 +1,16 @@
-"""RFC 9457 problem details: every 4xx/5xx the API returns is application/problem+json."""
+"""RFC 9457 problem details: every 4xx/5xx the API returns is application/problem+json
+(and, for a browser opening a page, the same problem as an HTML page)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -58,6 +60,26 @@ class Problem(Exception):
         self.extra = extra
 
 
+# Another representation of a problem for the requests that want one (the pages' HTML for
+# a browser): given the request, the problem and its headers, a response, or None to
+# leave it problem+json.
+ProblemPage = Callable[[Request, ProblemDetails, dict[str, str] | None], Response | None]
+
+
+def problem_body(
+    status: int, slug: str, detail: str, instance: str, **extra: Any
+) -> dict[str, Any]:
+    """The members of a problem (those of `ProblemDetails`, then any extension members)."""
+    return {
+        "type": TYPE_BASE + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+
+
 def problem_response(
     status: int,
     slug: str,
@@ -66,14 +88,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    body = {
-        "type": TYPE_BASE + slug,
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        **extra,
-    }
+    body = problem_body(status, slug, detail, instance, **extra)
     if status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -85,46 +100,70 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def install(app: FastAPI) -> None:
-    """Route every error through problem+json."""
+def install(app: FastAPI, page: ProblemPage | None = None) -> None:
+    """Route every error through one function choosing its representation: `page`'s,
+    where it takes the request, else problem+json."""
+
+    def respond(
+        request: Request,
+        status: int,
+        slug: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> Response:
+        instance = request.url.path
+        if page is not None:
+            problem = ProblemDetails(**problem_body(status, slug, detail, instance, **extra))
+            shown = page(request, problem, headers)
+            if shown is not None:
+                return shown
+        return problem_response(status, slug, detail, instance, headers, **extra)
 
     @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.slug, exc.detail, request.url.path, **exc.extra)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return respond(request, exc.status, exc.slug, exc.detail, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {"field": _field(tuple(e["loc"])), "message": e["msg"]} for e in exc.errors()[:20]
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(422, "validation", detail, request.url.path, errors=errors)
+        return respond(request, 422, "validation", detail, errors=errors)
 
     @app.exception_handler(psycopg.errors.DeadlockDetected)
     @app.exception_handler(psycopg.errors.SerializationFailure)
-    async def _rolled_back(request: Request, exc: Exception) -> JSONResponse:
+    async def _rolled_back(request: Request, exc: Exception) -> Response:
         # A deadlock or serialization failure with concurrent work (e.g. the ingest
         # worker counting the product being re-assigned): nothing was changed.
         detail = (
             "the request met a concurrent change and was rolled back, nothing was changed: "
             "send it again"
         )
-        return problem_response(
-            503, "try-again", detail, request.url.path, headers={"Retry-After": "1"}
-        )
+        return respond(request, 503, "try-again", detail, headers={"Retry-After": "1"})
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(PoolTimeout)
-    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        return respond(
+            request,
             503,
             "database-unavailable",
             "the database could not complete the request right now: try again shortly",
-            request.url.path,
             headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
-        return problem_response(exc.status_code, slug, str(exc.detail), request.url.path)
+        # Starlette's own headers (Allow of a 405) go with it.
+        headers = dict(exc.headers) if exc.headers else None
+        return respond(request, exc.status_code, slug, str(exc.detail), headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # A bug. Starlette raises it again once this answer is sent, so the server logs
+        # it with its traceback; the answer names nothing of it.
+        detail = "the server met an unexpected error; it is logged for the operators"
+        return respond(request, 500, "internal-error", detail)
