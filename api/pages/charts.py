@@ -71,12 +71,15 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[int]) -> str:
     """Vertical bars, one per label (e.g. items by number of trips)."""
-    top = max([1, *values])
+    # Counts: gridlines on whole numbers, at most 5 of them above zero.
+    step = max(1, -(-max([1, *values]) // 4))
+    lines = -(-max([1, *values]) // step)
+    top = step * lines
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(labels))
     parts = [_open(title)]
-    for k in range(5):
-        v = top * k / 4
+    for k in range(lines + 1):
+        v = step * k
         y = TOP + plot_h * (1 - v / top)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'

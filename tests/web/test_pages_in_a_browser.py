@@ -6,6 +6,7 @@ Screenshots of the dashboard and the portal land in test-artifacts/screenshots/.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,32 +33,46 @@ OTHER_NAME = "Secret Soda of Another Brand"
 DEVICES = ["rvm-1", "rvm-2"]
 
 
+# Serialised crates: their histories in time order, and the trips SPEC §7 counts in them.
+CRATES = {
+    "K1": ["filled", "sold", "returned", "filled", "sold", "returned"],  # 2 trips
+    "K2": ["filled", "returned", "returned"],  # 1 trip, then a duplicate return
+    "K3": ["sold"],  # on its first trip
+}
+CRATE_TRIPS = {"K1": 2, "K2": 1, "K3": 0}
+REJECTS = {"damaged": 3, "not_empty": 2}
+
+
 def publish_scenario(
     db: psycopg.Connection[Any], db_url: str, broker: Broker, topic_root: str, tmp_path: Path
 ) -> Counter[tuple[str, str]]:
-    """Two brands' bottles and a crate through the real worker; returns what was sent,
+    """Two brands' bottles and crates through the real worker; returns what was sent,
     counted as it is generated: (type, gtin) → events."""
     db.execute(
         "INSERT INTO products (gtin, packaging_type_id, brand, name)"
         " VALUES (%s, 'pet-0.5l', 'other', %s)",
         (OTHER_GTIN, OTHER_NAME),
     )
-    plan = [("sold", GTIN_COLA)] * 40 + [("returned", GTIN_COLA)] * 31
-    plan += [("rejected", GTIN_COLA)] * 3 + [("returned", GTIN_CRATE)] * 12
-    plan += [("sold", OTHER_GTIN)] * 20 + [("returned", OTHER_GTIN)] * 9
+    plan: list[tuple[str, str, dict[str, str]]] = [("sold", GTIN_COLA, {})] * 40
+    plan += [("returned", GTIN_COLA, {})] * 31 + [("returned", GTIN_CRATE, {})] * 12
+    plan += [("sold", OTHER_GTIN, {})] * 20 + [("returned", OTHER_GTIN, {})] * 9
+    for reason, n in REJECTS.items():
+        plan += [("rejected", GTIN_COLA, {"reason": reason})] * n
+    plan += [("rejected", OTHER_GTIN, {"reason": "other"})] * 4
+    for serial, history in CRATES.items():
+        plan += [(kind, GTIN_CRATE, {"serial": serial}) for kind in history]
+    # One second apart, in plan order: a crate's events keep their order in time.
+    start = datetime.now(UTC) - timedelta(seconds=len(plan) + 30)
     events = [
-        (
-            DEVICES[i % 2],
-            event(kind, gtin=gtin, **({"reason": "damaged"} if kind == "rejected" else {})),
-        )
-        for i, (kind, gtin) in enumerate(plan)
+        (DEVICES[i % 2], event(kind, gtin=gtin, ts=start + timedelta(seconds=i), **extra))
+        for i, (kind, gtin, extra) in enumerate(plan)
     ]
     publisher = start_publisher(
         write_replay_file(tmp_path / "scenario.jsonl", events), db_url, broker, topic_root
     )
     assert publisher.wait(60) == 0
     wait_until(lambda: count(db, "SELECT count(*) FROM events") == len(plan), 30, "the scenario")
-    return Counter((kind, gtin.zfill(14)) for kind, gtin in plan)
+    return Counter((kind, gtin.zfill(14)) for kind, gtin, _ in plan)
 
 
 def log_in(page: Page, base_url: str, key: str) -> None:
@@ -97,14 +112,27 @@ def test_operator_and_brand_read_the_scenario_in_a_browser(
         sent[("sold", cola)] + sent[("sold", other)],
         sent[("returned", cola)] + sent[("returned", other)],
     )
-    assert totals_row(page, "crate-24") == (0, sent[("returned", crate)])
+    assert totals_row(page, "crate-24") == (sent[("sold", crate)], sent[("returned", crate)])
     for device in DEVICES:
         row = page.locator(f'tr[data-device="{device}"]')
         expect(row).to_be_visible()
         events_today = sum(1 for i in range(sum(sent.values())) if DEVICES[i % 2] == device)
         assert int(row.locator(".events-today").inner_text()) == events_today
     expect(page.get_by_role("img", name="Return rate per packaging type")).to_be_visible()
+    for reason, n in REJECTS.items():
+        cell = page.locator(f'#rejects tr[data-reason="{reason}"][data-packaging-type="pet-0.5l"]')
+        assert int(cell.locator(".rejected").inner_text()) == n
     screenshot(page, "dashboard")
+
+    # Reuse: the crates' trips and the duplicate return.
+    page.get_by_role("link", name="Reuse, trips and duplicate returns →").click()
+    crates = page.locator('#reuse tr[data-packaging-type="crate-24"]')
+    assert int(crates.locator(".items").inner_text()) == len(CRATES)
+    assert int(crates.locator(".trips").inner_text()) == sum(CRATE_TRIPS.values())
+    expect(page.get_by_role("img", name="crate-24: items by number of trips")).to_be_visible()
+    expect(page.locator("#duplicates").get_by_text("K2")).to_be_visible()
+    screenshot(page, "reuse")
+    page.goto(f"{live_api}/dashboard")
     page.get_by_role("button", name="Log out").click()
     expect(page).to_have_url(f"{live_api}/login")
 
@@ -112,7 +140,7 @@ def test_operator_and_brand_read_the_scenario_in_a_browser(
     log_in(page, live_api, brand)
     expect(page).to_have_url(f"{live_api}/portal")
     assert totals_row(page, "pet-0.5l") == (sent[("sold", cola)], sent[("returned", cola)])
-    assert totals_row(page, "crate-24") == (0, sent[("returned", crate)])
+    assert totals_row(page, "crate-24") == (sent[("sold", crate)], sent[("returned", crate)])
     content = page.content()
     assert OTHER_NAME not in content and OTHER_GTIN not in content
     expect(page.locator(f'#products tr[data-gtin="{cola}"]')).to_be_visible()

@@ -1,0 +1,24 @@
+"""The pages' server-side SVG charts: axes a person can read."""
+
+from __future__ import annotations
+
+import re
+
+from api.pages.charts import bar_chart
+
+
+def axis_labels(svg: str) -> list[str]:
+    return re.findall(r'text-anchor="end">([^<]*)</text>', svg)
+
+
+def test_a_histogram_of_few_items_has_whole_distinct_gridlines() -> None:
+    assert axis_labels(bar_chart("h", ["0", "1", "2"], [1, 1, 1])) == ["0", "1"]
+    assert axis_labels(bar_chart("h", ["0", "1"], [7, 3])) == ["0", "2", "4", "6", "8"]
+    assert axis_labels(bar_chart("h", ["0"], [20_000])) == [
+        "0", "5,000", "10,000", "15,000", "20,000"
+    ]  # fmt: skip
+
+
+def test_labels_are_escaped() -> None:
+    svg = bar_chart("<b>", ["<script>"], [1])
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
