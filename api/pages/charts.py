@@ -3,6 +3,7 @@ readers (each chart has a title and its numbers are in a table beside it)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -23,7 +24,8 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
     """Lines over shared x labels, y from 0 to the larger of 1 and the highest value
     (return rates above 1 happen when earlier sales come back)."""
     values = [v for s in series for v in s.points if v is not None]
-    top = max([1.0, *values])
+    grid = _grid(max([1.0, *values]), whole=False)
+    top = grid[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(labels) - 1)
 
@@ -34,8 +36,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
         return TOP + plot_h * (1 - v / top)
 
     parts = [_open(title)]
-    for k in range(5):  # gridlines and y labels at 0, ¼, ½, ¾, 1 of the top
-        v = top * k / 4
+    for v in grid:
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             'stroke="#ddd"/>'
@@ -71,15 +72,12 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
 
 def bar_chart(title: str, labels: Sequence[str], values: Sequence[int]) -> str:
     """Vertical bars, one per label (e.g. items by number of trips)."""
-    # Counts: gridlines on whole numbers, at most 5 of them above zero.
-    step = max(1, -(-max([1, *values]) // 4))
-    lines = -(-max([1, *values]) // step)
-    top = step * lines
+    grid = _grid(max([1, *values]), whole=True)
+    top = grid[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(labels))
     parts = [_open(title)]
-    for k in range(lines + 1):
-        v = step * k
+    for v in grid:
         y = TOP + plot_h * (1 - v / top)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
@@ -99,6 +97,20 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[int]) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _grid(highest: float, *, whole: bool) -> list[float]:
+    """Gridline values from 0 in a round step (1, 2, 2.5 or 5 times a power of ten; whole
+    numbers only for counts), at most 4 steps, the last at or above `highest`."""
+    for exponent in range(-3, 19):
+        for mantissa in (1, 2, 2.5, 5):
+            step = mantissa * 10.0**exponent
+            if whole and (step < 1 or step % 1):
+                continue
+            steps = math.ceil(highest / step - 1e-9)
+            if steps <= 4:
+                return [step * k for k in range(max(1, steps) + 1)]
+    return [0.0, highest]
 
 
 def _open(title: str) -> str:
