@@ -43,13 +43,11 @@ WITH per_item AS (
            sum(items) OVER (PARTITION BY packaging_type) AS total
     FROM histogram h
 ), trip_days AS (
-    SELECT p.packaging_type_id AS packaging_type,
-           avg(extract(epoch FROM t.ended_at - t.started_at) / 86400) AS mean_days,
-           percentile_cont(0.5) WITHIN GROUP (
-               ORDER BY extract(epoch FROM t.ended_at - t.started_at) / 86400) AS median_days
+    SELECT p.packaging_type_id AS packaging_type, avg(t.days) AS mean_days,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY t.days) AS median_days
     FROM item_trips t
     JOIN products p ON p.gtin = t.gtin
-    WHERE t.started_at IS NOT NULL
+    WHERE t.days IS NOT NULL
       AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
       AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
     GROUP BY 1

@@ -98,7 +98,7 @@ EXPECTED_COLUMNS = {
         "open_sold",
         "open_filled",
     },
-    "item_trips": {"end_event_id", "gtin", "serial", "started_at", "ended_at"},
+    "item_trips": {"end_event_id", "gtin", "serial", "started_at", "ended_at", "days"},
     "duplicate_returns": {
         "event_id",
         "gtin",

@@ -27,7 +27,10 @@ CREATE TABLE item_trips (
     gtin         text NOT NULL,
     serial       text NOT NULL,
     started_at   timestamptz,
-    ended_at     timestamptz NOT NULL
+    ended_at     timestamptz NOT NULL,
+    -- SPEC §7 trip_days, as a float: the mean and median read it without numeric math.
+    days         double precision
+                 GENERATED ALWAYS AS (extract(epoch FROM ended_at - started_at) / 86400) STORED
 );
 CREATE INDEX item_trips_item ON item_trips (gtin, serial);
 
