@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 from api import (
     dead_letter_routes,
     device_events,
+    epcis,
     events,
     health,
     items,
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(items.router)
     app.include_router(device_events.router)
+    app.include_router(epcis.router)
     app.include_router(dead_letter_routes.router)
     app.include_router(labels.router)
     app.include_router(pages.router)

@@ -37,16 +37,16 @@ class Relayed(BaseModel):
     rejected: list[RejectedEvent]
 
 
-async def _read_bounded(request: Request) -> bytes:
-    """The body, refusing more than MAX_PAYLOAD_BYTES without reading it all."""
+async def read_bounded(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The body, refusing more than `limit` bytes without reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
-        raise Problem(413, "too-large", f"payload is {declared} bytes, at most {MAX_PAYLOAD_BYTES}")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "too-large", f"payload is {declared} bytes, at most {limit}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_PAYLOAD_BYTES:
-            raise Problem(413, "too-large", f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
+        if len(body) > limit:
+            raise Problem(413, "too-large", f"payload exceeds {limit} bytes")
     return bytes(body)
 
 
@@ -73,7 +73,7 @@ async def post_events(
     will be dead-lettered and why; the others are stored by the ingest worker."""
     if caller.role is Role.DEVICE and caller.device_id != device_id:
         raise Problem(403, "forbidden", f"this key posts as device {caller.device_id!r} only")
-    payload = await _read_bounded(request)
+    payload = await read_bounded(request)
     topic = config.events_topic(device_id)
     try:
         await run_in_threadpool(request.app.state.publisher.publish, topic, payload)

@@ -66,12 +66,12 @@ class EventPage(BaseModel):
     next_cursor: str | None = None
 
 
-def _encode_cursor(ts: datetime, event_id: uuid.UUID) -> str:
+def encode_cursor(ts: datetime, event_id: uuid.UUID) -> str:
     raw = json.dumps([ts.isoformat(), str(event_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         ts, event_id = json.loads(raw)
@@ -103,7 +103,7 @@ def list_events(
         gtin = parse_gtin(gtin)
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
-    after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
+    after_ts, after_id = decode_cursor(cursor) if cursor else (None, None)
     events = conn.cursor(row_factory=dict_row).execute(
         QUERIES["list_events"],
         {
@@ -115,5 +115,5 @@ def list_events(
     last = events[-1] if len(events) == limit else None
     return {
         "events": events,
-        "next_cursor": _encode_cursor(last["ts"], last["event_id"]) if last else None,
+        "next_cursor": encode_cursor(last["ts"], last["event_id"]) if last else None,
     }
