@@ -129,11 +129,11 @@ def main() -> None:
             conn.execute("VACUUM ANALYZE")
             operator = create_key(conn, Role.OPERATOR, "bench")
             brand = create_key(conn, Role.BRAND, "bench", brand=CRATE_BRAND)
-            events, loops, trips = conn.execute(
+            events, loops, trips, rejects = conn.execute(
                 "SELECT (SELECT count(*) FROM events),"
                 " (SELECT count(*) FROM events WHERE serial IS NOT NULL),"
-                " (SELECT count(*) FROM item_trips)"
-            ).fetchone() or (0, 0, 0)
+                " (SELECT count(*) FROM item_trips), (SELECT count(*) FROM reject_counts_daily)"
+            ).fetchone() or (0, 0, 0, 0)
         load_s = time.perf_counter() - started
         env = {
             **os.environ,
@@ -164,7 +164,8 @@ def main() -> None:
             ("reuse page, brand", brand, "/portal/reuse", args.requests),
         ]  # fmt: skip
         print(f"loaded {events:,} events ({loops:,} of {args.items:,} serialised crates, "
-              f"{trips:,} trips) in {load_s:.0f} s")  # fmt: skip
+              f"{trips:,} trips; {rejects:,} rows of rejects by day, GTIN and reason) in "
+              f"{load_s:.0f} s")  # fmt: skip
         print(f"{'page':<28} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
         worst = {}
         for label, key, path, n in pages:

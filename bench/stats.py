@@ -53,12 +53,15 @@ REGISTRY = [
        FROM generate_series(0, %(sites)s * %(per_site)s - 1) d""",
 ]
 
-# Events uniformly over the year; 45 % sold, 45 % returned, 10 % rejected.
+# Events uniformly over the year; 45 % sold, 45 % returned, 10 % rejected (for one of
+# the six reasons).
 LOAD = """
-INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, gtin, qty)
+INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, gtin, qty, reason)
 SELECT gen_random_uuid(), ts, ts, 'rvm-' || d, 'site-' || (d / %(per_site)s),
        CASE WHEN r < 0.45 THEN 'sold' WHEN r < 0.9 THEN 'returned' ELSE 'rejected' END,
-       lpad((7038010000000 + (random() * (%(products)s - 1))::int)::text, 14, '0'), 1
+       lpad((7038010000000 + (random() * (%(products)s - 1))::int)::text, 14, '0'), 1,
+       CASE WHEN r >= 0.9 THEN (ARRAY['unreadable', 'unknown_product', 'damaged',
+                                      'not_empty', 'duplicate', 'other'])[1 + d %% 6] END
 FROM (SELECT TIMESTAMPTZ '2025-01-01 00:00+00' + random() * INTERVAL '365 days' AS ts,
              (random() * (%(sites)s * %(per_site)s - 1))::int AS d, random() AS r
       FROM generate_series(1, %(n)s)) g
@@ -73,6 +76,7 @@ ROLLUP = [
               type, sum(qty), count(*)
        FROM events GROUP BY 1, 2, 3, 4""",
     "SELECT rebuild_return_counts_daily()",
+    "SELECT rebuild_reject_counts_daily()",
     "SELECT rebuild_return_counts_hourly()",
     "VACUUM ANALYZE event_counts_15m",
     "VACUUM ANALYZE return_counts_daily",
