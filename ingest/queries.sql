@@ -73,15 +73,24 @@ WITH rollup AS (
     ON CONFLICT (day, packaging_type, brand) DO UPDATE
     SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
         rejected = r.rejected + EXCLUDED.rejected
-), rejects AS (
-    INSERT INTO reject_counts_daily AS r (day, gtin, reason, qty, events)
-    SELECT (v.bucket AT TIME ZONE z.zone)::date, v.gtin, v.reason, sum(v.qty), sum(v.events)
+), reject_days AS (
+    SELECT (v.bucket AT TIME ZONE z.zone)::date AS day, v.gtin, v.reason, sum(v.qty) AS qty,
+           sum(v.events) AS events
     FROM unnest(%(reject_bucket)s::timestamptz[], %(reject_gtin)s::text[],
                 %(reject_reason)s::text[], %(reject_qty)s::bigint[], %(reject_events)s::bigint[])
          AS v (bucket, gtin, reason, qty, events)
     CROSS JOIN rollup_zone z
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    GROUP BY 1, 2, 3
+), rejects_by_day AS (
+    INSERT INTO reject_counts_daily AS r (day, gtin, reason, qty, events)
+    SELECT * FROM reject_days ORDER BY 1, 2, 3
     ON CONFLICT (day, gtin, reason) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
+), rejects_by_month AS (
+    INSERT INTO reject_counts_monthly AS r (month, gtin, reason, qty, events)
+    SELECT date_trunc('month', day)::date, gtin, reason, sum(qty), sum(events)
+    FROM reject_days GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (month, gtin, reason) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)

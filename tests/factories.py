@@ -148,6 +148,16 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
             " count(*) FROM events WHERE type = 'rejected' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ).fetchall()
     )
+    assert (
+        db.execute(
+            "SELECT month, gtin, reason, qty, events FROM reject_counts_monthly ORDER BY 1, 2, 3"
+        ).fetchall()
+        == db.execute(
+            "SELECT date_trunc('month', ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date,"
+            " gtin, reason, sum(qty), count(*) FROM events WHERE type = 'rejected'"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+    )
     assert_item_loops(db)
     assert_accounted(db)
 

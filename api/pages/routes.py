@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -382,8 +382,15 @@ def _rejects(
     `zone` says so."""
     zone = ZoneInfo(rollup_zone(conn))
     start, end = (view["bounds"].start.astimezone(zone), view["bounds"].end.astimezone(zone))
+    from_day = start.date()
     to_day = end.date() if end.time() == time() else end.date() + timedelta(days=1)
-    params = {"from_day": start.date(), "to_day": to_day, "brand": brand}
+    # Whole months inside [from_day, to_day) come from the month table.
+    first_month = from_day if from_day.day == 1 else _next_month(from_day)
+    end_month = to_day.replace(day=1)
+    if first_month >= end_month:
+        first_month = end_month = to_day  # no whole month: days only
+    params = {"from_day": from_day, "to_day": to_day, "first_month": first_month,
+              "end_month": end_month, "brand": brand}  # fmt: skip
     rows = conn.cursor(row_factory=dict_row).execute(QUERIES["rejects_by_reason"], params)
     exact = zone.key == view["tz"] and start.time() == time() and end.time() == time()
     return {
@@ -392,6 +399,10 @@ def _rejects(
         "from_day": start.date(),
         "to_day": to_day - timedelta(days=1),
     }
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
 def _totals(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:

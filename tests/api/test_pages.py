@@ -9,6 +9,7 @@ import io
 import json
 import re
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -21,6 +22,7 @@ from schemas.settings import Settings
 from tests.conftest import Broker, publish_all, wait_until
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, with_check_digit
 from tests.qr import rendered_pages, zxing_decode
+from tests.storing import store
 
 OTHER_GTIN = with_check_digit("703801000777")
 OTHER_NAME = "Secret Soda of Another Brand"
@@ -223,3 +225,37 @@ def test_a_dead_letter_is_replayed_from_the_dashboard(
     # Nothing chosen: nothing sent, no error.
     none = client.post("/dashboard/dead-letters/replay", data={})
     assert none.status_code == 303 and "replayed=0" in none.headers["location"]
+
+
+def test_rejects_by_reason_add_up_over_any_window_of_days(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    # (day in 2026, reason, qty): ragged days around whole months.
+    scans = [("01-15", "damaged", 1), ("02-10", "damaged", 2), ("03-31", "not_empty", 4),
+             ("04-02", "damaged", 8), ("04-30", "other", 16)]  # fmt: skip
+    store(
+        db,
+        "rvm-1",
+        [
+            event("rejected", gtin=GTIN_COLA, reason=reason, qty=qty,
+                  ts=datetime.fromisoformat(f"2026-{day}T12:00:00+00:00"))
+            for day, reason, qty in scans
+        ],
+    )  # fmt: skip
+    log_in(client, keys["operator"])
+
+    def shown(start: str, end: str) -> dict[str, int]:
+        query = {"from": f"2026-{start}", "to": f"2026-{end}", "tz": "UTC"}
+        return {r["reason"]: int(r["rejected"])
+                for r in read_csv(client.get("/dashboard/rejects.csv", params=query))}  # fmt: skip
+
+    def expected(start: str, end: str) -> dict[str, int]:
+        totals: Counter[str] = Counter()
+        for day, reason, qty in scans:
+            if start <= day < end:
+                totals[reason] += qty
+        return dict(totals)
+
+    for start, end in [("01-01", "05-01"), ("01-20", "04-01"), ("02-05", "02-20"),
+                       ("03-31", "04-03"), ("02-01", "04-30"), ("01-16", "12-01")]:  # fmt: skip
+        assert shown(start, end) == expected(start, end), (start, end)

@@ -109,6 +109,7 @@ EXPECTED_COLUMNS = {
         "site_id",
     },
     "reject_counts_daily": {"day", "gtin", "reason", "qty", "events"},
+    "reject_counts_monthly": {"month", "gtin", "reason", "qty", "events"},
     "rollup_zone": {"only_row", "zone"},
     "return_counts_daily": {"day", "packaging_type", "brand", "sold", "returned", "rejected"},
     "return_counts_hourly": {"hour", "packaging_type", "brand", "sold", "returned", "rejected"},
