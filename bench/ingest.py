@@ -59,7 +59,8 @@ def make_events(n: int, serials: str | None = None) -> list[dict[str, Any]]:
             "event_id": str(uuid.uuid4()),
             "ts": (base + timedelta(milliseconds=i)).isoformat(),
             "type": ("sold", "returned", "returned", "rejected")[i % 4],
-            "gtin": gtin13(GTINS[i % len(GTINS)]),
+            # A serialised item keeps its GTIN: its four events are one item's.
+            "gtin": gtin13(GTINS[(i // 4 if serials else i) % len(GTINS)]),
             "seq": i // len(DEVICES),
             **({"reason": "damaged"} if i % 4 == 3 else {}),
             **({"attrs": {"weight_g": 23.5}} if i % 10 == 0 else {}),
