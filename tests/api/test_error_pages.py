@@ -18,6 +18,7 @@ from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.api.problem_assertions import assert_problem
+from tests.api.test_pages import log_in
 from tests.conftest import Broker
 from tests.factories import GTIN_CRATE, seed_registry
 
@@ -54,12 +55,6 @@ def settings(db_url: str, broker: Broker, topic_root: str) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), follow_redirects=False) as test_client:
         yield test_client
-
-
-def log_in(client: TestClient, key: str) -> None:
-    client.cookies.clear()
-    answer = client.post("/login", data={"key": key})
-    assert answer.status_code == 303, answer.text
 
 
 class _Page(HTMLParser):
