@@ -192,13 +192,12 @@ def _store_events(
                 )
             )  # fmt: skip
             epoch = int(event.ts.timestamp())
-            total = counts[(epoch - epoch % ROLLUP_BUCKET_S, site_id, event.gtin, type_)]
+            bucket = epoch - epoch % ROLLUP_BUCKET_S
+            total = counts[(bucket, site_id, event.gtin, type_)]
             total[0] += event.qty
             total[1] += 1
             if event.reason is not None:
-                reject = tally.rejects[
-                    (epoch - epoch % ROLLUP_BUCKET_S, event.gtin, event.reason.value)
-                ]
+                reject = tally.rejects[(bucket, event.gtin, event.reason.value)]
                 reject[0] += event.qty
                 reject[1] += 1
             per_day[(device_id, epoch // DAY_S)] += 1
