@@ -1,16 +1,27 @@
-"""GS1 Digital Link URIs and AI (21) serials: parse scanned codes, build label URIs."""
+"""GS1 Digital Link URIs and AI (21) serials: parse scanned codes, build label URIs.
+
+Items are named by (item class, serial): a GTIN-14 and its AI (21) serial, or a GRAI's
+asset type as item class (schemas.grai) and the GRAI's serial component."""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import quote, unquote
 
+from schemas.grai import (
+    AI_GRAI,
+    asset_type_of,
+    check_grai_serial,
+    grai_item_class,
+    is_grai_class,
+    parse_grai,
+)
 from schemas.gtin import is_ascii_digits, normalize_gtin, shown
 
 AI_GTIN = "01"
 AI_SERIAL = "21"
-PRIMARY_KEY_AIS = frozenset({AI_GTIN})
-"""AIs that identify the item in a Digital Link path; GRAI (AI 8003) is a planned addition."""
+PRIMARY_KEY_AIS = frozenset({AI_GTIN, AI_GRAI})
+"""AIs that identify the item in a Digital Link path: GTIN (01) and GRAI (8003)."""
 
 SERIAL_MAX_LENGTH = 20
 SERIAL_CHARSET_82 = (
@@ -31,6 +42,7 @@ _http_uri_fullmatch = re.compile(
 ).fullmatch
 # A GS1 Application Identifier is 2 to 4 digits.
 _ai_fullmatch = re.compile(r"[0-9]{2,4}").fullmatch
+_NO_KEY = "no GTIN (AI 01) or GRAI (AI 8003) in the Digital Link path"
 # A "%" must start a %XX escape: GS1 Digital Link encodes a literal "%" as %25.
 _bad_percent_search = re.compile(r"%(?![0-9A-Fa-f]{2})").search
 
@@ -40,7 +52,8 @@ class InvalidSerial(ValueError):
 
 
 class InvalidCode(ValueError):
-    """Scanned text is neither bare GTIN digits nor a GS1 Digital Link URI with a GTIN."""
+    """Scanned text is neither bare GTIN digits nor a GS1 Digital Link URI with a GTIN or
+    a GRAI."""
 
 
 def validate_serial(serial: str) -> str:
@@ -64,11 +77,11 @@ def validate_serial(serial: str) -> str:
 def parse_digital_link(uri: str) -> dict[str, str]:
     """Return the AI → value pairs of a GS1 Digital Link URI's path, values percent-decoded.
 
-    The first pair is the primary key (AI 01, GTIN), the rest its qualifiers in path order
-    (22 cpv, 10 lot, 21 serial …). Any http/https host and any path prefix before the
-    primary key are accepted; the query string and fragment are ignored (they carry data
-    attributes and link types, not keys). Values are not validated here. Raises
-    InvalidCode when the text is not such a URI.
+    The first pair is the primary key (AI 01 GTIN or AI 8003 GRAI), the rest its
+    qualifiers in path order (22 cpv, 10 lot, 21 serial …). Any http/https host and any
+    path prefix before the primary key are accepted; the query string and fragment are
+    ignored (they carry data attributes and link types, not keys). Values are not
+    validated here. Raises InvalidCode when the text is not such a URI.
     """
     match = _http_uri_fullmatch(uri)
     if match is None:
@@ -87,7 +100,7 @@ def parse_digital_link(uri: str) -> dict[str, str]:
             key_start = start
             break
     if key_start is None:
-        raise InvalidCode(f"code {shown(uri)}: no GTIN (AI 01) in the Digital Link path")
+        raise InvalidCode(f"code {shown(uri)}: {_NO_KEY}")
     pairs: dict[str, str] = {}
     for i in range(key_start, len(segments), 2):
         ai, raw_value = segments[i], segments[i + 1]
@@ -108,11 +121,13 @@ def parse_digital_link(uri: str) -> dict[str, str]:
 
 
 def parse_code(code: str) -> tuple[str, str | None]:
-    """Return (gtin14, serial or None) from scanned text: bare GTIN digits or a Digital Link.
+    """Return (item class, serial or None) from scanned text: bare GTIN digits or a
+    Digital Link.
 
-    A Digital Link must carry a GTIN (AI 01); a serial (AI 21) is optional and further
+    A Digital Link must carry a GTIN (AI 01, optionally with a serial, AI 21) or a GRAI
+    (AI 8003: asset type and optional serial in one value, schemas.grai); further
     qualifiers such as lot (AI 10) are ignored. Raises InvalidCode for unparseable text,
-    InvalidGtin or InvalidSerial for a bad key inside.
+    InvalidGtin, InvalidSerial or InvalidGrai for a bad key inside.
     """
     # Scanners in keyboard-wedge mode append CR/LF or a tab.
     text = code.strip(" \t\r\n")
@@ -120,19 +135,39 @@ def parse_code(code: str) -> tuple[str, str | None]:
         return normalize_gtin(text), None
     pairs = parse_digital_link(text)
     gtin = pairs.get(AI_GTIN)
-    if gtin is None:  # another primary key (GRAI, AI 8003) once that is supported
-        raise InvalidCode(f"code {shown(code)}: no GTIN (AI 01) in the Digital Link path")
+    if gtin is None:
+        grai = pairs[AI_GRAI]  # parse_digital_link found one of the two primary keys
+        if AI_SERIAL in pairs:
+            raise InvalidCode(f"code {shown(code)}: a GRAI carries its serial, not AI 21")
+        asset_type, serial = parse_grai(grai)
+        return grai_item_class(asset_type), serial
     serial = pairs.get(AI_SERIAL)
     return normalize_gtin(gtin), None if serial is None else validate_serial(serial)
 
 
-def build_uri(base_url: str, gtin14: str, serial: str | None = None) -> str:
-    """Return `{base_url}/01/{gtin14}[/21/{serial}]`, the address printed in QR codes.
+def build_uri(base_url: str, item_class: str, serial: str | None = None) -> str:
+    """Return the address printed in QR codes: `{base_url}/01/{gtin14}[/21/{serial}]`, or
+    `{base_url}/8003/{asset type}[{serial}]` for a GRAI item class.
 
-    The GTIN is normalised to 14 digits; the serial is percent-encoded as GS1 Digital Link
+    A GTIN is normalised to 14 digits; the serial is percent-encoded as GS1 Digital Link
     requires: only RFC 3986 unreserved characters (A-Z a-z 0-9 - . _ ~) stay literal.
     """
-    uri = f"{base_url.rstrip('/')}/{AI_GTIN}/{normalize_gtin(gtin14)}"
+    base = base_url.rstrip("/")
+    if is_grai_class(item_class):
+        uri = f"{base}/{AI_GRAI}/{asset_type_of(item_class)}"
+        if serial is None:
+            return uri
+        return uri + quote(check_grai_serial(validate_serial(serial)), safe="")
+    uri = f"{base}/{AI_GTIN}/{normalize_gtin(item_class)}"
     if serial is None:
         return uri
     return f"{uri}/{AI_SERIAL}/{quote(validate_serial(serial), safe='')}"
+
+
+def element_strings(item_class: str, serial: str | None = None) -> list[str]:
+    """The human-readable GS1 element strings of an item, as printed under its QR code:
+    ["(01) {gtin}", "(21) {serial}"], or ["(8003) {asset type}{serial}"] for a GRAI."""
+    if is_grai_class(item_class):
+        return [f"({AI_GRAI}) {asset_type_of(item_class)}{serial or ''}"]
+    texts = [f"({AI_GTIN}) {item_class}"]
+    return texts if serial is None else [*texts, f"({AI_SERIAL}) {serial}"]

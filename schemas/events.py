@@ -27,6 +27,17 @@ from schemas.digital_link import (
     parse_code,
     validate_serial,
 )
+from schemas.grai import (
+    GRAI_PATTERN,
+    GRAI_SERIAL_MAX_LENGTH,
+    InvalidGrai,
+    asset_type_of,
+    check_grai_serial,
+    grai_item_class,
+    is_grai_class,
+    parse_grai,
+    validate_asset_type,
+)
 from schemas.gtin import InvalidGtin, normalize_gtin, shown
 
 
@@ -69,6 +80,8 @@ MAX_SEQ = 2**63 - 1
 """Largest `seq`: it is stored as a PostgreSQL bigint."""
 MAX_CODE_LENGTH = 2048
 """Longest scanned `code` (characters); Digital Link URIs in QR codes are far shorter."""
+MAX_GRAI_LENGTH = 30
+"""Longest `grai`: a 14-digit asset type and a serial of up to 16 characters."""
 
 STREAM_REUSE = "reuse"
 STREAM_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
@@ -127,12 +140,14 @@ def _event_schema_rules(schema: JsonDict) -> None:
     """Add the cross-field rules to Event's JSON Schema, for device makers without Python."""
     schema["description"] = (
         "One event: something that happened to a package (identified by `gtin` and "
-        "optional `serial`, or by a scanned `code`) at the publishing device at time `ts`."
+        "optional `serial`, by a returnable asset's `grai`, or by a scanned `code`) at the "
+        "publishing device at time `ts`."
     )
-    # gtin is a required field in Python (filled from `code` during validation), but on
-    # the wire either `gtin` or `code` is required.
+    # gtin is a required field in Python (filled from `code` or `grai` during validation),
+    # but on the wire one of `gtin`, `grai` or `code` is required.
     schema["required"] = ["event_id", "ts", "type"]
     string_code: JsonDict = {"required": ["code"], "properties": {"code": {"type": "string"}}}
+    string_grai: JsonDict = {"required": ["grai"], "properties": {"grai": {"type": "string"}}}
     string_serial: JsonDict = {
         "required": ["serial"],
         "properties": {"serial": {"type": "string"}},
@@ -140,8 +155,9 @@ def _event_schema_rules(schema: JsonDict) -> None:
     null: JsonDict = {"type": "null"}
     not_null: JsonDict = {"not": {"type": "null"}}
     schema["allOf"] = [
-        {"oneOf": [{"required": ["gtin"]}, string_code]},
+        {"oneOf": [{"required": ["gtin"]}, string_code, string_grai]},
         {"if": string_code, "then": {"properties": {"serial": null}}},
+        {"if": string_grai, "then": {"properties": {"serial": null}}},
         {"if": string_serial, "then": {"properties": {"qty": {"const": 1}}}},
         {
             "if": {"properties": {"type": {"const": EventType.REJECTED.value}}},
@@ -161,9 +177,10 @@ class Event(BaseModel):
 
     Validation needs the context of `validation_context()`: the receiver's clock for the
     skew check (datetime.now(UTC) when absent) and the topic's device id (no device check
-    when absent). `code` is an input alternative to `gtin`/`serial`: validation fills
-    those from it and keeps the raw text in `code`, which is left out of dumps so that a
-    dumped event validates again.
+    when absent). `code` and `grai` are input alternatives to `gtin`/`serial`: validation
+    fills those from them and keeps the raw text, which is left out of dumps so that a
+    dumped event validates again. A GRAI-keyed event carries its item class in `gtin`:
+    "8003" and the GRAI's asset type (schemas.grai), with the GRAI's serial in `serial`.
     """
 
     model_config = ConfigDict(
@@ -191,14 +208,14 @@ class Event(BaseModel):
     gtin: str = Field(
         description="GTIN-8, GTIN-12, GTIN-13 or GTIN-14 digits; stored left-padded with "
         "zeros to 14 digits. The GS1 mod-10 check digit must hold (else invalid_gtin). "
-        "Required unless `code` is given.",
+        "Required unless `code` or `grai` is given.",
         json_schema_extra={"pattern": GTIN_PATTERN, "examples": ["4006381333931"]},
     )
     serial: str | None = Field(
         default=None,
         description=f"Serial number of one item: 1 to {SERIAL_MAX_LENGTH} characters of the "
         "GS1 AI (21) character set 82: A-Z a-z 0-9 ! \" % & ' ( ) * + , - . / : ; < = > ? _ "
-        "(else invalid_serial). Not allowed together with `code`.",
+        "(else invalid_serial). Not allowed together with `code` or `grai`.",
         json_schema_extra={"pattern": SERIAL_PATTERN},
     )
     code: str | None = Field(
@@ -209,7 +226,18 @@ class Event(BaseModel):
         "digits or a GS1 Digital Link URI such as "
         "https://example.com/01/04006381333931/21/ABC123 (any host and path prefix; "
         "further AIs like /10/{lot} and the query string are ignored; the serial is "
-        "percent-decoded). Unparseable text is dead-lettered as invalid_code.",
+        "percent-decoded), or a returnable asset's GRAI as https://example.com/8003/"
+        "{grai}. Unparseable text is dead-lettered as invalid_code.",
+    )
+    grai: str | None = Field(
+        default=None,
+        exclude=True,
+        max_length=MAX_GRAI_LENGTH,
+        description="Instead of `gtin`/`serial`, for a returnable asset (crate, pallet): "
+        "its GRAI (GS1 AI 8003), a 14-digit asset type (a padding 0, 12 digits, the mod-10 "
+        f"check digit) and an optional serial of up to {GRAI_SERIAL_MAX_LENGTH} characters "
+        "of set 82 (else invalid_grai).",
+        json_schema_extra={"pattern": GRAI_PATTERN, "examples": ["0703801000001212345"]},
     )
     qty: int = Field(
         default=1,
@@ -253,6 +281,15 @@ class Event(BaseModel):
     def _key_from_code(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        grai = data.get("grai")
+        if isinstance(grai, str) and len(grai) <= MAX_GRAI_LENGTH:
+            if "gtin" in data or data.get("serial") is not None or "code" in data:
+                raise _error("code_with_key", "give one of grai, code or gtin/serial")
+            try:
+                asset_type, serial = parse_grai(grai)
+            except InvalidGrai as exc:
+                raise _error("invalid_grai", str(exc)) from None
+            return {**data, "gtin": grai_item_class(asset_type), "serial": serial}
         code = data.get("code")
         if code is None or not isinstance(code, str):
             # Without a code a missing gtin is reported with the other field errors; a
@@ -268,6 +305,8 @@ class Event(BaseModel):
             raise _error("invalid_gtin", str(exc)) from None
         except InvalidSerial as exc:
             raise _error("invalid_serial", str(exc)) from None
+        except InvalidGrai as exc:
+            raise _error("invalid_grai", str(exc)) from None
         except InvalidCode as exc:
             raise _error("invalid_code", str(exc)) from None
         return {**data, "gtin": gtin, "serial": serial}
@@ -316,9 +355,15 @@ class Event(BaseModel):
     @classmethod
     def _gtin_normalized(cls, value: str) -> str:
         try:
+            if is_grai_class(value) and value.startswith("8003"):
+                # The item class a `grai` or `code` gave, as in a dumped event.
+                validate_asset_type(asset_type_of(value))
+                return value
             return normalize_gtin(value)
         except InvalidGtin as exc:
             raise _error("invalid_gtin", str(exc)) from None
+        except InvalidGrai as exc:
+            raise _error("invalid_grai", str(exc)) from None
 
     @field_validator("serial")
     @classmethod
@@ -362,8 +407,14 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _type_rules(self) -> Event:
-        if self.serial is not None and self.qty != 1:
-            raise _error("event_rule", f"qty {self.qty}: must be 1 for a serialised item")
+        if self.serial is not None:
+            if self.qty != 1:
+                raise _error("event_rule", f"qty {self.qty}: must be 1 for a serialised item")
+            if is_grai_class(self.gtin):
+                try:
+                    check_grai_serial(self.serial)
+                except InvalidGrai as exc:
+                    raise _error("invalid_grai", str(exc)) from None
         if (self.reason is None) == (self.type is EventType.REJECTED):
             raise _error(
                 "event_rule",

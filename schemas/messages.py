@@ -19,6 +19,7 @@ _REASON_BY_ERROR_TYPE: dict[str, DeadLetterReason] = {
     "invalid_gtin": DeadLetterReason.INVALID_GTIN,
     "invalid_serial": DeadLetterReason.INVALID_SERIAL,
     "invalid_code": DeadLetterReason.INVALID_CODE,
+    "invalid_grai": DeadLetterReason.INVALID_GRAI,
     "naive_timestamp": DeadLetterReason.NAIVE_TIMESTAMP,
     "clock_skew": DeadLetterReason.CLOCK_SKEW,
 }

@@ -1,4 +1,5 @@
-"""Registry records (packaging types, products, sites, devices) and their upserts."""
+"""Registry records (packaging types, products, GRAI asset types, sites, devices) and
+their upserts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 import psycopg
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.grai import ASSET_TYPE_PATTERN, grai_item_class, validate_asset_type
 from schemas.gtin import normalize_gtin
 from schemas.named_queries import load_queries
 from schemas.rollups import lock_products, move_counts
@@ -23,6 +25,9 @@ DeviceId = Annotated[str, Field(pattern=DEVICE_ID_PATTERN)]
 # Any text but NUL, which PostgreSQL's text type cannot hold.
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Gtin14 = Annotated[str, AfterValidator(normalize_gtin)]
+AssetTypeKey = Annotated[
+    str, Field(pattern=ASSET_TYPE_PATTERN), AfterValidator(validate_asset_type)
+]
 
 
 class Material(StrEnum):
@@ -130,6 +135,22 @@ class Product(ProductFields):
     gtin: Gtin14
 
 
+class AssetType(ProductFields):
+    """A GRAI asset type (the first 14 digits of a returnable asset's GRAI, AI 8003): what
+    its crates or pallets are, as a product is for a GTIN."""
+
+    model_config = _with_example(
+        {
+            "grai": "07038010000027",
+            "packaging_type": "crate-24",
+            "brand": "fjordbrus",
+            "name": "Fjordbrus crate",
+        }
+    )
+
+    grai: AssetTypeKey
+
+
 class SiteFields(_Record):
     """A site's data."""
 
@@ -171,6 +192,7 @@ class SeedFile(_Record):
 
     packaging_types: list[PackagingType] = []
     products: list[Product] = []
+    asset_types: list[AssetType] = []
     sites: list[Site] = []
     devices: list[Device] = []
 
@@ -193,12 +215,30 @@ def upsert_product(conn: psycopg.Connection[Any], record: Product) -> bool:
     """Create or replace a product (its packaging type must exist); True when created.
     Counts of its GTIN already in the day rollups follow it to its packaging type and
     brand (needs a transaction: the GTIN's lock slot is held until it ends)."""
-    lock_products(conn, [record.gtin])
-    row = conn.execute(QUERIES["product_key"], {"gtin": record.gtin}).fetchone()
+    return _upsert_item_class(conn, record.gtin, record)
+
+
+def upsert_asset_type(conn: psycopg.Connection[Any], record: AssetType) -> bool:
+    """Create or replace a GRAI asset type, stored as a product whose item class is
+    "8003" + the asset type (schemas.grai); otherwise as upsert_product."""
+    return _upsert_item_class(conn, grai_item_class(record.grai), record)
+
+
+def _upsert_item_class(
+    conn: psycopg.Connection[Any], item_class: str, fields: ProductFields
+) -> bool:
+    lock_products(conn, [item_class])
+    row = conn.execute(QUERIES["product_key"], {"gtin": item_class}).fetchone()
     old = (row[0], row[1]) if row else (None, None)
-    created = _upsert(conn, "upsert_product", record)
-    move_counts(conn, record.gtin, old, (record.packaging_type, record.brand))
-    return created
+    params = {
+        "gtin": item_class,
+        "packaging_type": fields.packaging_type,
+        "brand": fields.brand,
+        "name": fields.name,
+    }
+    inserted = conn.execute(QUERIES["upsert_product"], params).fetchone()
+    move_counts(conn, item_class, old, (fields.packaging_type, fields.brand))
+    return bool(inserted and inserted[0])
 
 
 def upsert_site(conn: psycopg.Connection[Any], record: Site) -> bool:
@@ -221,9 +261,13 @@ def apply_seed(conn: psycopg.Connection[Any], seed: SeedFile) -> dict[str, int]:
     for packaging_type in seed.packaging_types:
         upsert_packaging_type(conn, packaging_type)
     # All product slots at once, in order, before any waiting on a running ingest batch.
-    lock_products(conn, (product.gtin for product in seed.products))
+    item_classes = [product.gtin for product in seed.products]
+    item_classes += [grai_item_class(asset.grai) for asset in seed.asset_types]
+    lock_products(conn, item_classes)
     for product in seed.products:
         upsert_product(conn, product)
+    for asset_type in seed.asset_types:
+        upsert_asset_type(conn, asset_type)
     for site in seed.sites:
         upsert_site(conn, site)
     for device in seed.devices:
@@ -231,6 +275,7 @@ def apply_seed(conn: psycopg.Connection[Any], seed: SeedFile) -> dict[str, int]:
     return {
         "packaging_types": len(seed.packaging_types),
         "products": len(seed.products),
+        "asset_types": len(seed.asset_types),
         "sites": len(seed.sites),
         "devices": len(seed.devices),
     }

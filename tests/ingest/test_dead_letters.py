@@ -40,6 +40,11 @@ CASES: dict[str, tuple[str, bytes]] = {
         DEVICE,
         compact({k: v for k, v in event(code="https://x.example/no-gtin").items() if k != "gtin"}),
     ),
+    # A GRAI whose asset type ends in 9 where its check digit is 7.
+    "invalid_grai": (
+        DEVICE,
+        compact({**{k: v for k, v in event().items() if k != "gtin"}, "grai": "07038010000029C1"}),
+    ),
     "naive_timestamp": (DEVICE, compact({**event(), "ts": NAIVE_TS})),
     "clock_skew": (DEVICE, compact(event(ts=datetime.now(UTC) + timedelta(minutes=10)))),
     "unknown_device": ("rvm-not-registered", compact(event())),

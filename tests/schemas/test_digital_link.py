@@ -102,7 +102,7 @@ def test_parse_code(code: str, expected: tuple[str, str | None]) -> None:
         "https://example.com/",
         "https://example.com/01",
         "https://example.com/02/09506000134352",
-        "https://example.com/8003/03870585000552987",
+        "https://example.com/8004/03870585000552987",
         "https://example.com/gtin/09506000134352",
         f"https://example.com/01/{GTIN}/21/A%zz",
         f"https://example.com/01/{GTIN}/21/A%2",

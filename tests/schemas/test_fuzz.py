@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas.dead_letters import DeadLetterReason
 from schemas.digital_link import InvalidCode, InvalidSerial, build_uri, parse_code
 from schemas.events import MAX_BATCH_EVENTS
+from schemas.grai import InvalidGrai
 from schemas.gtin import InvalidGtin
 from schemas.messages import ParsedMessage, parse_message
 from tests.factories import GTIN_COLA, event
@@ -121,7 +122,7 @@ def test_deeply_nested_or_oversized_json_is_dead_lettered_not_a_crash() -> None:
 def test_any_scanned_text_is_a_key_or_a_clear_refusal(text: str) -> None:
     try:
         gtin, serial = parse_code(text)
-    except (InvalidCode, InvalidGtin, InvalidSerial) as refused:
+    except (InvalidCode, InvalidGtin, InvalidSerial, InvalidGrai) as refused:
         assert str(refused)
     else:
         assert len(gtin) == 14 and gtin.isdigit()
@@ -153,5 +154,5 @@ def test_mangled_link_paths_are_refused_with_a_reason(parts: list[str]) -> None:
     text = "https://id.example.com/" + "/".join(parts)
     try:
         parse_code(text)
-    except (InvalidCode, InvalidGtin, InvalidSerial) as refused:
+    except (InvalidCode, InvalidGtin, InvalidSerial, InvalidGrai) as refused:
         assert str(refused)

@@ -125,6 +125,10 @@ CASES: dict[DeadLetterReason, tuple[dict[str, Any], str]] = {
     ),
     DeadLetterReason.INVALID_SERIAL: (event(serial="AB#1"), "character '#'"),
     DeadLetterReason.INVALID_CODE: (without(event(code="see label"), "gtin"), "see label"),
+    DeadLetterReason.INVALID_GRAI: (
+        without(event(grai="07038010000029C1"), "gtin"),
+        "grai 07038010000029: check digit should be 7",
+    ),
     DeadLetterReason.NAIVE_TIMESTAMP: (event(ts="2025-06-01T11:59:00"), "no UTC offset"),
     DeadLetterReason.CLOCK_SKEW: (
         event(ts="2025-06-01T12:06:00Z"),

@@ -147,7 +147,7 @@ EXPECTED_COLUMNS = {
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
-    "0009_ingest_received, 0010_item_loops, 0011_reject_counts"
+    "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes"
 )
 
 

@@ -57,11 +57,26 @@ FROM products WHERE gtin = %(gtin)s AND (%(brand)s::text IS NULL OR brand = %(br
 SELECT brand FROM products WHERE gtin = %(gtin)s
 
 -- name: list_products
+-- GTINs only: GRAI asset types share the table under 18-digit keys (0012_grai_item_classes).
 SELECT gtin, packaging_type_id AS packaging_type, brand, name
 FROM products
 WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
   AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
-  AND gtin > %(after)s
+  AND gtin > %(after)s AND length(gtin) = 14
+ORDER BY gtin LIMIT %(limit)s
+
+-- name: get_asset_type
+-- A GRAI asset type, stored as the product of item class '8003' || grai.
+SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name
+FROM products
+WHERE gtin = '8003' || %(grai)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
+
+-- name: list_asset_types
+SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name
+FROM products
+WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
+  AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
+  AND gtin > '8003' || %(after)s AND gtin < '8004' AND length(gtin) = 18
 ORDER BY gtin LIMIT %(limit)s
 
 -- name: get_site
