@@ -10,9 +10,11 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.problems import Problem
+from schemas import grai
 from schemas.api_keys import QUERIES as KEY_QUERIES
 from schemas.api_keys import Principal, Role, hash_key
 from schemas.digital_link import InvalidSerial, validate_serial
+from schemas.grai import InvalidGrai, validate_asset_type
 from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.settings import Settings
 
@@ -94,6 +96,22 @@ def parse_gtin(value: str) -> str:
         return normalize_gtin(value)
     except InvalidGtin as exc:
         raise Problem(422, "invalid-gtin", str(exc)) from None
+
+
+def parse_asset_type(value: str) -> str:
+    """A GRAI asset type from a URL (14 digits); 422 with the reason when invalid."""
+    try:
+        return validate_asset_type(value)
+    except InvalidGrai as exc:
+        raise Problem(422, "invalid-grai", str(exc)) from None
+
+
+def parse_grai(value: str) -> tuple[str, str | None]:
+    """A whole GRAI from a URL: (asset type, serial or None); 422 with the reason."""
+    try:
+        return grai.parse_grai(value)
+    except InvalidGrai as exc:
+        raise Problem(422, "invalid-grai", str(exc)) from None
 
 
 def parse_serial(value: str) -> str:

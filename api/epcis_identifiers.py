@@ -1,5 +1,6 @@
 """Identifiers in EPCIS documents: items and products as GS1 Digital Link URIs or EPC URNs
-(SGTIN), and the URIs of our devices (readPoint) and sites (bizLocation)."""
+(SGTIN; GRAI for returnable assets), and the URIs of our devices (readPoint) and sites
+(bizLocation). Items are named by (item class, serial) as in schemas.digital_link."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from schemas.digital_link import (
-    AI_GTIN,
-    AI_SERIAL,
     InvalidCode,
     InvalidSerial,
     build_uri,
-    parse_digital_link,
+    parse_code,
     validate_serial,
 )
-from schemas.gtin import InvalidGtin, gtin_check_digit, normalize_gtin, shown
+from schemas.grai import InvalidGrai, check_grai_serial, grai_item_class
+from schemas.gtin import InvalidGtin, gtin_check_digit, shown
 from schemas.registry import DEVICE_ID_PATTERN, SLUG_PATTERN
 
 EVENT_ID_NAMESPACE = uuid.UUID("2ebb174d-a04d-473e-8ff6-d3fbcf7804d1")
@@ -31,6 +31,9 @@ SITES_PATH = "/sites/"
 # digit the GTIN's indicator) together have 13 digits; the company prefix 6 to 12.
 _SGTIN = re.compile(r"urn:epc:id:sgtin:([0-9]{6,12})\.([0-9]{1,7})\.(.+)", re.IGNORECASE)
 _SGTIN_PATTERN = re.compile(r"urn:epc:idpat:sgtin:([0-9]{6,12})\.([0-9]{1,7})\.(.+)", re.IGNORECASE)
+# A GRAI's company prefix and asset reference have 12 digits together; its serial is
+# required in an EPC (a GRAI without one names the asset type, not an asset).
+_GRAI = re.compile(r"urn:epc:id:grai:([0-9]{6,12})\.([0-9]{0,6})\.(.+)", re.IGNORECASE)
 _LGTIN_CLASS = re.compile(r"urn:epc:class:lgtin:([0-9]{6,12})\.([0-9]{1,7})\..+", re.IGNORECASE)
 _device_id_match = re.compile(DEVICE_ID_PATTERN).fullmatch
 _site_id_match = re.compile(SLUG_PATTERN).fullmatch
@@ -116,15 +119,22 @@ def _serial_of_urn(escaped: str, uri: str) -> str:
         raise InvalidEpc(f"{shown(uri)}: {exc}") from None
 
 
+def _grai_of_urn(company_prefix: str, asset_reference: str, uri: str) -> str:
+    """The item class of a GRAI EPC URN; its serial is checked by the caller."""
+    if len(company_prefix) + len(asset_reference) != 12:
+        raise InvalidEpc(
+            f"{shown(uri)}: company prefix and asset type have "
+            f"{len(company_prefix) + len(asset_reference)} digits together, 12 expected"
+        )
+    body = "0" + company_prefix + asset_reference
+    return grai_item_class(body + gtin_check_digit(body))
+
+
 def _digital_link(uri: str) -> tuple[str, str | None]:
+    """(item class, serial or None) of a Digital Link with a GTIN or a GRAI."""
     try:
-        pairs = parse_digital_link(uri)
-        gtin = pairs.get(AI_GTIN)
-        if gtin is None:
-            raise InvalidEpc(f"{shown(uri)}: no GTIN (AI 01); only GTIN keys are supported")
-        serial = pairs.get(AI_SERIAL)
-        return normalize_gtin(gtin), None if serial is None else validate_serial(serial)
-    except (InvalidCode, InvalidGtin, InvalidSerial) as exc:
+        return parse_code(uri)
+    except (InvalidCode, InvalidGtin, InvalidSerial, InvalidGrai) as exc:
         raise InvalidEpc(str(exc)) from None
 
 
@@ -133,11 +143,20 @@ def _not_understood(uri: str, expected: str) -> InvalidEpc:
 
 
 def parse_item(uri: str) -> tuple[str, str]:
-    """(gtin14, serial) of one item: a Digital Link URI with a serial (any host), or an
-    SGTIN EPC URN (`urn:epc:id:sgtin:0614141.107346.2017`). Raises InvalidEpc."""
+    """(item class, serial) of one item: a Digital Link URI with a serial (any host), an
+    SGTIN EPC URN (`urn:epc:id:sgtin:0614141.107346.2017`) or a GRAI EPC URN of a
+    returnable asset (`urn:epc:id:grai:0614141.12345.400`). Raises InvalidEpc."""
     if (match := _SGTIN.fullmatch(uri)) is not None:
         company_prefix, item_reference, serial = match.groups()
         return _gtin_of_urn(company_prefix, item_reference, uri), _serial_of_urn(serial, uri)
+    if (match := _GRAI.fullmatch(uri)) is not None:
+        company_prefix, asset_reference, escaped = match.groups()
+        item_class = _grai_of_urn(company_prefix, asset_reference, uri)
+        serial = _serial_of_urn(escaped, uri)
+        try:
+            return item_class, check_grai_serial(serial)
+        except InvalidGrai as exc:
+            raise InvalidEpc(f"{shown(uri)}: {exc}") from None
     if uri.lower().startswith(("http://", "https://")):
         gtin, serial = _digital_link(uri)
         if serial is None:
@@ -145,13 +164,13 @@ def parse_item(uri: str) -> tuple[str, str]:
                 f"{shown(uri)}: a product (class), not an item: put it in quantityList"
             )
         return gtin, serial
-    raise _not_understood(uri, "a Digital Link URI or SGTIN URN of an item")
+    raise _not_understood(uri, "a Digital Link URI, SGTIN or GRAI URN of an item")
 
 
 def parse_class(uri: str) -> str:
-    """gtin14 of a product: a Digital Link URI without a serial (further qualifiers such
-    as a lot are ignored), an SGTIN pattern for any serial (`urn:epc:idpat:sgtin:
-    0614141.107346.*`) or an LGTIN class URN. Raises InvalidEpc."""
+    """The item class of a product or GRAI asset type: a Digital Link URI without a serial
+    (further qualifiers such as a lot are ignored), an SGTIN pattern for any serial
+    (`urn:epc:idpat:sgtin:0614141.107346.*`) or an LGTIN class URN. Raises InvalidEpc."""
     if (match := _SGTIN_PATTERN.fullmatch(uri)) is not None and match.group(3) == "*":
         return _gtin_of_urn(match.group(1), match.group(2), uri)
     if (match := _LGTIN_CLASS.fullmatch(uri)) is not None:

@@ -1,4 +1,5 @@
-"""`GET /v1/items/{gtin}/{serial}`: one serialised item, its status, trips and history."""
+"""`GET /v1/items/{gtin}/{serial}` and `GET /v1/items/8003/{grai}`: one serialised item or
+returnable asset, its status, trips and history."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from fastapi import APIRouter, Path, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
-from api.dependencies import Conn, RegistryReader, parse_gtin, parse_serial, scoped_brand
+from api.dependencies import (
+    Conn,
+    RegistryReader,
+    parse_grai,
+    parse_gtin,
+    parse_serial,
+    scoped_brand,
+)
 from api.problems import ERROR_RESPONSES, Problem
+from schemas.grai import AI_GRAI, GRAI_PATTERN, asset_type_of, grai_item_class
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("api", "sql/items.sql")
@@ -63,7 +72,8 @@ class Item(BaseModel):
         }
     )
 
-    gtin: str
+    gtin: str | None  # None for a returnable asset keyed by GRAI
+    grai: str | None = None  # the whole GRAI (asset type and serial) of such an asset
     serial: str
     product: str
     brand: str
@@ -78,6 +88,23 @@ class Item(BaseModel):
     events: list[ItemEvent]
 
 
+# Declared before /items/{gtin}/{serial}, which "8003/…" would reach as an invalid GTIN.
+@router.get(f"/items/{AI_GRAI}/{{grai}}", response_model=Item)
+def get_asset(
+    grai: Annotated[str, Path(max_length=30, pattern=GRAI_PATTERN)],
+    conn: Conn,
+    caller: RegistryReader,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
+) -> dict[str, Any]:
+    """A returnable asset by its serialised GRAI (AI 8003), as an item: packaging, status,
+    trips and newest events (operator; a brand key only for its own asset types)."""
+    asset_type, serial = parse_grai(grai)
+    if serial is None:
+        raise Problem(422, "invalid-grai", f"grai {grai}: no serial, so not one asset")
+    item = _item(conn, grai_item_class(asset_type), serial, caller, limit)
+    return {**item, "gtin": None, "grai": asset_type_of(item["gtin"]) + serial}
+
+
 @router.get("/items/{gtin}/{serial}", response_model=Item)
 def get_item(
     gtin: Annotated[str, Path(max_length=14)],
@@ -88,16 +115,20 @@ def get_item(
 ) -> dict[str, Any]:
     """An item with its packaging, status (its latest event), trips and newest events
     (operator; a brand key only for its own products, others are 404)."""
-    gtin14 = parse_gtin(gtin)
-    serial = parse_serial(serial)
+    return _item(conn, parse_gtin(gtin), parse_serial(serial), caller, limit)
+
+
+def _item(
+    conn: Conn, item_class: str, serial: str, caller: RegistryReader, limit: int
+) -> dict[str, Any]:
     brand, _ = scoped_brand(caller, None)
     cursor = conn.cursor(row_factory=dict_row)
     item = cursor.execute(
-        QUERIES["item"], {"gtin": gtin14, "serial": serial, "brand": brand}
+        QUERIES["item"], {"gtin": item_class, "serial": serial, "brand": brand}
     ).fetchone()
     events = cursor.execute(
-        QUERIES["item_events"], {"gtin": gtin14, "serial": serial, "limit": limit}
+        QUERIES["item_events"], {"gtin": item_class, "serial": serial, "limit": limit}
     ).fetchall()
     if item is None or (not events and item["commissioned_at"] is None):
-        raise Problem(404, "not-found", f"no item {gtin14}/{serial}")
+        raise Problem(404, "not-found", f"no item {item_class}/{serial}")
     return {**item, "status": events[0]["type"] if events else None, "events": events}

@@ -16,6 +16,8 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
+from schemas.digital_link import element_strings
+
 # Q (recovers ~25 % of the symbol) rather than M (~15 %): these labels ride on returnable
 # packaging through many trips of handling, washing and reverse vending machines, so scuffs
 # and dirt matter more than the one or two symbol versions Q costs: a 20-character serial
@@ -51,8 +53,8 @@ class Label:
     """One serialised item's label: the Digital Link URI its QR code carries and the text."""
 
     uri: str  # GS1 Digital Link URI, e.g. http://localhost:8000/01/07038010009990/21/Ab3x
-    gtin: str  # 14 digits
-    serial: str  # AI (21), GS1 character set 82
+    gtin: str  # item class: a GTIN-14, or "8003" + a GRAI asset type (schemas.grai)
+    serial: str  # AI (21), or a GRAI's serial; GS1 character set 82
     product: str  # product name
     deposit: int  # øre (minor units of `currency`); 0 = no deposit
     currency: str = "NOK"
@@ -69,9 +71,9 @@ def pdf_sheet(
     """Return a PDF of label sheets: `columns`x`rows` labels per page, filling the page.
 
     Each label has the QR code (vector, with its quiet zone), the product name, the GTIN and
-    serial as "(01) …" and "(21) …", and a "Return for deposit" line when the deposit is
-    above 0. `page` is "A4" or "LETTER". `progress`, if given, is called with the number of
-    labels drawn so far after each label.
+    serial as "(01) …" and "(21) …" (a GRAI as "(8003) …"), and a "Return for deposit" line
+    when the deposit is above 0. `page` is "A4" or "LETTER". `progress`, if given, is
+    called with the number of labels drawn so far after each label.
     """
     if columns < 1 or rows < 1:
         raise ValueError(f"a sheet needs at least one column and row, not {columns}x{rows}")
@@ -208,7 +210,7 @@ def _draw_label(
 
     text_left = qr_left + qr_side + TEXT_GAP
     text_width = left + width - LABEL_PADDING - text_left
-    texts = [f"(01) {label.gtin}", f"(21) {label.serial}"]
+    texts = element_strings(label.gtin, label.serial)
     deposit = deposit_text(label)
     if deposit is not None:
         texts.append(deposit)

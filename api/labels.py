@@ -9,14 +9,24 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api import label_sheets
 from api.commissioning import UnknownProduct, batch_items, commission, item_product
-from api.dependencies import Conn, parse_gtin, parse_serial, require, scoped_brand, settings
+from api.dependencies import (
+    Conn,
+    parse_asset_type,
+    parse_grai,
+    parse_gtin,
+    parse_serial,
+    require,
+    scoped_brand,
+    settings,
+)
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
 from schemas.digital_link import build_uri
+from schemas.grai import AI_GRAI, GRAI_PATTERN, grai_item_class
 from schemas.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["labels"], responses=ERROR_RESPONSES)
@@ -42,12 +52,31 @@ MEDIA_TYPES = {
 class LabelRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"gtin": "07038010009990", "count": 24, "format": "pdf"}]},
+        json_schema_extra={
+            "examples": [
+                {"gtin": "07038010009990", "count": 24, "format": "pdf"},
+                {"grai": "07038010000027", "count": 40, "format": "pdf"},
+            ]
+        },
     )
 
-    gtin: str = Field(max_length=14, description="GTIN-8/12/13/14 of one of your products")
+    gtin: str | None = Field(
+        default=None, max_length=14, description="GTIN-8/12/13/14 of one of your products"
+    )
+    grai: str | None = Field(
+        default=None,
+        max_length=14,
+        description="Instead of `gtin`: a GRAI asset type (AI 8003, 14 digits) of yours; "
+        "each label then carries a whole GRAI, the asset type and a new serial.",
+    )
     count: int = Field(ge=1, description="items to commission (at most LOOPTRACK_LABELS_MAX_COUNT)")
     format: LabelFormat = LabelFormat.PDF
+
+    @model_validator(mode="after")
+    def _one_key(self) -> LabelRequest:
+        if (self.gtin is None) == (self.grai is None):
+            raise ValueError("give either gtin or grai")
+        return self
 
 
 class LabelledItem(BaseModel):
@@ -79,12 +108,12 @@ class LabelBatch(BaseModel):
 
 
 def labels_for(
-    gtin14: str, serials: list[str], product: dict[str, Any], base_url: str
+    item_class: str, serials: list[str], product: dict[str, Any], base_url: str
 ) -> list[label_sheets.Label]:
     return [
         label_sheets.Label(
-            uri=build_uri(base_url, gtin14, serial),
-            gtin=gtin14,
+            uri=build_uri(base_url, item_class, serial),
+            gtin=item_class,
             serial=serial,
             product=product["name"],
             deposit=product["deposit"],
@@ -130,10 +159,16 @@ def postlabels_for(
     config: Annotated[Settings, Depends(settings)],
     request: Request,
 ) -> dict[str, Any]:
-    """Commission `count` new items of one of your products, each with a random serial
-    (60 bits, never reused for the GTIN) and a `commissioned` event; their labels are at
-    `download` in the requested format."""
-    gtin14 = parse_gtin(body.gtin)
+    """Commission `count` new items of one of your products (or returnable assets of one
+    of your GRAI asset types), each with a random serial (60 bits, never reused for the
+    GTIN or asset type) and a `commissioned` event; their labels are at `download` in the
+    requested format."""
+    if body.grai is not None:
+        item_class = grai_item_class(parse_asset_type(body.grai))
+        unknown = f"no asset type {body.grai} of yours"
+    else:
+        item_class = parse_gtin(body.gtin or "")
+        unknown = f"no product {item_class} of yours"
     if body.count > config.labels_max_count:
         raise Problem(
             422,
@@ -149,14 +184,19 @@ def postlabels_for(
     brand, _ = scoped_brand(caller, None)
     try:
         batch = commission(
-            conn, gtin14, body.count, body.format.value, created_by=str(caller.key_id), brand=brand
+            conn,
+            item_class,
+            body.count,
+            body.format.value,
+            created_by=str(caller.key_id),
+            brand=brand,
         )
     except UnknownProduct:
-        raise Problem(404, "not-found", f"no product {gtin14} of yours") from None
+        raise Problem(404, "not-found", unknown) from None
     return {
         "batch_id": batch.id,
         "items": [
-            {"serial": s, "url": build_uri(config.public_base_url, gtin14, s)}
+            {"serial": s, "url": build_uri(config.public_base_url, item_class, s)}
             for s in batch.serials
         ],
         "download": str(request.url_for("get_label_batch", batch_id=batch.id).path),
@@ -188,6 +228,27 @@ def get_label_batch(
     return _render(labels, fmt or LabelFormat(batch.format), (columns, rows))
 
 
+# Declared before /items/{gtin}/{serial}/qr.{kind}, which "8003/…" would reach as a GTIN.
+@router.get(
+    f"/items/{AI_GRAI}/{{grai}}/qr.{{kind}}",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}},
+)
+def get_asset_qr(
+    grai: Annotated[str, Path(max_length=30, pattern=GRAI_PATTERN)],
+    kind: Annotated[str, Path(pattern="^(svg|png)$")],
+    conn: Conn,
+    caller: ItemReader,
+    config: Annotated[Settings, Depends(settings)],
+) -> Response:
+    """The QR code of a returnable asset's Digital Link address, /8003/{grai} (operator;
+    brand for its own asset types)."""
+    asset_type, serial = parse_grai(grai)
+    if serial is None:
+        raise Problem(422, "invalid-grai", f"grai {grai}: no serial, so not one asset")
+    return _item_qr(conn, grai_item_class(asset_type), serial, kind, caller, config)
+
+
 @router.get(
     "/items/{gtin}/{serial}/qr.{kind}",
     response_class=Response,
@@ -202,10 +263,15 @@ def get_item_qr(
     config: Annotated[Settings, Depends(settings)],
 ) -> Response:
     """The QR code of an item's Digital Link address (operator; brand for its own)."""
-    gtin14 = parse_gtin(gtin)
-    serial = parse_serial(serial)
+    return _item_qr(conn, parse_gtin(gtin), parse_serial(serial), kind, caller, config)
+
+
+def _item_qr(
+    conn: Conn, item_class: str, serial: str, kind: str, caller: Principal, config: Settings
+) -> Response:
     brand, _ = scoped_brand(caller, None)
-    product = item_product(conn, gtin14, serial, brand)
+    product = item_product(conn, item_class, serial, brand)
     if product is None:
-        raise Problem(404, "not-found", f"no item {gtin14}/{serial}")
-    return _render(labels_for(gtin14, [serial], product, config.public_base_url), LabelFormat(kind))
+        raise Problem(404, "not-found", f"no item {item_class}/{serial}")
+    labels = labels_for(item_class, [serial], product, config.public_base_url)
+    return _render(labels, LabelFormat(kind))

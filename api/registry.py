@@ -1,4 +1,5 @@
-"""Registry endpoints: packaging types, products, sites and devices (PUT is an upsert)."""
+"""Registry endpoints: packaging types, products, GRAI asset types, sites and devices (PUT
+is an upsert)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from fastapi import APIRouter, Path, Query, Response
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_gtin
+from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_asset_type, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
-from schemas.api_keys import Role
+from schemas.api_keys import Principal, Role
+from schemas.grai import grai_item_class
 from schemas.registry import (
     DEVICE_ID_PATTERN,
     QUERIES,
     SLUG_PATTERN,
+    AssetType,
     Device,
     DeviceFields,
     DeviceId,
@@ -27,6 +30,7 @@ from schemas.registry import (
     Site,
     SiteFields,
     Slug,
+    upsert_asset_type,
     upsert_device,
     upsert_packaging_type,
     upsert_product,
@@ -41,6 +45,8 @@ IdPath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=64)]
 # Digits only here; the check digit is verified by parse_gtin (422 with the reason).
 GtinPath = Annotated[str, Path(pattern=r"^([0-9]{8}|[0-9]{12,14})$")]
+# 14 digits; padding digit and check digit are verified by parse_asset_type.
+AssetTypePath = Annotated[str, Path(pattern=r"^[0-9]{14}$")]
 
 
 class DeviceStatus(Device):
@@ -145,13 +151,7 @@ def put_product(
 ) -> dict[str, Any]:
     """Create or replace a product (operator; a brand only for its own brand)."""
     gtin14 = parse_gtin(gtin)
-    if caller.role is Role.BRAND:
-        if body.brand != caller.brand:
-            raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
-                          f"products of that brand")  # fmt: skip
-        owner = conn.execute(QUERIES["product_brand"], {"gtin": gtin14}).fetchone()
-        if owner is not None and owner[0] != caller.brand:
-            raise Problem(403, "forbidden", f"gtin {gtin14} belongs to another brand")
+    _check_registrant(conn, caller, body, gtin14, f"gtin {gtin14}")
     record = _validated(Product, {**body.model_dump(), "gtin": gtin14})
     try:
         _created(response, upsert_product(conn, record))
@@ -194,6 +194,79 @@ def list_products(
         {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
     )
     return {"items": items, "next": items[-1]["gtin"] if len(items) == limit else None}
+
+
+def _check_registrant(
+    conn: psycopg.Connection[Any], caller: Principal, body: ProductFields, key: str, named: str
+) -> None:
+    """A brand key registers only its own brand, and never over another brand's key."""
+    if caller.role is not Role.BRAND:
+        return
+    if body.brand != caller.brand:
+        raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
+                      f"products of that brand")  # fmt: skip
+    owner = conn.execute(QUERIES["product_brand"], {"gtin": key}).fetchone()
+    if owner is not None and owner[0] != caller.brand:
+        raise Problem(403, "forbidden", f"{named} belongs to another brand")
+
+
+# -- GRAI asset types ---------------------------------------------------------------------
+
+
+@router.put(
+    "/asset-types/{grai}",
+    response_model=AssetType,
+    responses={201: {"model": AssetType, "description": "Created"}},
+)
+def put_asset_type(
+    grai: AssetTypePath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
+) -> dict[str, Any]:
+    """Create or replace a GRAI asset type: the 14-digit asset type of returnable assets
+    (crates, pallets) keyed by GRAI, AI 8003 (operator; a brand only for its own brand)."""
+    asset_type = parse_asset_type(grai)
+    _check_registrant(conn, caller, body, grai_item_class(asset_type), f"grai {asset_type}")
+    record = _validated(AssetType, {**body.model_dump(), "grai": asset_type})
+    try:
+        _created(response, upsert_asset_type(conn, record))
+    except psycopg.errors.ForeignKeyViolation:
+        raise Problem(
+            422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
+        ) from None
+    return record.model_dump()
+
+
+@router.get("/asset-types/{grai}", response_model=AssetType)
+def get_asset_type(grai: AssetTypePath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
+    """One GRAI asset type (operator; a brand sees only its own, others are 404)."""
+    asset_type = parse_asset_type(grai)
+    row = _row(conn, "get_asset_type", {"grai": asset_type, "brand": caller.brand})
+    if row is None:
+        raise Problem(404, "not-found", f"no asset type with grai {asset_type}")
+    return row
+
+
+@router.get("/asset-types", response_model=Page[AssetType])
+def list_asset_types(
+    conn: Conn,
+    caller: RegistryReader,
+    brand: Annotated[Slug | None, Query()] = None,
+    packaging_type: Annotated[Slug | None, Query()] = None,
+    after: Annotated[
+        str, Query(pattern=r"^[0-9]{0,14}$", description="last grai of the previous page")
+    ] = "",
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """GRAI asset types, by asset type (a brand key lists its own brand only)."""
+    if caller.role is Role.BRAND:
+        if brand is not None and brand != caller.brand:
+            return {"items": []}
+        brand = caller.brand
+    items = _rows(
+        conn,
+        "list_asset_types",
+        {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
+    )
+    return {"items": items, "next": items[-1]["grai"] if len(items) == limit else None}
 
 
 # -- sites and devices --------------------------------------------------------------------

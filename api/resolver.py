@@ -20,6 +20,7 @@ from pydantic.config import JsonDict
 from api.dependencies import Conn, settings
 from api.problems import PROBLEM_JSON, Problem, ProblemDetails, problem_response
 from schemas.digital_link import InvalidCode, InvalidSerial, build_uri, parse_code
+from schemas.grai import AI_GRAI, InvalidGrai, asset_type_of, is_grai_class
 from schemas.gtin import InvalidGtin
 from schemas.named_queries import load_queries
 from schemas.settings import Settings
@@ -100,7 +101,12 @@ class PublicProduct(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [PRODUCT_EXAMPLE]})
 
     uri: str = Field(description="the GS1 Digital Link URI, as printed in the QR code")
-    gtin: str = Field(description="14 digits")
+    gtin: str | None = Field(description="14 digits; null for a returnable asset's GRAI")
+    grai: str | None = Field(
+        default=None,
+        description="a returnable asset's GRAI (AI 8003): the asset type, and for one "
+        "asset its serial; null for a GTIN",
+    )
     product: str
     packaging_type: str
     packaging: str = Field(description="the packaging type's name")
@@ -140,32 +146,42 @@ def how_to_return(reusable: bool, deposit: int) -> str:
     return "Recycle it with other packaging of the same material."
 
 
-def find_product(conn: psycopg.Connection[Any], gtin14: str, base_url: str) -> PublicProduct | None:
-    """The public record of a registered product, or None."""
+def _public_key(item_class: str, serial: str | None = None) -> dict[str, str | None]:
+    """The `gtin` and `grai` of a public record: a GRAI names the asset type and serial."""
+    if is_grai_class(item_class):
+        return {"gtin": None, "grai": asset_type_of(item_class) + (serial or "")}
+    return {"gtin": item_class, "grai": None}
+
+
+def find_product(
+    conn: psycopg.Connection[Any], item_class: str, base_url: str
+) -> PublicProduct | None:
+    """The public record of a registered product or GRAI asset type, or None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(QUERIES["product"], {"gtin": gtin14}).fetchone()
+    row = cursor.execute(QUERIES["product"], {"gtin": item_class}).fetchone()
     if row is None:
         return None
     return PublicProduct(
-        **row,
-        uri=build_uri(base_url, gtin14),
+        **{**row, **_public_key(item_class)},
+        uri=build_uri(base_url, item_class),
         currency=CURRENCY,
         how_to_return=how_to_return(row["reusable"], row["deposit"]),
     )
 
 
 def find_item(
-    conn: psycopg.Connection[Any], gtin14: str, serial: str, base_url: str
+    conn: psycopg.Connection[Any], item_class: str, serial: str, base_url: str
 ) -> PublicItem | None:
-    """The public record of a known item (commissioned or seen in an event), or None."""
+    """The public record of a known item or asset (commissioned or seen in an event), or
+    None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(QUERIES["item"], {"gtin": gtin14, "serial": serial}).fetchone()
+    row = cursor.execute(QUERIES["item"], {"gtin": item_class, "serial": serial}).fetchone()
     if row is None:
         return None
     return PublicItem(
-        **row,
+        **{**row, **_public_key(item_class, serial)},
         serial=serial,
-        uri=build_uri(base_url, gtin14, serial),
+        uri=build_uri(base_url, item_class, serial),
         currency=CURRENCY,
         how_to_return=how_to_return(row["reusable"], row["deposit"]),
     )
@@ -208,8 +224,8 @@ def negotiate(accept: str, link_type: str | None) -> Representation:
 
 
 def digital_link_key(request: Request) -> tuple[str, str | None]:
-    """(gtin14, serial or None) of the request's Digital Link path; 400 when it is not a
-    valid one (a GS1-Conformant resolver reports syntax errors, such as a wrong check
+    """(item class, serial or None) of the request's Digital Link path; 400 when it is not
+    a valid one (a GS1-Conformant resolver reports syntax errors, such as a wrong check
     digit, with 400, and keeps 404 for valid keys it does not know)."""
     # The raw path, not the decoded one: decoding has already turned a serial's %2F into a
     # path separator (and the test client decodes twice). parse_code decodes values once.
@@ -217,7 +233,7 @@ def digital_link_key(request: Request) -> tuple[str, str | None]:
     path = raw_path.decode("latin-1") if raw_path else quote(request.scope["path"])
     try:
         return parse_code(f"{request.url.scheme}://{request.url.netloc}{path}")
-    except (InvalidCode, InvalidGtin, InvalidSerial) as exc:
+    except (InvalidCode, InvalidGtin, InvalidSerial, InvalidGrai) as exc:
         raise Problem(400, "invalid-digital-link", str(exc)) from None
 
 
@@ -299,7 +315,15 @@ def product_page(product: PublicProduct) -> str:
     ]
     if product.target_trips is not None:
         rows.append(("Made for", f"{product.target_trips} trips"))
-    return _record_page(product.product, rows, product.how_to_return, f"GTIN {product.gtin}")
+    return _record_page(product.product, rows, product.how_to_return, _key_note(product))
+
+
+def _key_note(record: PublicProduct) -> str:
+    if record.grai is not None:
+        return f"GRAI {record.grai}"
+    if isinstance(record, PublicItem):
+        return f"GTIN {record.gtin} · serial {record.serial}"
+    return f"GTIN {record.gtin}"
 
 
 def item_page(item: PublicItem) -> str:
@@ -311,8 +335,7 @@ def item_page(item: PublicItem) -> str:
     if item.trips is not None:
         made_for = f" of {item.target_trips}" if item.target_trips is not None else ""
         rows.append(("Trips so far", f"{item.trips}{made_for}"))
-    note = f"GTIN {item.gtin} · serial {item.serial}"
-    return _record_page(item.product, rows, item.how_to_return, note)
+    return _record_page(item.product, rows, item.how_to_return, _key_note(item))
 
 
 def error_page(status: int, detail: str) -> str:
@@ -402,8 +425,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         },
     },
     400: _error_documented(
-        "Not a valid GS1 Digital Link: a GTIN with a wrong check digit, length or a "
-        "non-digit, or a serial outside GS1 character set 82 or longer than 20"
+        "Not a valid GS1 Digital Link: a GTIN or GRAI with a wrong check digit, length or "
+        "a non-digit, or a serial outside GS1 character set 82 or too long (20; a GRAI's 16)"
     ),
     404: _error_documented("No such registered product, or no such item of it"),
 }
@@ -472,3 +495,40 @@ def resolve_product(
     except Problem as problem:
         return error_answer(request, problem, wanted)
     return answer(product, wanted, product_page(product))
+
+
+@router.get(
+    f"/{AI_GRAI}/{{grai:path}}",
+    response_model=PublicItem,
+    responses=RESPONSES,
+    summary="Resolve a returnable asset's Digital Link (GRAI, AI 8003)",
+)
+def resolve_asset(
+    request: Request,
+    conn: Conn,
+    config: Config,
+    grai: Annotated[
+        str,
+        Path(
+            description="The GRAI: a 14-digit asset type and an optional serial of up to 16 "
+            "characters, percent-encoded as GS1 requires"
+        ),
+    ],
+    link_type: LinkType = None,
+) -> Response:
+    """A returnable asset (crate, pallet) by its GRAI: like an item, with its trips so
+    far; a GRAI without a serial answers for the asset type, like a product."""
+    wanted = negotiate(request.headers.get("accept", ""), link_type)
+    try:
+        item_class, serial = digital_link_key(request)
+        record: PublicProduct | None
+        if serial is None:
+            record = find_product(conn, item_class, config.public_base_url)
+        else:
+            record = find_item(conn, item_class, serial, config.public_base_url)
+        if record is None:
+            raise Problem(404, "not-found", f"no asset {asset_type_of(item_class)}{serial or ''}")
+    except Problem as problem:
+        return error_answer(request, problem, wanted)
+    page = item_page(record) if isinstance(record, PublicItem) else product_page(record)
+    return answer(record, wanted, page)
