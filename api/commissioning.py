@@ -91,7 +91,8 @@ def _commissioned_events(
     conn: psycopg.Connection[Any], gtin14: str, serials: list[str], batch_id: uuid.UUID
 ) -> None:
     """One `commissioned` event per item, with its idempotency key; not from a device,
-    so without device and site (and outside the device rollups)."""
+    so without device and site (and outside the device rollups). The items join the
+    reuse aggregates (item_loops) with no trips."""
     now = datetime.now(UTC)
     attrs = Jsonb({"batch_id": str(batch_id)})
     ids = [uuid.uuid4() for _ in serials]
@@ -102,6 +103,10 @@ def _commissioned_events(
         with cur.copy(QUERIES["copy_commissioned"]) as copy:
             for event_id, serial in zip(ids, serials, strict=True):
                 copy.write_row((event_id, now, now, gtin14, serial, attrs, "commissioned", 1))
+        cur.execute(
+            QUERIES["commissioned_item_loops"],
+            {"gtin": gtin14, "ts": now, "serials": serials, "event_ids": ids},
+        )
 
 
 def batch_items(

@@ -34,6 +34,18 @@ COPY event_ids (event_id, ts) FROM STDIN
 -- name: copy_commissioned
 COPY events (event_id, ts, received_at, gtin, serial, attrs, type, qty) FROM STDIN
 
+-- name: commissioned_item_loops
+-- New items join the reuse aggregates with no trips yet, as migration 0010's backfill
+-- counts every serialised item with an event: a crate still in the store is part of the
+-- pool. An item devices reported before it was commissioned keeps its later latest event.
+INSERT INTO item_loops AS l (gtin, serial, last_type, last_ts, last_event_id)
+SELECT %(gtin)s, s.serial, 'commissioned', %(ts)s, s.event_id
+FROM unnest(%(serials)s::text[], %(event_ids)s::uuid[]) AS s (serial, event_id)
+ON CONFLICT (gtin, serial) DO UPDATE
+SET last_type = EXCLUDED.last_type, last_ts = EXCLUDED.last_ts,
+    last_event_id = EXCLUDED.last_event_id
+WHERE (l.last_ts, l.last_event_id) < (EXCLUDED.last_ts, EXCLUDED.last_event_id)
+
 -- name: batch
 SELECT b.gtin, b.format, p.name, t.deposit
 FROM label_batches b
