@@ -345,19 +345,25 @@ def keys_create(
 
 @app.command()
 def labels(
-    gtin: Annotated[str, typer.Option(help="GTIN of a registered product.")],
     count: Annotated[int, typer.Option(min=1, help="Items to commission, one label each.")],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="FILE.pdf (label sheets) or FILE.zip (PNGs).")
     ],
+    gtin: Annotated[str | None, typer.Option(help="GTIN of a registered product.")] = None,
+    grai: Annotated[
+        str | None,
+        typer.Option(help="Instead of --gtin: a registered GRAI asset type (14 digits)."),
+    ] = None,
     columns: Annotated[int, typer.Option(min=1, max=8, help="PDF labels across A4.")] = 3,
     rows: Annotated[int, typer.Option(min=1, max=20, help="PDF labels down A4.")] = 8,
 ) -> None:
-    """Commission COUNT new serialised items of GTIN and write their QR labels to FILE."""
+    """Commission COUNT new serialised items of GTIN (or returnable assets of a GRAI asset
+    type) and write their QR labels to FILE."""
     from rich.progress import Progress
 
     from api.commissioning import UnknownProduct, batch_items, commission
     from api.labels import LabelFormat, labels_for, render
+    from schemas.grai import InvalidGrai, grai_item_class, validate_asset_type
     from schemas.gtin import InvalidGtin, normalize_gtin
 
     settings = _settings()
@@ -371,29 +377,37 @@ def labels(
             " (LOOPTRACK_LABELS_MAX_COUNT)",
             EXIT_BAD_INPUT,
         )
+    if (gtin is None) == (grai is None):
+        raise _fail("give either --gtin or --grai", EXIT_BAD_INPUT)
     try:
-        gtin14 = normalize_gtin(gtin)
-    except InvalidGtin as exc:
-        raise _fail(f"--gtin {gtin!r}: {exc}", EXIT_BAD_INPUT) from exc
+        if grai is not None:
+            item_class = grai_item_class(validate_asset_type(grai))
+            named = f"asset type {grai}"
+        else:
+            item_class = normalize_gtin(gtin or "")
+            named = f"product {item_class}"
+    except (InvalidGtin, InvalidGrai) as exc:
+        option = "--gtin" if grai is None else "--grai"
+        raise _fail(f"{option} {grai or gtin!r}: {exc}", EXIT_BAD_INPUT) from exc
     with _connect(settings) as conn, Progress(transient=False) as progress:
         commissioned = progress.add_task("commissioning", total=count)
         drawn = progress.add_task("drawing labels", total=count)
         try:
             batch = commission(
                 conn,
-                gtin14,
+                item_class,
                 count,
                 fmt.value,
                 created_by="looptrack labels",
                 progress=lambda done: progress.update(commissioned, completed=done),
             )
         except UnknownProduct as exc:
-            raise _fail(f"no product {gtin14}: register it first", EXIT_BAD_INPUT) from exc
+            raise _fail(f"no {named}: register it first", EXIT_BAD_INPUT) from exc
         except psycopg.errors.UndefinedTable as exc:
             raise _fail("the schema is missing: run `looptrack db migrate` first") from exc
         found = batch_items(conn, batch.id, None)
         assert found is not None  # commissioned in this transaction
-        sheet = labels_for(gtin14, batch.serials, found[1], settings.public_base_url)
+        sheet = labels_for(item_class, batch.serials, found[1], settings.public_base_url)
         body = render(
             sheet, fmt, lambda done: progress.update(drawn, completed=done), (columns, rows)
         )
@@ -405,7 +419,7 @@ def labels(
             conn.rollback()
             raise _fail(f"{output}: {exc.strerror or exc}") from exc
         conn.commit()
-    typer.echo(f"{count} items of {gtin14} commissioned (batch {batch.id}); labels in {output}")
+    typer.echo(f"{count} items of {named} commissioned (batch {batch.id}); labels in {output}")
 
 
 @dlq_app.command("list")

@@ -37,8 +37,10 @@ def test_seed_example_file_twice_is_idempotent(db: psycopg.Connection[Any], db_u
     for _ in range(2):
         result = looptrack(db_url, "seed", str(ROOT / "looptrack" / "data" / "seed.yaml"))
         assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "5 packaging_types, 5 products, 3 sites, 4 devices"
-    assert count(db, "SELECT count(*) FROM products") == 5
+    assert result.stdout.strip() == (
+        "5 packaging_types, 5 products, 1 asset_types, 3 sites, 4 devices"
+    )
+    assert count(db, "SELECT count(*) FROM products") == 6  # the GRAI asset type among them
     # GTIN-13 in the file is stored as 14 digits.
     assert count(db, "SELECT count(*) FROM products WHERE gtin = '07038010001239'") == 1
 
