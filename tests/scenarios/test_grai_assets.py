@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +24,7 @@ from PIL import Image
 from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
-from tests.conftest import Broker, publish_all, wait_until
+from tests.conftest import ROOT, Broker, publish_all, wait_until
 from tests.factories import GTIN_CRATE, count, seed_registry
 from tests.qr import rendered_pages, zxing_decode
 
@@ -148,3 +151,42 @@ def test_grai_labels_scanned_over_mqtt_make_trips_in_the_statistics(
         ).json()
         [duplicate] = anomalies["duplicate_returns"]
         assert duplicate["serial"] == items[DOUBLE_SCANNED]["serial"]
+
+
+def test_the_cli_prints_grai_labels_and_refuses_a_bad_asset_type(
+    db: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    seed_registry(db, [])
+    db.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
+        ("8003" + ASSET_TYPE,),
+    )
+    env = {"LOOPTRACK_DATABASE_URL": db_url, "LOOPTRACK_PUBLIC_BASE_URL": BASE,
+           "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "100"}  # fmt: skip
+
+    def looptrack(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "looptrack", "labels", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    sheet = tmp_path / "crates.pdf"
+    run = looptrack("--grai", ASSET_TYPE, "--count", "12", "-o", str(sheet))
+    assert run.returncode == 0, run.stderr
+    assert f"12 items of asset type {ASSET_TYPE}" in run.stdout
+    serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s",
+                                         ("8003" + ASSET_TYPE,))}  # fmt: skip
+    (page,) = rendered_pages(sheet.read_bytes())
+    assert sorted(zxing_decode(page)) == sorted(f"{BASE}/8003/{ASSET_TYPE}{s}" for s in serials)
+    assert len(serials) == 12
+
+    wrong = ASSET_TYPE[:13] + str((int(ASSET_TYPE[13]) + 1) % 10)
+    for args, message in [
+        (("--grai", wrong), f"check digit should be {ASSET_TYPE[13]}"),
+        (("--grai", ASSET_TYPE, "--gtin", ASSET_TYPE), "either --gtin or --grai"),
+        (("--grai", "07038010000027"), "no asset type 07038010000027: register it first"),
+    ]:
+        refused = looptrack(*args, "--count", "1", "-o", str(tmp_path / "x.pdf"))
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+    assert count(db, "SELECT count(*) FROM items") == 12
