@@ -15,6 +15,8 @@ from psycopg.conninfo import make_conninfo
 
 from schemas.migrations import load_migrations, migrate
 from tests.conftest import PG_SERVER, ROOT, create_database, drop_database
+from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry
+from tests.storing import store
 
 EXPECTED_COLUMNS = {
     "packaging_types": {
@@ -242,3 +244,34 @@ def test_timescaledb_and_plain_branches_create_the_same_columns() -> None:
     finally:
         for name in names:
             drop_database(name)
+
+
+def test_grai_migration_keeps_the_data_and_admits_grai_keys(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    seed_registry(db, ["rvm-1"])
+    crate = GTIN_CRATE.zfill(14)
+    store(db, "rvm-1", [event(kind, gtin=crate, serial="C1") for kind in ("sold", "returned")])
+    store(db, "rvm-1", [event("sold", gtin=GTIN_COLA, qty=24)])
+    tables = ["products", "items", "events", "item_loops", "item_trips", "event_counts_15m"]
+    before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+
+    # The database as it was before 0012: GTIN-14 keys only.
+    for table in ("products", "items"):
+        db.execute(
+            f"ALTER TABLE {table} DROP CONSTRAINT {table}_gtin_check,"
+            f" ADD CONSTRAINT {table}_gtin_check CHECK (gtin ~ '^[0-9]{{14}}$')"
+        )
+    db.execute("DELETE FROM schema_migrations WHERE version = '0012_grai_item_classes'")
+    grai_row = ("8003" + crate, "crate-24", "fjord", "Pool crate")
+    insert = "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES (%s, %s, %s, %s)"
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute(insert, grai_row)
+
+    assert migrate(db_url) == ["0012_grai_item_classes"]
+    assert {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables} == before
+    db.execute(insert, grai_row)
+    db.execute("INSERT INTO items (gtin, serial) VALUES (%s, 'C1')", (grai_row[0],))
+    for bad in ("8003" + crate[:13], "9003" + crate, crate + "1"):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            db.execute("INSERT INTO items (gtin, serial) VALUES (%s, 'X')", (bad,))
