@@ -206,6 +206,7 @@ class DeviceClient:
         serial: str | None = None,
         code: str | None = None,
         qty: int = 1,
+        grai: str | None = None,
         ts: datetime | None = None,
         reason: str | None = None,
         stream: str | None = None,
@@ -213,7 +214,8 @@ class DeviceClient:
         event_id: str | None = None,
     ) -> str:
         """Record one event and return its event_id. `ts` must be timezone-aware
-        (default: now); give `gtin` (+ `serial`) or the raw scanned `code`.
+        (default: now); give `gtin` (+ `serial`), a returnable asset's `grai`, or the raw
+        scanned `code`.
 
         Raises InvalidEvent (nothing queued) when the event breaks SPEC §5, and
         QueueFull when the queue is at its disk bound."""
@@ -223,7 +225,7 @@ class DeviceClient:
             "ts": when.isoformat(),
             "type": type,
         }
-        optional = {"gtin": gtin, "serial": serial, "code": code, "reason": reason}
+        optional = {"gtin": gtin, "serial": serial, "code": code, "grai": grai, "reason": reason}
         fields.update({k: v for k, v in optional.items() if v is not None})
         if stream is not None:
             fields["stream"] = stream

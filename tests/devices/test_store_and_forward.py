@@ -297,8 +297,13 @@ def test_an_invalid_event_is_refused_before_it_is_queued(tmp_path: Path) -> None
     assert not_json.value.reason == "invalid_json"
     with pytest.raises(InvalidEvent, match="not JSON serializable"):
         client.scan("returned", gtin=GTIN_COLA, attrs={"at": datetime(2026, 1, 1, tzinfo=UTC)})
+    # A crate's GRAI whose asset type 0703801000002 ends in 9, not its check digit 7.
+    with pytest.raises(InvalidEvent) as bad_grai:
+        client.scan("returned", grai="07038010000029C1")
+    assert bad_grai.value.reason == "invalid_grai"
     assert client.pending == 0
     assert client.last_seq == 0
     assert client.scan("returned", gtin=GTIN_COLA)
-    assert client.last_seq == 1
+    assert client.scan("returned", grai="07038010000027C1")
+    assert client.last_seq == 2
     client.close()
