@@ -12,10 +12,11 @@ from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from api.dependencies import Conn, Limit, RegistryReader, parse_gtin, scoped_brand
+from api.dependencies import Conn, Limit, RegistryReader, parse_grai, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.digital_link import SERIAL_PATTERN
 from schemas.events import EventType
+from schemas.grai import GRAI_PATTERN, grai_item_class, is_grai_class, key_fields
 from schemas.named_queries import load_queries
 from schemas.registry import DeviceId, Slug
 
@@ -50,7 +51,8 @@ class StoredEvent(BaseModel):
     ts: datetime
     received_at: datetime
     type: EventType
-    gtin: str
+    gtin: str | None  # None for a returnable asset keyed by GRAI
+    grai: str | None = None  # such an asset's whole GRAI: asset type and serial
     serial: str | None
     qty: int
     seq: int | None
@@ -86,6 +88,14 @@ def list_events(
     caller: RegistryReader,
     gtin: Annotated[str | None, Query(max_length=14)] = None,
     serial: Annotated[str | None, Query(pattern=SERIAL_PATTERN)] = None,
+    grai: Annotated[
+        str | None,
+        Query(
+            max_length=30,
+            pattern=GRAI_PATTERN,
+            description="a returnable asset's GRAI (with serial), or an asset type's",
+        ),
+    ] = None,
     device_id: Annotated[DeviceId | None, Query()] = None,
     site_id: Annotated[Slug | None, Query()] = None,
     type: Annotated[EventType | None, Query()] = None,
@@ -101,6 +111,11 @@ def list_events(
         return {"events": []}
     if gtin is not None:
         gtin = parse_gtin(gtin)
+    if grai is not None:
+        if gtin is not None or serial is not None:
+            raise Problem(422, "invalid-filter", "give grai, or gtin and serial, not both")
+        asset_type, serial = parse_grai(grai)
+        gtin = grai_item_class(asset_type)
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
     after_ts, after_id = decode_cursor(cursor) if cursor else (None, None)
@@ -112,6 +127,9 @@ def list_events(
             "after_ts": after_ts, "after_id": after_id, "limit": limit,
         },
     ).fetchall()  # fmt: skip
+    for event in events:
+        if is_grai_class(event["gtin"]):
+            event.update(key_fields(event["gtin"], event["serial"]))
     last = events[-1] if len(events) == limit else None
     return {
         "events": events,

@@ -18,6 +18,7 @@ from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.stats_queries import QUERIES
 from api.time_window import window
 from schemas.api_keys import Principal, Role
+from schemas.grai import key_fields
 from schemas.registry import Slug
 from schemas.settings import Settings
 
@@ -170,7 +171,8 @@ class DuplicateReturn(BaseModel):
     )
 
     event_id: uuid.UUID
-    gtin: str
+    gtin: str | None  # None for a returnable asset keyed by GRAI
+    grai: str | None = None  # such an asset's whole GRAI: asset type and serial
     serial: str
     ts: datetime
     previous_ts: datetime
@@ -228,6 +230,8 @@ def get_anomalies(
     window = {"from": start, "to": end, "limit": limit}
     cursor = conn.cursor(row_factory=dict_row)
     duplicates = cursor.execute(QUERIES["duplicate_returns"], {**window, "brand": brand}).fetchall()
+    for duplicate in duplicates:
+        duplicate.update(key_fields(duplicate["gtin"], duplicate["serial"]))
     if caller.role is Role.BRAND:
         for duplicate in duplicates:
             duplicate["device_id"] = duplicate["site_id"] = None

@@ -77,6 +77,15 @@ def asset_type_of(item_class: str) -> str:
     return item_class[len(AI_GRAI) :]
 
 
+def key_fields(item_class: str, serial: str | None) -> dict[str, str | None]:
+    """The `gtin` and `grai` a record shows for an item class and serial: a GTIN as it is
+    (grai None); a GRAI as the whole GRAI, asset type and serial (gtin None), never as the
+    stored item class."""
+    if is_grai_class(item_class):
+        return {"gtin": None, "grai": asset_type_of(item_class) + (serial or "")}
+    return {"gtin": item_class, "grai": None}
+
+
 def check_grai_serial(serial: str) -> str:
     """Return `serial` if it fits a GRAI (at most 16 characters; set 82 is checked as for
     AI 21); raises InvalidGrai."""

@@ -150,7 +150,18 @@ def test_grai_labels_scanned_over_mqtt_make_trips_in_the_statistics(
             "/v1/stats/anomalies", params={"from": start.isoformat()}, headers=operator
         ).json()
         [duplicate] = anomalies["duplicate_returns"]
-        assert duplicate["serial"] == items[DOUBLE_SCANNED]["serial"]
+        doubled = f"{ASSET_TYPE}{items[DOUBLE_SCANNED]['serial']}"
+        assert (duplicate["grai"], duplicate["gtin"]) == (doubled, None)
+
+        # The event list shows an asset's events by its GRAI, never the stored item class.
+        listed = client.get("/v1/events", params={"grai": doubled}, headers=operator).json()
+        kinds = ["commissioned", *kinds_by_url[urls[DOUBLE_SCANNED]]]
+        assert sorted(e["type"] for e in listed["events"]) == sorted(kinds)
+        assert {(e["grai"], e["gtin"]) for e in listed["events"]} == {(doubled, None)}
+        twins = client.get("/v1/events", params={"gtin": ASSET_TYPE}, headers=operator).json()
+        assert [(e["gtin"], e["grai"], e["serial"]) for e in twins["events"]] == [
+            (ASSET_TYPE, None, twin)
+        ] * 2
 
 
 def test_the_cli_prints_grai_labels_and_refuses_a_bad_asset_type(
