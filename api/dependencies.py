@@ -14,7 +14,7 @@ from schemas import grai
 from schemas.api_keys import QUERIES as KEY_QUERIES
 from schemas.api_keys import Principal, Role, hash_key
 from schemas.digital_link import InvalidSerial, validate_serial
-from schemas.grai import InvalidGrai, validate_asset_type
+from schemas.grai import AI_GRAI, InvalidGrai, validate_asset_type
 from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.settings import Settings
 
@@ -96,6 +96,14 @@ def parse_gtin(value: str) -> str:
         return normalize_gtin(value)
     except InvalidGtin as exc:
         raise Problem(422, "invalid-gtin", str(exc)) from None
+
+
+def parse_item_class(value: str) -> str:
+    """A GTIN (normalised to 14 digits), or a GRAI asset type's item class ("8003" and 14
+    digits), from a form; 422 with the reason when invalid."""
+    if len(value) == 18 and value.startswith(AI_GRAI):
+        return grai.grai_item_class(parse_asset_type(value[len(AI_GRAI) :]))
+    return parse_gtin(value)
 
 
 def parse_asset_type(value: str) -> str:

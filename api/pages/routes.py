@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from api.commissioning import UnknownProduct, batch_items, commission
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
-from api.dependencies import Conn, parse_gtin, principal_for_key, settings
+from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import QUERIES as ITEM_QUERIES
 from api.labels import LabelFormat, labels_for, render
 from api.pages import charts
@@ -37,6 +37,7 @@ from api.reuse import reuse
 from api.stats_queries import QUERIES as STATS_QUERIES
 from api.time_window import window
 from schemas.api_keys import Principal, Role
+from schemas.grai import key_fields
 from schemas.named_queries import load_queries
 from schemas.registry import QUERIES as REGISTRY_QUERIES
 from schemas.rollups import rollup_zone
@@ -60,10 +61,11 @@ COLUMNS = {
     "devices": ["id", "site", "kind", "last_seen", "online", "events_today", "seq_gaps"],
     "dead-letters": ["id", "received_at", "topic", "device_id", "reason", "detail",
                      "batch_index", "payload", "payload_encoding", "replayed_at"],
-    "duplicates": ["event_id", "gtin", "serial", "ts", "previous_ts", "device_id", "site_id"],
+    "duplicates": ["event_id", "gtin", "grai", "serial", "ts", "previous_ts", "device_id",
+                   "site_id"],
     "rejects": ["reason", "packaging_type", "rejected"],
-    "products": ["gtin", "name", "packaging_type", "packaging_name", "material", "reusable",
-                 "deposit"],
+    "products": ["gtin", "grai", "name", "packaging_type", "packaging_name", "material",
+                 "reusable", "deposit"],
 }  # fmt: skip
 
 
@@ -257,27 +259,30 @@ def print_labels(
     conn: Conn,
     caller: BrandPage,
     config: Config,
-    gtin: Annotated[str, Form(max_length=14)],
+    product: Annotated[str, Form(max_length=18, description="a GTIN, or '8003' + asset type")],
     count: Annotated[int, Form(ge=1)],
     layout: Annotated[str, Form()] = "3x8",
 ) -> Response:
-    """Commission `count` items and send their label sheets as a PDF download."""
-    gtin14 = parse_gtin(gtin)
+    """Commission `count` items (or GRAI assets) and send their label sheets as a PDF
+    download."""
+    item_class = parse_item_class(product)
     if count > config.labels_max_count:
         raise Problem(422, "too-many-labels", f"at most {config.labels_max_count} per batch")
     if layout not in LAYOUTS:
         raise Problem(422, "unknown-layout", f"layout must be one of {', '.join(LAYOUTS)}")
     brand = _brand_of(caller)
     try:
-        batch = commission(conn, gtin14, count, "pdf", created_by=str(caller.key_id), brand=brand)
+        batch = commission(
+            conn, item_class, count, "pdf", created_by=str(caller.key_id), brand=brand
+        )
     except UnknownProduct:
-        raise Problem(404, "not-found", f"no product {gtin14} of yours") from None
+        raise Problem(404, "not-found", f"no product {product} of yours") from None
     found = batch_items(conn, batch.id, brand)
     assert found is not None  # committed in this transaction a moment ago
-    stored, product = found
-    labels = labels_for(stored.gtin, stored.serials, product, config.public_base_url)
+    stored, named = found
+    labels = labels_for(stored.gtin, stored.serials, named, config.public_base_url)
     pdf = render(labels, LabelFormat.PDF, grid=LAYOUTS[layout])
-    name = f"labels-{gtin14}-{batch.id}.pdf"
+    name = f"labels-{item_class}-{batch.id}.pdf"
     return Response(
         pdf,
         media_type="application/pdf",
@@ -463,16 +468,20 @@ def _duplicates(conn: psycopg.Connection[Any], *, brand: str | None) -> list[dic
     end = datetime.now(UTC)
     params = {"from": end - timedelta(days=30), "to": end, "limit": 100, "brand": brand}
     rows = conn.cursor(row_factory=dict_row).execute(STATS_QUERIES["duplicate_returns"], params)
-    found = list(rows.fetchall())
-    if brand is not None:  # a brand sees its products' duplicates, not the operator's sites
-        for row in found:
+    found = []
+    for row in rows:
+        row.update(key_fields(row["gtin"], row["serial"]))
+        if brand is not None:  # a brand sees its products' duplicates, not the operator's sites
             row["device_id"] = row["site_id"] = None
+        found.append({name: row[name] for name in COLUMNS["duplicates"]})
     return found
 
 
 def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]:
+    """The brand's products and GRAI asset types; `item_class` is what the label form
+    sends, `gtin` or `grai` what is shown."""
     rows = conn.cursor(row_factory=dict_row).execute(QUERIES["brand_products"], {"brand": brand})
-    return list(rows.fetchall())
+    return [{**row, "item_class": row["gtin"], **key_fields(row["gtin"], None)} for row in rows]
 
 
 def _lookup(conn: psycopg.Connection[Any], serial: str, brand: str) -> list[dict[str, Any]]:
@@ -484,7 +493,7 @@ def _lookup(conn: psycopg.Connection[Any], serial: str, brand: str) -> list[dict
     for gtin in gtins:
         row = cursor.execute(ITEM_QUERIES["item"], {**params, "gtin": gtin}).fetchone()
         if row is not None:
-            found.append(row)
+            found.append({**row, **key_fields(gtin, serial)})
     return found
 
 

@@ -119,7 +119,7 @@ def test_the_label_form_refusing_a_batch_answers_a_page(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     log_in(client, keys["brand"])
-    form = {"gtin": GTIN_CRATE.zfill(14), "count": str(LABELS_MAX + 1)}
+    form = {"product": GTIN_CRATE.zfill(14), "count": str(LABELS_MAX + 1)}
     answer = client.post("/portal/labels", data=form, headers=BROWSER)
     assert f"at most {LABELS_MAX} per batch" in error_page(answer, 422, back="/portal")
 

@@ -148,7 +148,7 @@ def test_the_label_form_downloads_a_pdf_whose_codes_decode(
 ) -> None:
     log_in(client, keys["brand"])
     crate = GTIN_CRATE.zfill(14)
-    answer = client.post("/portal/labels", data={"gtin": crate, "count": "10", "layout": "2x5"})
+    answer = client.post("/portal/labels", data={"product": crate, "count": "10", "layout": "2x5"})
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "application/pdf"
     assert "attachment" in answer.headers["content-disposition"]
@@ -158,12 +158,43 @@ def test_the_label_form_downloads_a_pdf_whose_codes_decode(
     assert decoded == sorted(f"{BASE}/01/{crate}/21/{s}" for s in serials)
     assert len(decoded) == 10
     # Another brand's product cannot be labelled from this portal.
-    refused = client.post("/portal/labels", data={"gtin": OTHER_GTIN, "count": "1"})
+    refused = client.post("/portal/labels", data={"product": OTHER_GTIN, "count": "1"})
     assert refused.status_code == 404
     # The look-up box finds one of the new items, with no trips yet.
     found = client.get("/portal", params={"serial": serials[0]}).text
     assert serials[0] in found and 'class="num trips">0<' in found
     assert "No item of yours" in client.get("/portal", params={"serial": "NOPE1"}).text
+
+
+def test_the_portal_lists_and_labels_grai_asset_types(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    # The pool's crate type has the same 14 digits as the brand's crate GTIN.
+    asset_type = GTIN_CRATE.zfill(14)
+    db.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
+        ("8003" + asset_type,),
+    )
+    log_in(client, keys["brand"])
+    portal = client.get("/portal").text
+    assert f"<td>GRAI {asset_type}</td><td>Pool crate</td>" in portal
+    assert f'<option value="8003{asset_type}">Pool crate (GRAI {asset_type})</option>' in portal
+    answer = client.post(
+        "/portal/labels", data={"product": "8003" + asset_type, "count": "4", "layout": "2x5"}
+    )
+    assert answer.status_code == 200, answer.text
+    serials = [
+        r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", ("8003" + asset_type,))
+    ]
+    (page,) = rendered_pages(answer.content)
+    assert sorted(zxing_decode(page)) == sorted(f"{BASE}/8003/{asset_type}{s}" for s in serials)
+    found = client.get("/portal", params={"serial": serials[0]}).text
+    assert f"<td>GRAI {asset_type}{serials[0]}</td>" in found
+    products = read_csv(client.get("/portal/products.csv"))
+    assert {(p["gtin"], p["grai"]) for p in products} >= {("", asset_type), (asset_type, "")}
+    bad = "8003" + asset_type[:13] + str((int(asset_type[13]) + 1) % 10)
+    assert client.post("/portal/labels", data={"product": bad, "count": "1"}).status_code == 422
 
 
 def row_numbers(page: str, packaging_type: str) -> tuple[int, int]:
