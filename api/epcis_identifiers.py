@@ -123,7 +123,7 @@ def _grai_of_urn(company_prefix: str, asset_reference: str, uri: str) -> str:
     """The item class of a GRAI EPC URN; its serial is checked by the caller."""
     if len(company_prefix) + len(asset_reference) != 12:
         raise InvalidEpc(
-            f"{shown(uri)}: company prefix and asset type have "
+            f"{shown(uri)}: company prefix and asset reference have "
             f"{len(company_prefix) + len(asset_reference)} digits together, 12 expected"
         )
     body = "0" + company_prefix + asset_reference
@@ -152,11 +152,12 @@ def parse_item(uri: str) -> tuple[str, str]:
     if (match := _GRAI.fullmatch(uri)) is not None:
         company_prefix, asset_reference, escaped = match.groups()
         item_class = _grai_of_urn(company_prefix, asset_reference, uri)
-        serial = _serial_of_urn(escaped, uri)
         try:
-            return item_class, check_grai_serial(serial)
+            # The GRAI's limit (16) first: AI 21's check below would name its own (20).
+            check_grai_serial(unquote(escaped))
         except InvalidGrai as exc:
             raise InvalidEpc(f"{shown(uri)}: {exc}") from None
+        return item_class, _serial_of_urn(escaped, uri)
     if uri.lower().startswith(("http://", "https://")):
         gtin, serial = _digital_link(uri)
         if serial is None:

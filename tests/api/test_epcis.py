@@ -324,53 +324,76 @@ def second_db(template_db: str) -> Iterator[str]:
     drop_database(name)
 
 
-def test_export_then_capture_stores_identical_events(
-    epcis: TestClient,
+RoundTrip = Callable[
+    [list[dict[str, Any]], Callable[[psycopg.Connection[Any]], None], list[dict[str, Any]]], None
+]
+
+
+@pytest.fixture
+def round_trip(
     db: psycopg.Connection[Any],
-    operator: dict[str, str],
     second_db: str,
     broker: Broker,
     topic_root: str,
     make_worker: Callable[..., Any],
+) -> RoundTrip:
+    """Capture exported pages into the second database (registry made by `seed`) through
+    its own API and a real worker: the stored rows equal `db`'s, and capturing them all
+    again as one EPCISDocument stores nothing twice. `events` are those `db` holds."""
+
+    def run(
+        documents: list[dict[str, Any]],
+        seed: Callable[[psycopg.Connection[Any]], None],
+        events: list[dict[str, Any]],
+    ) -> None:
+        with psycopg.connect(second_db, autocommit=True) as fresh:
+            seed(fresh)
+            key = create_key(fresh, Role.OPERATOR, "capturing operator")
+            make_worker(LOOPTRACK_DATABASE_URL=second_db)
+            app = create_app(settings_for(second_db, broker, topic_root))
+            with TestClient(app) as other:
+                # The pages as exported (query documents), then all again as one
+                # EPCISDocument.
+                for document in documents:
+                    response = other.post("/v1/epcis/capture", json=document, headers=bearer(key))
+                    assert response.status_code == 202, response.text
+                    job = response.json()
+                    assert (job["success"], job["errors"]) == (True, [])
+                    assert job["eventIDs"] == [e["eventID"] for e in event_list(document)]
+                wait_until(
+                    lambda: count(fresh, "SELECT count(*) FROM events") == len(events),
+                    30,
+                    "captured events stored",
+                )
+                assert stored_rows(fresh) == stored_rows(db)
+
+                again = {
+                    "@context": documents[0]["@context"],
+                    "type": "EPCISDocument",
+                    "schemaVersion": "2.0",
+                    "creationDate": datetime.now(UTC).isoformat(),
+                    "epcisBody": {"eventList": [e for d in documents for e in event_list(d)]},
+                }
+                response = other.post("/v1/epcis/capture", json=again, headers=bearer(key))
+                assert response.status_code == 202, response.text
+                # The same event ids: all duplicates, nothing stored twice.
+                wait_until(lambda: counters(fresh)[2] == len(events), 30, "duplicates counted")
+                assert stored_rows(fresh) == stored_rows(db)
+                assert_stored_exactly(fresh, events)
+
+    return run
+
+
+def test_export_then_capture_stores_identical_events(
+    epcis: TestClient,
+    db: psycopg.Connection[Any],
+    operator: dict[str, str],
+    round_trip: RoundTrip,
 ) -> None:
     events = store_history(db)
     documents = export_all(epcis, operator, perPage=5)
     assert [len(event_list(d)) for d in documents] == [5, 5, 2]
-
-    with psycopg.connect(second_db, autocommit=True) as fresh:
-        seed_registry(fresh, DEVICES)
-        key = create_key(fresh, Role.OPERATOR, "capturing operator")
-        make_worker(LOOPTRACK_DATABASE_URL=second_db)
-        app = create_app(settings_for(second_db, broker, topic_root))
-        with TestClient(app) as other:
-            # The pages as exported (query documents), then all again as one EPCISDocument.
-            for document in documents:
-                response = other.post("/v1/epcis/capture", json=document, headers=bearer(key))
-                assert response.status_code == 202, response.text
-                job = response.json()
-                assert (job["success"], job["errors"]) == (True, [])
-                assert job["eventIDs"] == [e["eventID"] for e in event_list(document)]
-            wait_until(
-                lambda: count(fresh, "SELECT count(*) FROM events") == len(events),
-                30,
-                "captured events stored",
-            )
-            assert stored_rows(fresh) == stored_rows(db)
-
-            again = {
-                "@context": documents[0]["@context"],
-                "type": "EPCISDocument",
-                "schemaVersion": "2.0",
-                "creationDate": datetime.now(UTC).isoformat(),
-                "epcisBody": {"eventList": [e for d in documents for e in event_list(d)]},
-            }
-            assert (
-                other.post("/v1/epcis/capture", json=again, headers=bearer(key)).status_code == 202
-            )
-            # The same event ids: all duplicates, nothing stored twice.
-            wait_until(lambda: counters(fresh)[2] == len(events), 30, "duplicates counted")
-            assert stored_rows(fresh) == stored_rows(db)
-            assert_stored_exactly(fresh, [e for _, e in events])
+    round_trip(documents, lambda conn: seed_registry(conn, DEVICES), [e for _, e in events])
 
 
 # --- (c) the standard's own example -------------------------------------------------------
@@ -741,7 +764,7 @@ def test_bad_captures_get_specific_problems(
     assert fields([{**ok, "bizLocation": {"id": f"{BASE_URL}/sites/elsewhere"}}]) == [
         "eventList[0].bizLocation.id"
     ]
-    assert fields([{**ok, "epcList": ["urn:epc:id:grai:0614141.12345.400", "x"]}]) == [
+    assert fields([{**ok, "epcList": ["urn:epc:id:sscc:0614141.1234567890", "x"]}]) == [
         "eventList[0].epcList[0]",
         "eventList[0].epcList[1]",
     ]
@@ -769,4 +792,235 @@ def test_bad_captures_get_specific_problems(
     ]
     # What only the worker's rules catch is refused before anything is relayed, too.
     assert fields([{**ok, "looptrack:stream": "PET"}]) == ["eventList[0]"]
+    assert count(db, "SELECT count(*) FROM events") == 0
+
+
+# --- (g) returnable assets keyed by GRAI (AI 8003) -----------------------------------------
+
+# A GRAI asset type with the very digits of the crate's GTIN: GS1 numbers the two apart, so
+# the asset's items are stored under "8003" and the asset type, never the GTIN.
+ASSET_TYPE = CRATE
+ASSET_CLASS = "8003" + ASSET_TYPE
+# The asset type as an EPC URN names it: company prefix 7038010, asset reference 00999.
+GRAI_URN_PREFIX = f"urn:epc:id:grai:{ASSET_TYPE[1:8]}.{ASSET_TYPE[8:13]}."
+
+
+def register_asset_type(conn: psycopg.Connection[Any], asset_type: str) -> None:
+    """A GRAI asset type of brand fjord's, as PUT /v1/asset-types/{grai} registers it."""
+    conn.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        " VALUES ('8003' || %s, 'crate-24', 'fjord', 'Crate 24 (GRAI)')",
+        (asset_type,),
+    )
+
+
+def grai_history() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(device, event as sent, its items as the export must write them): GRAI asset S1 by
+    `grai` and by a scanned /8003/ `code` of another host, the GTIN item with the same 14
+    digits and serial, a GRAI serial that Digital Link must percent-encode, and the asset
+    type counted without serials."""
+
+    def at(minutes: int, type_: str, **extra: Any) -> dict[str, Any]:
+        ts = T0 + timedelta(minutes=minutes)
+        return {"event_id": str(uuid.uuid4()), "ts": ts.isoformat(), "type": type_, **extra}
+
+    asset_s1 = {"epcList": [f"{BASE_URL}/8003/{ASSET_TYPE}S1"]}
+    gtin_s1 = {"epcList": [f"{BASE_URL}/01/{CRATE}/21/S1"]}
+    return [
+        ("filler-1", at(0, "commissioned", grai=f"{ASSET_TYPE}S1"), asset_s1),
+        ("filler-1", at(5, "filled", gtin=CRATE, serial="S1"), gtin_s1),
+        ("rvm-1", at(40, "returned", grai=f"{ASSET_TYPE}S1", seq=3), asset_s1),
+        ("rvm-1", at(41, "returned", gtin=CRATE, serial="S1"), gtin_s1),
+        (
+            "sorter-1",
+            at(60, "sorted", grai=ASSET_TYPE, qty=4, stream="reuse"),
+            {"quantityList": [{"epcClass": f"{BASE_URL}/8003/{ASSET_TYPE}", "quantity": 4}]},
+        ),
+        ("washer-1", at(90, "washed", code=f"https://id.gs1.org/8003/{ASSET_TYPE}S1"), asset_s1),
+        (
+            "washer-1",
+            at(120, "retired", grai=f"{ASSET_TYPE}7K/Q%2_x"),
+            {
+                "epcList": [f"{BASE_URL}/8003/{ASSET_TYPE}7K%2FQ%252_x"]  # "/" and "%"
+            },
+        ),
+    ]
+
+
+def store_grai_history(
+    db: psycopg.Connection[Any],
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    seed_registry(db, DEVICES)
+    register_asset_type(db, ASSET_TYPE)
+    events = grai_history()
+    for device in DEVICES:
+        mine = [e for d, e, _ in events if d == device]
+        if mine:
+            store(db, device, mine)
+    return events
+
+
+def test_grai_items_export_as_8003_links_and_come_back_identical(
+    epcis: TestClient,
+    db: psycopg.Connection[Any],
+    operator: dict[str, str],
+    schemas: dict[str, jsonschema.Draft7Validator],
+    round_trip: RoundTrip,
+) -> None:
+    events = store_grai_history(db)
+    # Stored apart from the GTIN item of the same digits: 3 events of asset S1, 2 of the
+    # GTIN's S1, the asset type's count and the other asset.
+    assert db.execute(
+        "SELECT gtin, serial, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall() == [
+        (CRATE, "S1", 2),
+        (ASSET_CLASS, "7K/Q%2_x", 1),
+        (ASSET_CLASS, "S1", 3),
+        (ASSET_CLASS, None, 1),
+    ]
+
+    response = epcis.get("/v1/epcis/events", headers=operator)
+    assert response.status_code == 200, response.text
+    document = response.json()
+    assert schema_errors(schemas["inlined"], document) == []
+    assert schema_errors(schemas["document"], document) == []
+    exported = {e["eventID"]: e for e in event_list(document)}
+    assert len(exported) == len(events)
+    for _, sent, items in events:
+        event = exported[f"urn:uuid:{sent['event_id']}"]
+        assert {k: event[k] for k in ("epcList", "quantityList") if k in event} == items
+        assert event["bizStep"] == (
+            f"{VOC}BizStep-sorting" if sent["type"] == "sorted" else SPEC_TABLE[sent["type"]][0]
+        )
+
+    def ids(**params: Any) -> set[str]:
+        return {e["eventID"] for d in export_all(epcis, operator, **params) for e in event_list(d)}
+
+    def sent_ids(items: dict[str, Any]) -> set[str]:
+        return {f"urn:uuid:{e['event_id']}" for _, e, i in events if i == items}
+
+    asset_s1 = sent_ids({"epcList": [f"{BASE_URL}/8003/{ASSET_TYPE}S1"]})
+    gtin_s1 = sent_ids({"epcList": [f"{BASE_URL}/01/{CRATE}/21/S1"]})
+    assert (len(asset_s1), len(gtin_s1)) == (3, 2)
+    # MATCH_epc by the asset's link (any host) or URN selects the asset, never the GTIN
+    # item with the same 14 digits and serial, and the other way round.
+    assert ids(MATCH_epc=f"{BASE_URL}/8003/{ASSET_TYPE}S1") == asset_s1
+    assert ids(MATCH_epc=f"https://id.gs1.org/8003/{ASSET_TYPE}S1") == asset_s1
+    assert ids(MATCH_anyEPC=f"{GRAI_URN_PREFIX}S1") == asset_s1
+    assert ids(MATCH_epc=f"{BASE_URL}/01/{CRATE}/21/S1") == gtin_s1
+    assert ids(MATCH_epc="urn:epc:idpat:sgtin:7038010.000999.*") == gtin_s1
+    assert ids(MATCH_epc=f"{BASE_URL}/8003/{ASSET_TYPE}S2") == set()
+    # The asset type as a class: its count without serials, not the GTIN's.
+    (counted,) = [e for _, e, _ in events if e["type"] == "sorted"]
+    assert ids(MATCH_epcClass=f"{BASE_URL}/8003/{ASSET_TYPE}") == {
+        f"urn:uuid:{counted['event_id']}"
+    }
+    assert ids(MATCH_epcClass=f"{BASE_URL}/01/{CRATE}") == set()
+
+    documents = export_all(epcis, operator, perPage=3)
+    assert [len(event_list(d)) for d in documents] == [3, 3, 1]
+
+    def seed(conn: psycopg.Connection[Any]) -> None:
+        seed_registry(conn, DEVICES)
+        register_asset_type(conn, ASSET_TYPE)
+
+    round_trip(documents, seed, [e for _, e, _ in events])
+
+
+def test_a_grai_epc_urn_is_captured_under_its_asset_type(
+    epcis: TestClient,
+    db: psycopg.Connection[Any],
+    operator: dict[str, str],
+    make_worker: Callable[..., Any],
+) -> None:
+    seed_registry(db, ["rvm-1"])
+    # Company prefix 7038010 and asset reference 12345: the asset type is a padding 0,
+    # those 12 digits and their GS1 check digit.
+    asset_type = with_check_digit("0" + "7038010" + "12345")
+    register_asset_type(db, asset_type)
+    make_worker()
+
+    def event(minutes: int, biz_step: str, epc: str) -> dict[str, Any]:
+        return {
+            "type": "ObjectEvent",
+            "action": "OBSERVE",
+            "bizStep": biz_step,
+            "eventTime": (T0 + timedelta(minutes=minutes)).isoformat(),
+            "eventTimeZoneOffset": "+00:00",
+            "epcList": [epc],
+            "readPoint": {"id": f"{BASE_URL}/devices/rvm-1"},
+        }
+
+    # One asset, its company prefix split three ways; "/" escaped in the URN's serial.
+    document = [
+        event(0, "collecting", "urn:epc:id:grai:7038010.12345.B%2F7"),
+        event(1, f"{VOC}BizStep-washing", "urn:epc:id:grai:703801012.345.B%2F7"),
+        event(2, "collecting", "urn:epc:id:grai:703801012345..C1"),
+    ]
+    response = epcis.post("/v1/epcis/capture", json=document, headers=operator)
+    assert response.status_code == 202, response.text
+    assert (response.json()["success"], len(response.json()["eventIDs"])) == (True, 3)
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") == 3, 30, "captured events")
+    assert db.execute("SELECT type, gtin, serial FROM events ORDER BY ts").fetchall() == [
+        ("returned", "8003" + asset_type, "B/7"),
+        ("washed", "8003" + asset_type, "B/7"),
+        ("returned", "8003" + asset_type, "C1"),
+    ]
+
+    # And out again as the asset's Digital Link.
+    link = f"{BASE_URL}/8003/{asset_type}B%2F7"
+    documents = export_all(epcis, operator, MATCH_epc=link)
+    assert [e["epcList"] for d in documents for e in event_list(d)] == [[link], [link]]
+
+
+def test_bad_grais_get_specific_problems(
+    epcis: TestClient, db: psycopg.Connection[Any], operator: dict[str, str]
+) -> None:
+    seed_registry(db, ["rvm-1"])
+    check = ASSET_TYPE[-1]
+    wrong = ASSET_TYPE[:-1] + str((int(check) + 1) % 10)
+    # A first digit other than the padding 0, with the check digit right for it.
+    unpadded = with_check_digit("1" + ASSET_TYPE[1:13])
+    ok = {
+        "type": "ObjectEvent",
+        "action": "OBSERVE",
+        "bizStep": "collecting",
+        "eventTime": T0.isoformat(),
+        "eventTimeZoneOffset": "+00:00",
+        "readPoint": {"id": f"{BASE_URL}/devices/rvm-1"},
+    }
+    # (epcList entry, what the error must say); a URN has no check digit to get wrong.
+    bad_items = [
+        (f"{BASE_URL}/8003/{wrong}S1", f"check digit should be {check}"),
+        (f"{BASE_URL}/8003/{unpadded}S1", "padding 0"),
+        (f"{BASE_URL}/8003/{ASSET_TYPE}{'A' * 17}", "17 characters, at most 16"),
+        (f"{BASE_URL}/8003/{ASSET_TYPE}{'A' * 21}", "21 characters, at most 16"),
+        (f"{GRAI_URN_PREFIX}{'A' * 17}", "17 characters, at most 16"),
+        (f"{GRAI_URN_PREFIX}{'A' * 21}", "21 characters, at most 16"),
+        ("urn:epc:id:grai:7038010.0009.S1", "11 digits together, 12 expected"),
+        (f"{BASE_URL}/8003/{ASSET_TYPE}S1/21/S1", "a GRAI carries its serial, not AI 21"),
+        (f"{BASE_URL}/8003/{ASSET_TYPE}", "a product (class), not an item"),
+    ]
+    document: list[dict[str, Any]] = [{**ok, "epcList": [uri]} for uri, _ in bad_items]
+    document.append(
+        {**ok, "quantityList": [{"epcClass": f"{BASE_URL}/8003/{wrong}", "quantity": 2}]}
+    )
+    response = epcis.post("/v1/epcis/capture", json=document, headers=operator)
+    assert_problem(response, 422, f"{len(document)} of {len(document)} events cannot be stored")
+    errors = response.json()["errors"]
+    expected = [(f"eventList[{i}].epcList[0]", text) for i, (_, text) in enumerate(bad_items)] + [
+        (f"eventList[{len(bad_items)}].quantityList[0].epcClass", f"should be {check}")
+    ]
+    assert [e["field"] for e in errors] == [field for field, _ in expected]
+    for error, (_, text) in zip(errors, expected, strict=True):
+        assert text in error["message"], error
+
+    def get(**params: Any) -> Any:
+        return epcis.get("/v1/epcis/events", params=params, headers=operator)
+
+    assert_problem(get(MATCH_epc=f"{BASE_URL}/8003/{wrong}S1"), 422, f"should be {check}")
+    assert_problem(get(MATCH_anyEPC=f"{GRAI_URN_PREFIX}{'A' * 17}"), 422, "at most 16")
+    assert_problem(
+        get(MATCH_epcClass=f"{BASE_URL}/8003/{ASSET_TYPE}S1"), 422, "an item, not a product"
+    )
     assert count(db, "SELECT count(*) FROM events") == 0
