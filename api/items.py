@@ -20,7 +20,7 @@ from api.dependencies import (
     scoped_brand,
 )
 from api.problems import ERROR_RESPONSES, Problem
-from schemas.grai import AI_GRAI, GRAI_PATTERN, asset_type_of, grai_item_class
+from schemas.grai import AI_GRAI, GRAI_PATTERN, asset_type_of, grai_item_class, is_grai_class
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("api", "sql/items.sql")
@@ -130,5 +130,13 @@ def _item(
         QUERIES["item_events"], {"gtin": item_class, "serial": serial, "limit": limit}
     ).fetchall()
     if item is None or (not events and item["commissioned_at"] is None):
-        raise Problem(404, "not-found", f"no item {item_class}/{serial}")
+        raise Problem(404, "not-found", f"no {item_name(item_class, serial)}")
     return {**item, "status": events[0]["type"] if events else None, "events": events}
+
+
+def item_name(item_class: str, serial: str) -> str:
+    """An item as a message names it: GTIN and serial, or an asset by its whole GRAI
+    (never by the stored item class, "8003" and the asset type)."""
+    if is_grai_class(item_class):
+        return f"asset {asset_type_of(item_class)}{serial}"
+    return f"item {item_class}/{serial}"

@@ -23,6 +23,7 @@ from api.dependencies import (
     scoped_brand,
     settings,
 )
+from api.items import item_name
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
 from schemas.digital_link import build_uri
@@ -272,6 +273,6 @@ def _item_qr(
     brand, _ = scoped_brand(caller, None)
     product = item_product(conn, item_class, serial, brand)
     if product is None:
-        raise Problem(404, "not-found", f"no item {item_class}/{serial}")
+        raise Problem(404, "not-found", f"no {item_name(item_class, serial)}")
     labels = labels_for(item_class, [serial], product, config.public_base_url)
     return _render(labels, LabelFormat(kind))

@@ -45,8 +45,11 @@ IdPath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=64)]
 DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=64)]
 # Digits only here; the check digit is verified by parse_gtin (422 with the reason).
 GtinPath = Annotated[str, Path(pattern=r"^([0-9]{8}|[0-9]{12,14})$")]
-# 14 digits; padding digit and check digit are verified by parse_asset_type.
-AssetTypePath = Annotated[str, Path(pattern=r"^[0-9]{14}$")]
+# Only bounded here: parse_asset_type checks digits, length (14: a GTIN-13 typed without
+# its padding 0 is the likely slip), padding digit and check digit, 422 with the reason.
+AssetTypePath = Annotated[
+    str, Path(max_length=64, description="GRAI asset type: 14 digits, the first a padding 0")
+]
 
 
 class DeviceStatus(Device):
