@@ -3,18 +3,21 @@ and every bad request a clear 4xx that creates nothing."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import Broker
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry, with_check_digit
+from tests.qr import zxing_decode
 
 COLA = GTIN_COLA.zfill(14)
 BASE = "https://id.example.no"
@@ -117,3 +120,102 @@ def test_a_crate_batch_of_the_other_product_is_its_own(
         assert response.status_code == 201, response.text
     assert count(db, "SELECT count(DISTINCT batch_id) FROM items") == 2
     assert count(db, "SELECT count(*) FROM events WHERE type = 'commissioned'") == 6
+
+
+# -- GRAI asset types ---------------------------------------------------------------------
+
+# The crate product's 14 digits, also a GRAI asset type of brand 'fjord' (GTINs and asset
+# types are numbered independently); a second asset type is registered only as one.
+ASSET_TYPE = GTIN_CRATE.zfill(14)
+ONLY_ASSET_TYPE = with_check_digit("0703801000888")
+
+
+@pytest.fixture
+def asset_types(db: psycopg.Connection[Any]) -> None:
+    """The seed registry, and both asset types stored as the design files them: product
+    rows of item class "8003" + asset type."""
+    seed_registry(db, ["rvm-9"])
+    for asset_type in (ASSET_TYPE, ONLY_ASSET_TYPE):
+        db.execute(
+            "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+            " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
+            ("8003" + asset_type,),
+        )
+
+
+@pytest.mark.parametrize(
+    ("who", "body", "status", "detail"),
+    [
+        ("fjord", {"gtin": COLA, "grai": ASSET_TYPE, "count": 1}, 422, "either gtin or grai"),
+        ("fjord", {"count": 1}, 422, "either gtin or grai"),
+        ("other", {"grai": ASSET_TYPE, "count": 1}, 404, f"no asset type {ASSET_TYPE} of yours"),
+        # A product's digits are not an asset type, nor an asset type's a product.
+        ("fjord", {"grai": COLA, "count": 1}, 404, f"no asset type {COLA} of yours"),
+        ("fjord", {"gtin": ONLY_ASSET_TYPE, "count": 1}, 404, f"no product {ONLY_ASSET_TYPE}"),
+        (
+            "fjord",
+            {"grai": ASSET_TYPE[:13] + str((int(ASSET_TYPE[13]) + 1) % 10), "count": 1},
+            422,
+            f"check digit should be {ASSET_TYPE[13]}",
+        ),
+        ("fjord", {"grai": ASSET_TYPE[1:], "count": 1}, 422, "13 digits, expected 14"),
+        ("fjord", {"grai": ASSET_TYPE + "C1", "count": 1}, 422, "grai"),  # a whole GRAI
+        ("fjord", {"grai": ASSET_TYPE, "count": 2, "format": "svg"}, 422, "use pdf or zip"),
+    ],
+)
+def test_bad_grai_label_requests_are_clear_and_create_nothing(
+    labels_client: TestClient,
+    keys: dict[str, Any],
+    db: psycopg.Connection[Any],
+    asset_types: None,
+    who: str,
+    body: dict[str, Any],
+    status: int,
+    detail: str,
+) -> None:
+    response = labels_client.post("/v1/labels", json=body, headers=keys[who])
+    assert_problem(response, status, detail)
+    assert nothing_created(db)
+
+
+def test_an_asset_qr_code_reads_as_its_grai_link_for_its_brand_only(
+    labels_client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any], asset_types: None
+) -> None:
+    made = labels_client.post(
+        "/v1/labels", json={"grai": ASSET_TYPE, "count": 1, "format": "png"}, headers=keys["fjord"]
+    )
+    assert made.status_code == 201, made.text
+    [item] = made.json()["items"]
+    serial = item["serial"]
+    url = f"{BASE}/8003/{ASSET_TYPE}{serial}"
+    assert item["url"] == url
+    assert count(db, "SELECT count(*) FROM items WHERE gtin = %s", "8003" + ASSET_TYPE) == 1
+
+    png = labels_client.get(f"/v1/items/8003/{ASSET_TYPE}{serial}/qr.png", headers=keys["fjord"])
+    assert png.status_code == 200, png.text
+    assert png.headers["content-type"] == "image/png"
+    assert zxing_decode(Image.open(io.BytesIO(png.content))) == [url]
+    svg = labels_client.get(f"/v1/items/8003/{ASSET_TYPE}{serial}/qr.svg", headers=keys["operator"])
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+    batch = labels_client.get(made.json()["download"], headers=keys["fjord"])
+    assert zxing_decode(Image.open(io.BytesIO(batch.content))) == [url]
+
+    # Another brand: 404 for the QR code and the batch, as if neither existed; the error
+    # names the asset by its GRAI, not by the stored item class.
+    refused = labels_client.get(
+        f"/v1/items/8003/{ASSET_TYPE}{serial}/qr.png", headers=keys["other"]
+    )
+    assert_problem(refused, 404, f"no asset {ASSET_TYPE}{serial}")
+    assert "8003" + ASSET_TYPE not in refused.text
+    assert_problem(labels_client.get(made.json()["download"], headers=keys["other"]), 404, "no")
+    # The product with the same digits has no item of that serial; a GRAI needs a serial.
+    assert_problem(
+        labels_client.get(f"/v1/items/{ASSET_TYPE}/{serial}/qr.png", headers=keys["fjord"]),
+        404,
+        "no item",
+    )
+    assert_problem(
+        labels_client.get(f"/v1/items/8003/{ASSET_TYPE}/qr.png", headers=keys["fjord"]),
+        422,
+        "no serial",
+    )

@@ -6,12 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from schemas.rollups import LOCK_CLASS, gtin_slot
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import wait_until
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry, with_check_digit
 
 PET = {"name": "PET 0.5 l", "material": "PET", "deposit": 200, "weight_g": 22}
 COLA = {"packaging_type": "pet-0.5l", "brand": "fjord", "name": "Fjord Cola"}
@@ -185,3 +186,168 @@ def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
     assert response.headers["Retry-After"] == "1"
     row = db.execute("SELECT packaging_type_id, name FROM products WHERE gtin = %s", (gtin,))
     assert row.fetchone() == ("pet-0.5l", "Fjord Cola 0.5 l")
+
+
+# -- GRAI asset types ---------------------------------------------------------------------
+
+# The crate product's 14 digits, registered again as a GRAI asset type: GTINs and asset
+# types are numbered independently, so the same digits may name both.
+ASSET_TYPE = GTIN_CRATE.zfill(14)
+OTHER_ASSET_TYPE = with_check_digit("0703801000888")
+POOL_CRATE = {"packaging_type": "crate-24", "brand": "fjord", "name": "Pool crate"}
+
+
+def test_an_asset_type_put_is_an_upsert_beside_the_product_of_the_same_digits(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    seed_registry(db, [])
+    created = client.put(f"/v1/asset-types/{ASSET_TYPE}", json=POOL_CRATE, headers=keys["fjord"])
+    assert created.status_code == 201, created.text
+    assert created.json() == {"grai": ASSET_TYPE, **POOL_CRATE}
+    renamed = {**POOL_CRATE, "name": "Pool crate, blue"}
+    again = client.put(f"/v1/asset-types/{ASSET_TYPE}", json=renamed, headers=keys["operator"])
+    assert again.status_code == 200, again.text
+    got = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["fjord"])
+    assert got.status_code == 200 and got.json() == {"grai": ASSET_TYPE, **renamed}
+    assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + ASSET_TYPE) == 1
+    # The product 'Crate' under the same 14 digits is another record, left as it was.
+    product = client.get(f"/v1/products/{ASSET_TYPE}", headers=keys["fjord"]).json()
+    assert (product["name"], product["packaging_type"]) == ("Crate", "crate-24")
+    assert_problem(
+        client.put(
+            f"/v1/asset-types/{OTHER_ASSET_TYPE}", json={**POOL_CRATE, "packaging_type": "nope"},
+            headers=keys["operator"],
+        ),
+        422,
+        "unknown packaging type 'nope'",
+    )  # fmt: skip
+    assert (
+        count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + OTHER_ASSET_TYPE) == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("asset_type", "reason"),
+    [
+        (
+            ASSET_TYPE[:13] + str((int(ASSET_TYPE[13]) + 1) % 10),
+            f"check digit should be {ASSET_TYPE[13]}",
+        ),
+        # A valid check digit, but the padding digit of a GRAI is always 0.
+        (with_check_digit("1" + ASSET_TYPE[1:13]), "the first digit is a padding 0, not 1"),
+        # A GTIN-13 typed as an asset type, without the padding 0.
+        (ASSET_TYPE[1:], "13 digits, expected 14"),
+        (ASSET_TYPE[:13] + "X", "only digits 0-9 allowed"),
+    ],
+)
+def test_an_invalid_asset_type_is_422_with_the_reason(
+    client: TestClient,
+    keys: dict[str, Any],
+    db: psycopg.Connection[Any],
+    asset_type: str,
+    reason: str,
+) -> None:
+    seed_registry(db, [])
+    for response in [
+        client.put(f"/v1/asset-types/{asset_type}", json=POOL_CRATE, headers=keys["operator"]),
+        client.get(f"/v1/asset-types/{asset_type}", headers=keys["operator"]),
+    ]:
+        assert_problem(response, 422, reason)
+        assert response.json()["type"] == "/problems/invalid-grai"
+    assert count(db, "SELECT count(*) FROM products WHERE length(gtin) = 18") == 0
+
+
+def test_a_brand_registers_and_sees_only_its_own_asset_types(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    seed_registry(db, [])
+    mine = client.put(f"/v1/asset-types/{ASSET_TYPE}", json=POOL_CRATE, headers=keys["fjord"])
+    assert mine.status_code == 201, mine.text
+    theirs_body = {**POOL_CRATE, "brand": "other", "name": "Other crate"}
+    theirs = client.put(
+        f"/v1/asset-types/{OTHER_ASSET_TYPE}", json=theirs_body, headers=keys["other"]
+    )
+    assert theirs.status_code == 201, theirs.text
+
+    # Writing: not under another brand's name, not over another brand's asset type.
+    third = with_check_digit("0703801000777")
+    assert_problem(
+        client.put(f"/v1/asset-types/{third}", json=POOL_CRATE, headers=keys["other"]),
+        403,
+        "may only register",
+    )
+    assert_problem(
+        client.put(f"/v1/asset-types/{ASSET_TYPE}", json=POOL_CRATE, headers=keys["other"]),
+        403,
+        "may only register",
+    )
+    assert_problem(
+        client.put(f"/v1/asset-types/{ASSET_TYPE}", json=theirs_body, headers=keys["other"]),
+        403,
+        f"grai {ASSET_TYPE} belongs to another brand",
+    )
+    assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + third) == 0
+    kept = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["operator"]).json()
+    assert kept == {"grai": ASSET_TYPE, **POOL_CRATE}
+
+    # Reading: another brand's asset type is 404, as if it did not exist, and never listed.
+    assert_problem(
+        client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["other"]),
+        404,
+        f"no asset type with grai {ASSET_TYPE}",
+    )
+    assert_problem(
+        client.get(f"/v1/asset-types/{OTHER_ASSET_TYPE}", headers=keys["fjord"]), 404, "no asset"
+    )
+
+    def listed(who: str, **params: str) -> list[str]:
+        response = client.get("/v1/asset-types", params=params, headers=keys[who])
+        assert response.status_code == 200, response.text
+        return [a["grai"] for a in response.json()["items"]]
+
+    assert listed("other") == [OTHER_ASSET_TYPE]
+    assert listed("other", brand="fjord") == []
+    assert listed("fjord") == [ASSET_TYPE]
+    assert listed("operator") == sorted([ASSET_TYPE, OTHER_ASSET_TYPE])
+    assert listed("operator", brand="other") == [OTHER_ASSET_TYPE]
+
+
+def test_products_and_asset_types_are_listed_apart_even_with_the_same_digits(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    seed_registry(db, [])  # products GTIN_COLA and GTIN_CRATE of brand 'fjord'
+    for asset_type in (ASSET_TYPE, OTHER_ASSET_TYPE):
+        put = client.put(f"/v1/asset-types/{asset_type}", json=POOL_CRATE, headers=keys["fjord"])
+        assert put.status_code == 201, put.text
+    products = sorted([GTIN_COLA.zfill(14), GTIN_CRATE.zfill(14)])
+    asset_types = sorted([ASSET_TYPE, OTHER_ASSET_TYPE])
+
+    for who in ("fjord", "operator"):
+        listed = client.get("/v1/products", headers=keys[who]).json()["items"]
+        assert [(p["gtin"], p["name"]) for p in listed] == [
+            (gtin, "Crate" if gtin == ASSET_TYPE else "Fjord Cola 0.5 l") for gtin in products
+        ]
+        listed = client.get("/v1/asset-types", headers=keys[who]).json()["items"]
+        assert [(a["grai"], a["name"]) for a in listed] == [(g, "Pool crate") for g in asset_types]
+    # The cola's 14 digits have an asset type's shape, but name only a product.
+    assert_problem(
+        client.get(f"/v1/asset-types/{GTIN_COLA.zfill(14)}", headers=keys["operator"]),
+        404,
+        "no asset type",
+    )
+    assert_problem(
+        client.get(f"/v1/products/{OTHER_ASSET_TYPE}", headers=keys["operator"]), 404, "no product"
+    )
+
+    # Paging through asset types one at a time: each once, then no next page.
+    seen, after = [], ""
+    for _ in range(len(asset_types) + 1):
+        page = client.get(
+            "/v1/asset-types", params={"limit": 1, "after": after}, headers=keys["fjord"]
+        ).json()
+        seen += [a["grai"] for a in page["items"]]
+        if page["next"] is None:
+            break
+        after = page["next"]
+    assert seen == asset_types
+    assert page["next"] is None and page["items"] == []

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from schemas.digital_link import build_uri
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry, with_check_digit
 from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -90,6 +90,7 @@ def test_json_is_the_public_record_and_nothing_more(client: TestClient, crate: s
     assert response.json() == {
         "uri": crate,
         "gtin": CRATE,
+        "grai": None,
         "serial": "C-1",
         "product": "Crate",
         "packaging_type": "crate-24",
@@ -211,6 +212,7 @@ def test_the_product_level_link(client: TestClient, db: psycopg.Connection[Any],
     assert record.json() == {
         "uri": uri,
         "gtin": COLA,
+        "grai": None,
         "product": "Fjord Cola 0.5 l",
         "packaging_type": "pet-0.5l",
         "packaging": "PET 0.5 l",
@@ -262,3 +264,142 @@ def test_no_key_is_needed_and_cross_origin_reads_are_allowed(
     response = client.get(path_of(crate), headers={**JSON, "Origin": "https://example.org"})
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "*"
+
+
+# -- returnable assets keyed by GRAI (AI 8003) --------------------------------------------
+
+# The crate product's 14 digits, registered again as a GRAI asset type: /01/ and /8003/
+# with the same digits name different things.
+POOL_CRATE = "Pool crate"
+WRONG_CHECK_DIGIT = CRATE[:13] + str((int(CRATE[13]) + 1) % 10)
+
+
+def register_asset_type(db: psycopg.Connection[Any], asset_type: str) -> None:
+    """An asset type of brand 'fjord', stored as the design files it: item class "8003" +
+    asset type."""
+    db.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES (%s, 'crate-24',"
+        " 'fjord', %s)",
+        ("8003" + asset_type, POOL_CRATE),
+    )
+
+
+@pytest.fixture
+def asset(db: psycopg.Connection[Any], base: str) -> str:
+    """A pool crate, GRAI CRATE + "C-1", scanned at shop-1's rvm-1 through two trips (the
+    second `returned` in a row is a duplicate); returns its Digital Link URI."""
+    seed_registry(db, ["rvm-1"])
+    register_asset_type(db, CRATE)
+    uri = f"{base}/8003/{CRATE}C-1"
+    kinds = ["filled", "sold", "returned", "returned", "washed", "filled", "sold", "returned"]
+    scans = []
+    for day, kind in enumerate(kinds):
+        scans.append(event(kind, ts=T0 + timedelta(days=day), code=uri))
+        del scans[-1]["gtin"]
+    store(db, "rvm-1", scans)
+    return uri
+
+
+def test_an_asset_record_page_and_linkset_name_its_grai_and_no_site_or_device(
+    client: TestClient, asset: str
+) -> None:
+    record = client.get(path_of(asset), headers=JSON)
+    assert record.status_code == 200, record.text
+    assert record.json() == {
+        "uri": asset,
+        "gtin": None,
+        "grai": f"{CRATE}C-1",
+        "serial": "C-1",
+        "product": POOL_CRATE,
+        "packaging_type": "crate-24",
+        "packaging": "Crate 24",
+        "material": "HDPE",
+        "reusable": True,
+        "target_trips": 50,
+        "trips": 2,
+        "deposit": 0,
+        "currency": "NOK",
+        "how_to_return": "Return it to the shop: it is cleaned and refilled.",
+    }
+    page = client.get(path_of(asset), headers=BROWSER)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"GRAI {CRATE}C-1" in page.text and POOL_CRATE in page.text
+    assert "<dd>2 of 50</dd>" in page.text
+    links = client.get(path_of(asset), params={"linkType": "all"})
+    assert links.headers["content-type"] == "application/linkset+json"
+    [context] = links.json()["linkset"]
+    assert context["anchor"] == asset
+    assert context["https://gs1.org/voc/traceability"][0]["type"] == "application/json"
+    for response in (record, page, links):
+        assert "shop-1" not in response.text and "rvm-1" not in response.text
+        assert "8003" + CRATE not in response.text  # the stored item class stays inside
+
+
+def test_a_grai_without_serial_is_the_asset_type(client: TestClient, asset: str, base: str) -> None:
+    uri = f"{base}/8003/{CRATE}"
+    record = client.get(f"/8003/{CRATE}", headers=JSON)
+    assert record.status_code == 200, record.text
+    assert record.json() == {
+        "uri": uri,
+        "gtin": None,
+        "grai": CRATE,
+        "product": POOL_CRATE,
+        "packaging_type": "crate-24",
+        "packaging": "Crate 24",
+        "material": "HDPE",
+        "reusable": True,
+        "target_trips": 50,
+        "deposit": 0,
+        "currency": "NOK",
+        "how_to_return": "Return it to the shop: it is cleaned and refilled.",
+    }
+    page = client.get(f"/8003/{CRATE}", headers=BROWSER).text
+    assert f"GRAI {CRATE}" in page and "Made for" in page
+    [context] = client.get(f"/8003/{CRATE}", params={"linkType": "all"}).json()["linkset"]
+    assert context["anchor"] == uri
+    assert "https://gs1.org/voc/traceability" not in context  # trips belong to assets
+    for text in (record.text, page):
+        assert "shop-1" not in text and "rvm-1" not in text
+
+
+def test_a_product_and_an_asset_type_with_the_same_digits_stay_apart(
+    client: TestClient, asset: str
+) -> None:
+    # /01/ with the crate's digits is the product 'Crate', which has no item C-1 …
+    product = client.get(f"/01/{CRATE}", headers=JSON).json()
+    assert (product["product"], product["gtin"], product["grai"]) == ("Crate", CRATE, None)
+    assert_problem(client.get(f"/01/{CRATE}/21/C-1", headers=JSON), 404, f"no item {CRATE}/C-1")
+    # … and the cola's digits, a product, are no asset type.
+    assert_problem(client.get(f"/8003/{COLA}", headers=JSON), 404, f"no asset {COLA}")
+    assert_problem(client.get(f"/8003/{COLA}C-1", headers=JSON), 404, f"no asset {COLA}C-1")
+
+
+def test_an_unknown_asset_is_404(client: TestClient, asset: str) -> None:
+    unregistered = "09506000134352"  # a valid asset type no one registered
+    # A serial of 16 characters is the longest a GRAI has: valid, but no such asset.
+    for grai in [f"{CRATE}C-2", f"{CRATE}{'S' * 16}", unregistered, f"{unregistered}C-1"]:
+        assert_problem(client.get(f"/8003/{grai}", headers=JSON), 404, f"no asset {grai}")
+        page = client.get(f"/8003/{grai}", headers=BROWSER)
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "Not Found" in page.text
+
+
+def test_an_invalid_grai_is_400_with_the_reason(client: TestClient, asset: str) -> None:
+    cases = [
+        (f"/8003/{WRONG_CHECK_DIGIT}C-1", f"check digit should be {CRATE[13]}"),
+        (f"/8003/{WRONG_CHECK_DIGIT}", f"check digit should be {CRATE[13]}"),
+        # The padding digit of an asset type is 0, whatever the check digit says.
+        (f"/8003/{with_check_digit('1' + CRATE[1:13])}C-1", "the first digit is a padding 0"),
+        (f"/8003/{CRATE[1:]}", "13 digits, expected 14"),
+        (f"/8003/{CRATE}{'S' * 17}", "17 characters, at most 16"),
+        (f"/8003/{CRATE}C%201", "outside the GS1 set 82"),
+        # A GRAI carries its serial in its own value, never in an AI (21).
+        (f"/8003/{CRATE}/21/C-1", "a GRAI carries its serial"),
+    ]
+    for path, reason in cases:
+        problem = client.get(path, headers=JSON)
+        assert_problem(problem, 400, reason)
+        assert problem.json()["type"] == "/problems/invalid-digital-link"
+        page = client.get(path, headers=BROWSER)
+        assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+        assert "Bad Request" in page.text
