@@ -3,6 +3,7 @@ is an upsert)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -154,15 +155,9 @@ def put_product(
 ) -> dict[str, Any]:
     """Create or replace a product (operator; a brand only for its own brand)."""
     gtin14 = parse_gtin(gtin)
-    _check_registrant(conn, caller, body, gtin14, f"gtin {gtin14}")
     record = _validated(Product, {**body.model_dump(), "gtin": gtin14})
-    try:
-        _created(response, upsert_product(conn, record))
-    except psycopg.errors.ForeignKeyViolation:
-        raise Problem(
-            422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
-        ) from None
-    return record.model_dump()
+    _check_registrant(conn, caller, body, gtin14, f"gtin {gtin14}")
+    return _registered(response, body, lambda: upsert_product(conn, record), record)
 
 
 @router.get("/products/{gtin}", response_model=Product)
@@ -187,16 +182,7 @@ def list_products(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Products, by GTIN (a brand key lists its own brand whatever `brand` says)."""
-    if caller.role is Role.BRAND:
-        if brand is not None and brand != caller.brand:
-            return {"items": []}
-        brand = caller.brand
-    items = _rows(
-        conn,
-        "list_products",
-        {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
-    )
-    return {"items": items, "next": items[-1]["gtin"] if len(items) == limit else None}
+    return _page_of(conn, caller, "list_products", "gtin", brand, packaging_type, after, limit)
 
 
 def _check_registrant(
@@ -207,10 +193,43 @@ def _check_registrant(
         return
     if body.brand != caller.brand:
         raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
-                      f"products of that brand")  # fmt: skip
+                      f"products and asset types of that brand")  # fmt: skip
     owner = conn.execute(QUERIES["product_brand"], {"gtin": key}).fetchone()
     if owner is not None and owner[0] != caller.brand:
         raise Problem(403, "forbidden", f"{named} belongs to another brand")
+
+
+def _registered(
+    response: Response, body: ProductFields, upsert: Callable[[], bool], record: R
+) -> dict[str, Any]:
+    """Run a product's or asset type's upsert; 201 when it created the row."""
+    try:
+        _created(response, upsert())
+    except psycopg.errors.ForeignKeyViolation:
+        raise Problem(
+            422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
+        ) from None
+    return record.model_dump()
+
+
+def _page_of(
+    conn: psycopg.Connection[Any],
+    caller: Principal,
+    query: str,
+    key: str,
+    brand: str | None,
+    packaging_type: str | None,
+    after: str,
+    limit: int,
+) -> dict[str, Any]:
+    """A page of products or asset types by `key`; a brand key lists its own brand only."""
+    if caller.role is Role.BRAND:
+        if brand is not None and brand != caller.brand:
+            return {"items": []}
+        brand = caller.brand
+    params = {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit}
+    items = _rows(conn, query, params)
+    return {"items": items, "next": items[-1][key] if len(items) == limit else None}
 
 
 # -- GRAI asset types ---------------------------------------------------------------------
@@ -227,15 +246,9 @@ def put_asset_type(
     """Create or replace a GRAI asset type: the 14-digit asset type of returnable assets
     (crates, pallets) keyed by GRAI, AI 8003 (operator; a brand only for its own brand)."""
     asset_type = parse_asset_type(grai)
-    _check_registrant(conn, caller, body, grai_item_class(asset_type), f"grai {asset_type}")
     record = _validated(AssetType, {**body.model_dump(), "grai": asset_type})
-    try:
-        _created(response, upsert_asset_type(conn, record))
-    except psycopg.errors.ForeignKeyViolation:
-        raise Problem(
-            422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
-        ) from None
-    return record.model_dump()
+    _check_registrant(conn, caller, body, grai_item_class(asset_type), f"grai {asset_type}")
+    return _registered(response, body, lambda: upsert_asset_type(conn, record), record)
 
 
 @router.get("/asset-types/{grai}", response_model=AssetType)
@@ -260,16 +273,7 @@ def list_asset_types(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """GRAI asset types, by asset type (a brand key lists its own brand only)."""
-    if caller.role is Role.BRAND:
-        if brand is not None and brand != caller.brand:
-            return {"items": []}
-        brand = caller.brand
-    items = _rows(
-        conn,
-        "list_asset_types",
-        {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit},
-    )
-    return {"items": items, "next": items[-1]["grai"] if len(items) == limit else None}
+    return _page_of(conn, caller, "list_asset_types", "grai", brand, packaging_type, after, limit)
 
 
 # -- sites and devices --------------------------------------------------------------------

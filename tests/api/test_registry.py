@@ -85,7 +85,7 @@ def test_a_brand_sees_and_changes_only_its_own_products(
     assert_problem(
         client.put(f"/v1/products/{GTIN_CRATE}", json=other_product, headers=keys["fjord"]),
         403,
-        "may only register products of that brand",
+        "may only register products and asset types of that brand",
     )
     assert_problem(
         client.put(f"/v1/products/{GTIN_CRATE}", json=COLA, headers=keys["fjord"]),
