@@ -269,8 +269,10 @@ def run_live(
                 published += 1
                 backfilled += 1
                 continue
-            if backfilled and published == backfilled:
-                began = time.monotonic()  # the live part starts when the past is out
+            if published == backfilled:
+                # The live part's pace starts with its first scan, once the past is out and
+                # the world is built: not before, or the first second goes out as a burst.
+                began = time.monotonic()
             due = began + (published - backfilled) / per_s
             if due - began >= wall_span_s or (limit is not None and published >= limit):
                 break
