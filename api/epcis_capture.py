@@ -332,21 +332,23 @@ def _type_and_disposition(
     event: dict[str, Any], prefixes: dict[str, str], vocabulary: Vocabulary, errors: _EventErrors
 ) -> tuple[EventType | None, str | None]:
     """The looptrack type of the event's bizStep, and its disposition (checked against it)."""
-    type_ = None
+    step = None
     biz_step = _string(event, "bizStep", errors)
     if biz_step is None and event.get("bizStep") is None:
         errors.add("bizStep", "missing: it decides the looptrack event type (docs/epcis.md)")
     elif biz_step is not None:
-        type_ = vocabulary.event_type(biz_step, prefixes)
-        if type_ is None:
+        step = vocabulary.captured_step(biz_step, prefixes)
+        if step is None:
             errors.add("bizStep", f"{shown(biz_step)} has no looptrack event type (docs/epcis.md)")
     disposition = _string(event, "disposition", errors)
     if disposition is not None:
         disposition = vocabulary.disposition_name(disposition, prefixes)
-        if type_ is not None and disposition not in vocabulary.dispositions(type_):
-            expected = " or ".join(vocabulary.dispositions(type_))
-            errors.add("disposition", f"{shown(disposition)}: a {type_} event has {expected}")
-    return type_, disposition
+        if step is not None and disposition not in step[1]:
+            errors.add(
+                "disposition",
+                f"{shown(disposition)}: a {biz_step} event has {' or '.join(step[1])}",
+            )
+    return (None if step is None else step[0]), disposition
 
 
 def _place(
@@ -358,13 +360,17 @@ def _place(
     device_id = None if read_point is None else device_of(base_url, read_point)
     if read_point is not None and device_id is None:
         errors.add(
-            "readPoint.id", f"{shown(read_point)} is not a looptrack device ({base}/devices/<id>)"
+            "readPoint.id",
+            f"{shown(read_point)} is not a looptrack device ({base}/devices/<id>, or the "
+            "SGLN of a device registered as sgln-<company prefix>.<location ref>.<extension>)",
         )
     location = _id_of(event, "bizLocation", errors)
     site_id = None if location is None else site_of(base_url, location)
     if location is not None and site_id is None:
         errors.add(
-            "bizLocation.id", f"{shown(location)} is not a looptrack site ({base}/sites/<id>)"
+            "bizLocation.id",
+            f"{shown(location)} is not a looptrack site ({base}/sites/<id>, or the SGLN of a "
+            "site registered as sgln-<company prefix>.<location ref>.<extension>)",
         )
     return device_id, site_id
 

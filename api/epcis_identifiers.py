@@ -34,6 +34,11 @@ _SGTIN_PATTERN = re.compile(r"urn:epc:idpat:sgtin:([0-9]{6,12})\.([0-9]{1,7})\.(
 # A GRAI's company prefix and asset reference have 12 digits together; its serial is
 # required in an EPC (a GRAI without one names the asset type, not an asset).
 _GRAI = re.compile(r"urn:epc:id:grai:([0-9]{6,12})\.([0-9]{0,6})\.(.+)", re.IGNORECASE)
+# A place named by a GLN: the device (readPoint) or site (bizLocation) registered under
+# "sgln-" and the SGLN's company prefix, location reference and extension.
+SGLN_ID_PREFIX = "sgln-"
+_SGLN = re.compile(r"urn:epc:id:sgln:([0-9]{6,12}\.[0-9]{0,6}\.[!%-?A-Z_a-z\"]{1,20})", re.I)
+_SGLN_ID = re.compile(r"sgln-([0-9]{6,12}\.[0-9]{0,6}\.[!%-?A-Z_a-z\"]{1,20})")
 _LGTIN_CLASS = re.compile(r"urn:epc:class:lgtin:([0-9]{6,12})\.([0-9]{1,7})\..+", re.IGNORECASE)
 _device_id_match = re.compile(DEVICE_ID_PATTERN).fullmatch
 _site_id_match = re.compile(SLUG_PATTERN).fullmatch
@@ -74,13 +79,25 @@ def event_uuid(event_id: str) -> uuid.UUID:
 
 
 def device_uri(base_url: str, device_id: str) -> str:
-    """The readPoint id of a device: `{base}/devices/{id}`."""
+    """The readPoint id of a device: `{base}/devices/{id}`, or the SGLN URN of a device
+    registered as `sgln-…`."""
+    if (match := _SGLN_ID.fullmatch(device_id)) is not None:
+        return f"urn:epc:id:sgln:{match.group(1)}"
     return f"{base_url.rstrip('/')}{DEVICES_PATH}{quote(device_id, safe='')}"
 
 
 def site_uri(base_url: str, site_id: str) -> str:
-    """The bizLocation id of a site: `{base}/sites/{id}`."""
+    """The bizLocation id of a site: `{base}/sites/{id}`, or the SGLN URN of a site
+    registered as `sgln-…`."""
+    if (match := _SGLN_ID.fullmatch(site_id)) is not None:
+        return f"urn:epc:id:sgln:{match.group(1)}"
     return f"{base_url.rstrip('/')}{SITES_PATH}{quote(site_id, safe='')}"
+
+
+def _gln_place(uri: str) -> str | None:
+    """The id a place named by an SGLN URN is registered under, e.g. sgln-0614141.07346.1234."""
+    match = _SGLN.fullmatch(uri)
+    return None if match is None else SGLN_ID_PREFIX + match.group(1)
 
 
 def _local_id(base_url: str, path: str, uri: str) -> str | None:
@@ -91,14 +108,18 @@ def _local_id(base_url: str, path: str, uri: str) -> str | None:
 
 
 def device_of(base_url: str, uri: str) -> str | None:
-    """The device id of our readPoint URI, or None for any other URI."""
+    """The device id of our readPoint URI or of an SGLN URN, or None for any other URI."""
     device_id = _local_id(base_url, DEVICES_PATH, uri)
+    if device_id is None:
+        device_id = _gln_place(uri)
     return device_id if device_id is not None and _device_id_match(device_id) else None
 
 
 def site_of(base_url: str, uri: str) -> str | None:
-    """The site id of our bizLocation URI, or None for any other URI."""
+    """The site id of our bizLocation URI or of an SGLN URN, or None for any other URI."""
     site_id = _local_id(base_url, SITES_PATH, uri)
+    if site_id is None:
+        site_id = _gln_place(uri)
     return site_id if site_id is not None and _site_id_match(site_id) else None
 
 

@@ -61,6 +61,14 @@ _STEPS: dict[EventType, Step] = {
     EventType.RECYCLED: Step("destroying", "destroyed", cbv=True),
     EventType.RETIRED: Step("decommissioning", "inactive", cbv=True),
 }
+# CBV steps that have no event type of their own but one looptrack event on capture, with
+# the dispositions they carry there. A producer's or filler's shipment puts its units on
+# the market: SPEC §4's `sold` ("sold or delivered to retail"), what deposit schemes count.
+# Capture only: exported, such an event is a `sold` (retail_selling), and EQ_bizStep=
+# shipping selects nothing, as for any step looptrack does not store.
+_CAPTURED_AS: dict[str, tuple[EventType, tuple[str, ...]]] = {
+    "shipping": (EventType.SOLD, ("in_transit", "retail_sold")),
+}
 # A sorted package goes back into the loop (available) or into a material stream (disposed).
 SORTED_TO_REUSE = "available"
 SORTED_TO_MATERIAL = "disposed"
@@ -118,6 +126,16 @@ class Vocabulary:
         if key is None:
             key = self.expand(biz_step, prefixes)
         return self._type_of_step.get(key)
+
+    def captured_step(
+        self, biz_step: str, prefixes: dict[str, str]
+    ) -> tuple[EventType, tuple[str, ...]] | None:
+        """The event type a captured event of `biz_step` is stored as, and the
+        dispositions it may carry; None for a step looptrack cannot store."""
+        type_ = self.event_type(biz_step, prefixes)
+        if type_ is not None:
+            return type_, self.dispositions(type_)
+        return _CAPTURED_AS.get(_cbv_name(biz_step, _BIZ_STEP_FORMS) or "")
 
     def disposition_name(self, disposition: str, prefixes: dict[str, str]) -> str:
         """A disposition as its bare CBV name where it is one, else expanded."""

@@ -405,40 +405,28 @@ def test_the_standards_example_object_event(
     operator: dict[str, str],
     make_worker: Callable[..., Any],
 ) -> None:
-    seed_registry(db, ["dock-1"])
+    seed_registry(db, [])
     make_worker()
     example = (EPCIS_DIR / "ObjectEvent.json").read_bytes()
-
-    # As published: its bizStep (shipping) is none of looptrack's event types and its
-    # readPoint is a GLN of the standard's example company, not a looptrack device. Its
-    # SGTIN URNs, its ni:/// eventID and its time are understood.
+    # Its readPoint is a GLN of the standard's example company (SGLN 0614141.07346.1234):
+    # captured events need a device there, registered under the SGLN's "sgln-" id.
+    gln_device = "sgln-0614141.07346.1234"
     response = epcis.post("/v1/epcis/capture", content=example, headers=operator)
     assert_problem(response, 422, "1 of 1 events cannot be stored, so none was captured")
-    assert [e["field"] for e in response.json()["errors"]] == [
-        "eventList[0].bizStep",
-        "eventList[0].readPoint.id",
-    ]
-    assert "'shipping' has no looptrack event type" in response.text
-    proceed = {**operator, "GS1-Capture-Error-Behaviour": "proceed"}
-    response = epcis.post("/v1/epcis/capture", content=example, headers=proceed)
-    assert response.status_code == 202, response.text
-    job = response.json()
-    assert (job["success"], job["running"], job["eventIDs"]) == (False, False, [])
-    assert [e["field"] for e in job["errors"]] == [
-        "eventList[0].bizStep",
-        "eventList[0].readPoint.id",
-    ]
+    assert [e["field"] for e in response.json()["errors"]] == ["eventList[0].readPoint.id"]
+    assert f"device {gln_device!r} is not registered" in response.text
 
-    # With a looptrack readPoint and one of SPEC §4's steps (everything else as the
-    # standard wrote it), each of its two SGTINs becomes a stored `sold` event.
-    adapted = {
-        **json.loads(example),
-        "readPoint": {"id": f"{BASE_URL}/devices/dock-1"},
-        "bizStep": "retail_selling",
-        "disposition": "retail_sold",
-    }
+    # As published, once its place is registered: a shipment (bizStep shipping, in
+    # transit) puts its two SGTINs on the market, SPEC §4's `sold`.
+    db.execute(
+        "INSERT INTO sites (id, name, kind) VALUES ('sgln-0614141.07346.0', 'Dock', 'other')"
+    )
+    db.execute(
+        "INSERT INTO devices (id, site_id, kind) VALUES (%s, 'sgln-0614141.07346.0', 'other')",
+        (gln_device,),
+    )
     for _ in range(2):  # a second capture is recognised as the same events
-        response = epcis.post("/v1/epcis/capture", json=adapted, headers=operator)
+        response = epcis.post("/v1/epcis/capture", content=example, headers=operator)
         assert response.status_code == 202, response.text
     ids = response.json()["eventIDs"]
     assert len(set(ids)) == 2
@@ -448,10 +436,19 @@ def test_the_standards_example_object_event(
     ).fetchall()
     when = datetime(2005, 4, 3, 20, 33, 31, 116000, tzinfo=UTC) + timedelta(hours=6)
     assert [row[1:] for row in rows] == [
-        (when, "sold", EXAMPLE_GTIN, "2017", 1, "dock-1"),
-        (when, "sold", EXAMPLE_GTIN, "2018", 1, "dock-1"),
+        (when, "sold", EXAMPLE_GTIN, "2017", 1, gln_device),
+        (when, "sold", EXAMPLE_GTIN, "2018", 1, gln_device),
     ]
     assert sorted(f"urn:uuid:{row[0]}" for row in rows) == sorted(ids)
+    # Exported, the events name their place by its GLN again.
+    exported = epcis.get(
+        "/v1/epcis/events", params={"EQ_readPoint": "urn:epc:id:sgln:0614141.07346.1234"},
+        headers=operator,
+    ).json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]  # fmt: skip
+    assert [e["readPoint"]["id"] for e in exported] == ["urn:epc:id:sgln:0614141.07346.1234"] * 2
+    assert {tuple(e["epcList"]) for e in exported} == {
+        (f"{BASE_URL}/01/{EXAMPLE_GTIN}/21/{serial}",) for serial in ("2017", "2018")
+    }
 
 
 def test_proceed_relays_the_good_and_dead_letters_what_the_worker_refuses(
@@ -485,7 +482,7 @@ def test_proceed_relays_the_good_and_dead_letters_what_the_worker_refuses(
             "eventList": [
                 returned(now - timedelta(minutes=1), "GOOD1"),
                 returned(now + timedelta(hours=1), "SKEWED"),  # the worker's clock check
-                returned(now, "GOOD2", bizStep="shipping"),  # no looptrack type
+                returned(now, "GOOD2", bizStep="packing"),  # no looptrack type
                 returned(now - timedelta(minutes=2), "GOOD3"),
             ]
         },
@@ -750,7 +747,10 @@ def test_bad_captures_get_specific_problems(
     assert_problem(capture(b"x" * (4 * 1024 * 1024 + 1)), 413, "at most 4194304")
 
     assert fields([{**ok, "type": "AggregationEvent"}]) == ["eventList[0].type"]
-    assert fields([ok, {**ok, "bizStep": "shipping"}]) == ["eventList[1].bizStep"]
+    assert fields([ok, {**ok, "bizStep": "packing"}]) == ["eventList[1].bizStep"]
+    # A shipment is stored as `sold` (put on the market), in transit or sold, not returned.
+    shipped = {**ok, "bizStep": "shipping", "disposition": "returned"}
+    assert fields([shipped]) == ["eventList[0].disposition"]
     assert fields([{k: v for k, v in ok.items() if k != "bizStep"}]) == ["eventList[0].bizStep"]
     assert fields([{**ok, "bizStep": None, "eventTime": None}]) == [
         "eventList[0].bizStep",
