@@ -20,7 +20,14 @@ from api.dependencies import (
     scoped_brand,
 )
 from api.problems import ERROR_RESPONSES, Problem
-from schemas.grai import AI_GRAI, GRAI_PATTERN, asset_type_of, grai_item_class, is_grai_class
+from schemas.grai import (
+    AI_GRAI,
+    GRAI_PATTERN,
+    asset_type_of,
+    grai_item_class,
+    is_grai_class,
+    key_fields,
+)
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("api", "sql/items.sql")
@@ -102,7 +109,7 @@ def get_asset(
     if serial is None:
         raise Problem(422, "invalid-grai", f"grai {grai}: no serial, so not one asset")
     item = _item(conn, grai_item_class(asset_type), serial, caller, limit)
-    return {**item, "gtin": None, "grai": asset_type_of(item["gtin"]) + serial}
+    return {**item, **key_fields(item["gtin"], serial)}
 
 
 @router.get("/items/{gtin}/{serial}", response_model=Item)

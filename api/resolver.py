@@ -20,7 +20,7 @@ from pydantic.config import JsonDict
 from api.dependencies import Conn, settings
 from api.problems import PROBLEM_JSON, Problem, ProblemDetails, problem_response
 from schemas.digital_link import InvalidCode, InvalidSerial, build_uri, parse_code
-from schemas.grai import AI_GRAI, InvalidGrai, asset_type_of, is_grai_class
+from schemas.grai import AI_GRAI, InvalidGrai, asset_type_of, is_grai_class, key_fields
 from schemas.gtin import InvalidGtin
 from schemas.named_queries import load_queries
 from schemas.settings import Settings
@@ -146,13 +146,6 @@ def how_to_return(reusable: bool, deposit: int) -> str:
     return "Recycle it with other packaging of the same material."
 
 
-def _public_key(item_class: str, serial: str | None = None) -> dict[str, str | None]:
-    """The `gtin` and `grai` of a public record: a GRAI names the asset type and serial."""
-    if is_grai_class(item_class):
-        return {"gtin": None, "grai": asset_type_of(item_class) + (serial or "")}
-    return {"gtin": item_class, "grai": None}
-
-
 def find_product(
     conn: psycopg.Connection[Any], item_class: str, base_url: str
 ) -> PublicProduct | None:
@@ -162,7 +155,7 @@ def find_product(
     if row is None:
         return None
     return PublicProduct(
-        **{**row, **_public_key(item_class)},
+        **{**row, **key_fields(item_class, None)},
         uri=build_uri(base_url, item_class),
         currency=CURRENCY,
         how_to_return=how_to_return(row["reusable"], row["deposit"]),
@@ -179,7 +172,7 @@ def find_item(
     if row is None:
         return None
     return PublicItem(
-        **{**row, **_public_key(item_class, serial)},
+        **{**row, **key_fields(item_class, serial)},
         serial=serial,
         uri=build_uri(base_url, item_class, serial),
         currency=CURRENCY,
@@ -223,18 +216,24 @@ def negotiate(accept: str, link_type: str | None) -> Representation:
     return Representation.HTML
 
 
-def digital_link_key(request: Request) -> tuple[str, str | None]:
-    """(item class, serial or None) of the request's Digital Link path; 400 when it is not
-    a valid one (a GS1-Conformant resolver reports syntax errors, such as a wrong check
-    digit, with 400, and keeps 404 for valid keys it does not know)."""
+def digital_link_key(request: Request, *, grai: bool = False) -> tuple[str, str | None]:
+    """(item class, serial or None) of the request's Digital Link path, keyed by a GRAI
+    when `grai`, else by a GTIN; 400 when it is not a valid one (a GS1-Conformant resolver
+    reports syntax errors, such as a wrong check digit, with 400, and keeps 404 for valid
+    keys it does not know)."""
     # The raw path, not the decoded one: decoding has already turned a serial's %2F into a
     # path separator (and the test client decodes twice). parse_code decodes values once.
     raw_path = request.scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(request.scope["path"])
     try:
-        return parse_code(f"{request.url.scheme}://{request.url.netloc}{path}")
+        item_class, serial = parse_code(f"{request.url.scheme}://{request.url.netloc}{path}")
     except (InvalidCode, InvalidGtin, InvalidSerial, InvalidGrai) as exc:
         raise Problem(400, "invalid-digital-link", str(exc)) from None
+    # The key is the path's last primary key: a path such as /01/…/21/x/8003/… names a GRAI.
+    if is_grai_class(item_class) != grai:
+        wanted = "GRAI (AI 8003)" if grai else "GTIN (AI 01)"
+        raise Problem(400, "invalid-digital-link", f"{path}: its key is not a {wanted}")
+    return item_class, serial
 
 
 def linkset(record: PublicProduct) -> dict[str, Any]:
@@ -520,7 +519,7 @@ def resolve_asset(
     far; a GRAI without a serial answers for the asset type, like a product."""
     wanted = negotiate(request.headers.get("accept", ""), link_type)
     try:
-        item_class, serial = digital_link_key(request)
+        item_class, serial = digital_link_key(request, grai=True)
         record: PublicProduct | None
         if serial is None:
             record = find_product(conn, item_class, config.public_base_url)

@@ -196,6 +196,9 @@ def test_an_invalid_digital_link_is_400_with_the_reason(
         (f"/01/{COLA}/21/B%201", "not in the GS1 AI (21) set"),
         (f"/01/{COLA}/21/{'S' * 21}", "at most 20"),
         (f"/01/{COLA}/21/B-1/foo", "Digital Link"),
+        # The key is the path's last primary key: one route never answers for the other.
+        (f"/01/{COLA}/21/B-1/8003/{COLA}B-1", "its key is not a GTIN (AI 01)"),
+        (f"/8003/{COLA}B-1/01/{COLA}/21/B-1", "its key is not a GRAI (AI 8003)"),
     ]
     for path, reason in cases:
         assert_problem(client.get(path, headers=JSON), 400, reason)
