@@ -276,7 +276,9 @@ def print_labels(
             conn, item_class, count, "pdf", created_by=str(caller.key_id), brand=brand
         )
     except UnknownProduct:
-        raise Problem(404, "not-found", f"no product {product} of yours") from None
+        key = key_fields(item_class, None)
+        unknown = f"product {key['gtin']}" if key["grai"] is None else f"asset type {key['grai']}"
+        raise Problem(404, "not-found", f"no {unknown} of yours") from None
     found = batch_items(conn, batch.id, brand)
     assert found is not None  # committed in this transaction a moment ago
     stored, named = found
