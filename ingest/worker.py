@@ -40,8 +40,9 @@ RETRY_BACKOFF_MAX_S = 5.0
 # Broker reconnect backoff (s), handled by paho.
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
-# On SIGTERM, how long to keep retrying the last batch against a down database (s)
-# before exiting without acknowledging it (the broker redelivers it later).
+# On SIGTERM, how long to keep retrying against a down database (s), for all the batches
+# still to write together, before exiting without acknowledging them (the broker
+# redelivers them later).
 DRAIN_TIMEOUT_S = 30.0
 # Seconds between progress log lines.
 STATS_LOG_INTERVAL_S = 10.0
@@ -81,6 +82,7 @@ class IngestWorker:
         self.connection = 0
         self.totals = {"stored": 0, "duplicates": 0, "dead_lettered": 0, "batches": 0}
         self.drained = True
+        self._give_up_at: float | None = None  # monotonic deadline, once stop is set
         self._events_prefix = f"{settings.topic_root}/devices/"
         self.client = self._make_client()
 
@@ -250,13 +252,31 @@ class IngestWorker:
             self.totals["batches"],
         )
 
+    def _out_of_time(self, stop: threading.Event) -> bool:
+        """Whether shutdown has waited DRAIN_TIMEOUT_S for the database: one deadline for
+        every batch still to write, not one each, so a stop ends in bounded time."""
+        if not stop.is_set():
+            return False
+        now = time.monotonic()
+        if self._give_up_at is None:
+            self._give_up_at = now + DRAIN_TIMEOUT_S
+        return now > self._give_up_at
+
     def _commit_and_ack(self, intakes: list[Intake], stop: threading.Event) -> bool:
         """Write the batch, retrying through database outages, then acknowledge it. Once
-        `stop` is set, gives up after DRAIN_TIMEOUT_S and acknowledges nothing (the broker
-        keeps those messages for the next run)."""
+        `stop` is set, gives up DRAIN_TIMEOUT_S after it and acknowledges nothing (the
+        broker keeps those messages for the next run)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S
         while True:
+            if self._give_up_at is not None and time.monotonic() > self._give_up_at:
+                # Shutdown already waited out the database for an earlier batch.
+                log.error(
+                    "giving up on %d unacknowledged messages at shutdown: the database "
+                    "is still unreachable (the broker will redeliver them)",
+                    len(intakes),
+                )
+                return False
             try:
                 with self.pool.connection() as conn:
                     outcome = store_batch(
@@ -266,7 +286,7 @@ class IngestWorker:
             except psycopg.Error as exc:
                 if not _retryable(exc):
                     return self._isolate(intakes, exc, stop)
-                if stop.is_set() and time.monotonic() - started > DRAIN_TIMEOUT_S:
+                if self._out_of_time(stop):
                     log.error(
                         "giving up on %d unacknowledged messages at shutdown: %s "
                         "(the broker will redeliver them)",

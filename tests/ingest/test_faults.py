@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ingest.worker import DRAIN_TIMEOUT_S
 from schemas.migrations import migrate
 from tests.conftest import Broker, start_publisher, wait_until
 from tests.factories import (
@@ -230,12 +231,22 @@ def test_database_outage_pauses_ingest_and_loses_nothing(
     time.sleep(max(0.0, 10 - (time.monotonic() - cut_at)))
     assert count(db, "SELECT count(*) FROM events") == 2_000, "nothing can be stored during the cut"
     worker.assert_running()
+    # Stopped while the database is away: it gives up on what it holds after
+    # DRAIN_TIMEOUT_S, however many batches wait, and acknowledges none of them.
+    stopped_at = time.monotonic()
+    assert worker.terminate(timeout_s=DRAIN_TIMEOUT_S + 30) != 0
+    assert time.monotonic() - stopped_at < DRAIN_TIMEOUT_S + 15, worker.log()[-4000:]
+    assert "batch not stored, retrying" in worker.log()
+    assert "giving up on" in worker.log()
     proxy.restore()
 
+    # The broker kept the unacknowledged messages for the next run.
+    again = make_worker(
+        LOOPTRACK_DATABASE_URL=make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+    )
     wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 20_000, 120, "20,000 events")
     time.sleep(1)
-    assert worker.terminate() == 0
-    assert "batch not stored, retrying" in worker.log()
+    assert again.terminate() == 0
     assert_stored_exactly(db, events)
 
 
