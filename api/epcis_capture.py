@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 
 from api.epcis_identifiers import (
+    DEVICES_PATH,
+    SITES_PATH,
     InvalidEpc,
     device_of,
     event_uuid,
@@ -356,22 +358,21 @@ def _place(
 ) -> tuple[str | None, str | None]:
     """Our device id from readPoint and site id from bizLocation (None where absent)."""
     base = base_url.rstrip("/")
-    read_point = _id_of(event, "readPoint", errors)
-    device_id = None if read_point is None else device_of(base_url, read_point)
-    if read_point is not None and device_id is None:
-        errors.add(
-            "readPoint.id",
-            f"{shown(read_point)} is not a looptrack device ({base}/devices/<id>, or the "
-            "SGLN of a device registered as sgln-<company prefix>.<location ref>.<extension>)",
-        )
-    location = _id_of(event, "bizLocation", errors)
-    site_id = None if location is None else site_of(base_url, location)
-    if location is not None and site_id is None:
-        errors.add(
-            "bizLocation.id",
-            f"{shown(location)} is not a looptrack site ({base}/sites/<id>, or the SGLN of a "
-            "site registered as sgln-<company prefix>.<location ref>.<extension>)",
-        )
+    places: list[str | None] = []
+    for field_name, local_id, noun, path in (
+        ("readPoint", device_of, "device", DEVICES_PATH),
+        ("bizLocation", site_of, "site", SITES_PATH),
+    ):
+        uri = _id_of(event, field_name, errors)
+        place = None if uri is None else local_id(base_url, uri)
+        if uri is not None and place is None:
+            errors.add(
+                f"{field_name}.id",
+                f"{shown(uri)} is not a looptrack {noun} ({base}{path}<id>, or the SGLN of a "
+                f"{noun} registered as sgln-<company prefix>.<location ref>.<extension>)",
+            )
+        places.append(place)
+    device_id, site_id = places
     return device_id, site_id
 
 
