@@ -41,6 +41,18 @@ def seed_registry(conn: psycopg.Connection[Any], devices: list[str]) -> None:
         )
 
 
+def register_asset_type(
+    conn: psycopg.Connection[Any], asset_type: str, name: str = "Pool crate"
+) -> None:
+    """A GRAI asset type of brand 'fjord' (packaging crate-24), stored as
+    PUT /v1/asset-types/{grai} stores it: a product of item class "8003" + asset type."""
+    conn.execute(
+        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        " VALUES (%s, 'crate-24', 'fjord', %s)",
+        ("8003" + asset_type, name),
+    )
+
+
 def event(
     type_: str = "returned",
     *,

@@ -32,6 +32,7 @@ from tests.factories import (
     assert_stored_exactly,
     count,
     counters,
+    register_asset_type,
     seed_registry,
     with_check_digit,
 )
@@ -803,15 +804,6 @@ ASSET_TYPE = CRATE
 ASSET_CLASS = "8003" + ASSET_TYPE
 # The asset type as an EPC URN names it: company prefix 7038010, asset reference 00999.
 GRAI_URN_PREFIX = f"urn:epc:id:grai:{ASSET_TYPE[1:8]}.{ASSET_TYPE[8:13]}."
-
-
-def register_asset_type(conn: psycopg.Connection[Any], asset_type: str) -> None:
-    """A GRAI asset type of brand fjord's, as PUT /v1/asset-types/{grai} registers it."""
-    conn.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
-        " VALUES ('8003' || %s, 'crate-24', 'fjord', 'Crate 24 (GRAI)')",
-        (asset_type,),
-    )
 
 
 def grai_history() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_CRATE, event, seed_registry
+from tests.factories import GTIN_CRATE, event, register_asset_type, seed_registry
 from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -66,11 +66,7 @@ def asset(db: psycopg.Connection[Any]) -> str:
     """A pool crate of brand 'fjord' scanned through ASSET_HISTORY, and the GTIN item with
     the same digits and serial through PRODUCT_HISTORY; returns the asset's whole GRAI."""
     seed_registry(db, ["rvm-1"])
-    db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
-        " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
-        ("8003" + ASSET_TYPE,),
-    )
+    register_asset_type(db, ASSET_TYPE)
     grai = ASSET_TYPE + "C-1"
     store(db, "rvm-1", [scan(k, f"https://id.example.no/8003/{grai}", d)
                         for d, k in enumerate(ASSET_HISTORY)])  # fmt: skip

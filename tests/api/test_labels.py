@@ -16,7 +16,14 @@ from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import Broker
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry, with_check_digit
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    count,
+    register_asset_type,
+    seed_registry,
+    with_check_digit,
+)
 from tests.qr import zxing_decode
 
 COLA = GTIN_COLA.zfill(14)
@@ -136,11 +143,7 @@ def asset_types(db: psycopg.Connection[Any]) -> None:
     rows of item class "8003" + asset type."""
     seed_registry(db, ["rvm-9"])
     for asset_type in (ASSET_TYPE, ONLY_ASSET_TYPE):
-        db.execute(
-            "INSERT INTO products (gtin, packaging_type_id, brand, name)"
-            " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
-            ("8003" + asset_type,),
-        )
+        register_asset_type(db, asset_type)
 
 
 @pytest.mark.parametrize(

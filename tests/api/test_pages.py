@@ -20,7 +20,15 @@ from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.conftest import Broker, publish_all, wait_until
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, with_check_digit
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    count,
+    event,
+    register_asset_type,
+    seed_registry,
+    with_check_digit,
+)
 from tests.qr import rendered_pages, zxing_decode
 from tests.storing import store
 
@@ -171,11 +179,7 @@ def test_the_portal_lists_and_labels_grai_asset_types(
 ) -> None:
     # The pool's crate type has the same 14 digits as the brand's crate GTIN.
     asset_type = GTIN_CRATE.zfill(14)
-    db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
-        " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
-        ("8003" + asset_type,),
-    )
+    register_asset_type(db, asset_type)
     log_in(client, keys["brand"])
     portal = client.get("/portal").text
     assert f"<td>GRAI {asset_type}</td><td>Pool crate</td>" in portal

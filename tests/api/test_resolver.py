@@ -13,7 +13,14 @@ from fastapi.testclient import TestClient
 
 from schemas.digital_link import build_uri
 from tests.api.problem_assertions import assert_problem
-from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry, with_check_digit
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    event,
+    register_asset_type,
+    seed_registry,
+    with_check_digit,
+)
 from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -275,16 +282,6 @@ def test_no_key_is_needed_and_cross_origin_reads_are_allowed(
 # with the same digits name different things.
 POOL_CRATE = "Pool crate"
 WRONG_CHECK_DIGIT = CRATE[:13] + str((int(CRATE[13]) + 1) % 10)
-
-
-def register_asset_type(db: psycopg.Connection[Any], asset_type: str) -> None:
-    """An asset type of brand 'fjord', stored as the design files it: item class "8003" +
-    asset type."""
-    db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES (%s, 'crate-24',"
-        " 'fjord', %s)",
-        ("8003" + asset_type, POOL_CRATE),
-    )
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.conftest import ROOT, Broker, publish_all, wait_until
-from tests.factories import GTIN_CRATE, assert_item_loops, count, seed_registry
+from tests.factories import GTIN_CRATE, assert_item_loops, count, register_asset_type, seed_registry
 from tests.qr import rendered_pages, zxing_decode
 
 pytestmark = pytest.mark.slow
@@ -170,11 +170,7 @@ def test_the_cli_prints_grai_labels_and_refuses_a_bad_asset_type(
     db: psycopg.Connection[Any], db_url: str, tmp_path: Path
 ) -> None:
     seed_registry(db, [])
-    db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
-        " VALUES (%s, 'crate-24', 'fjord', 'Pool crate')",
-        ("8003" + ASSET_TYPE,),
-    )
+    register_asset_type(db, ASSET_TYPE)
     env = {"LOOPTRACK_DATABASE_URL": db_url, "LOOPTRACK_PUBLIC_BASE_URL": BASE,
            "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "100"}  # fmt: skip
 
