@@ -40,10 +40,6 @@ RETRY_BACKOFF_MAX_S = 5.0
 # Broker reconnect backoff (s), handled by paho.
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
-# On SIGTERM, how long to keep retrying against a down database (s), for all the batches
-# still to write together, before exiting without acknowledging them (the broker
-# redelivers them later).
-DRAIN_TIMEOUT_S = 30.0
 # Seconds between progress log lines.
 STATS_LOG_INTERVAL_S = 10.0
 MQTT_KEEPALIVE_S = 30
@@ -253,18 +249,19 @@ class IngestWorker:
         )
 
     def _out_of_time(self, stop: threading.Event) -> bool:
-        """Whether shutdown has waited DRAIN_TIMEOUT_S for the database: one deadline for
-        every batch still to write, not one each, so a stop ends in bounded time."""
+        """Whether shutdown has waited LOOPTRACK_INGEST_DRAIN_TIMEOUT_S for the database:
+        one deadline for every batch still to write, not one each, so a stop ends in
+        bounded time."""
         if not stop.is_set():
             return False
         now = time.monotonic()
         if self._give_up_at is None:
-            self._give_up_at = now + DRAIN_TIMEOUT_S
+            self._give_up_at = now + self.settings.ingest_drain_timeout_s
         return now > self._give_up_at
 
     def _commit_and_ack(self, intakes: list[Intake], stop: threading.Event) -> bool:
         """Write the batch, retrying through database outages, then acknowledge it. Once
-        `stop` is set, gives up DRAIN_TIMEOUT_S after it and acknowledges nothing (the
+        `stop` is set, gives up the drain timeout after it and acknowledges nothing (the
         broker keeps those messages for the next run)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S

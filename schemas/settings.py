@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     )
     # How long the broker keeps a disconnected worker's session and queue (s); 7 days.
     mqtt_session_expiry_s: int = 7 * 24 * 3600
+    # On SIGTERM, how long the ingest worker keeps retrying against a down database, for
+    # all the batches it still holds, before exiting without acknowledging them (the broker
+    # redelivers them later) (s). Keep it under the orchestrator's grace period.
+    ingest_drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
     # `auto` uses TimescaleDB when the extension can be created, `off` never does.
     timescaledb: str = "auto"
     # Whether `db migrate` may create a missing database.

@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ingest.worker import DRAIN_TIMEOUT_S
 from schemas.migrations import migrate
 from tests.conftest import Broker, start_publisher, wait_until
 from tests.factories import (
@@ -200,6 +199,10 @@ def test_database_crash_and_restart_mid_stream_loses_and_doubles_nothing(
         assert_stored_exactly(conn, events)
 
 
+# The worker's drain timeout in the outage test (s); production's default is 30.
+DRAIN_TIMEOUT_S = 5.0
+
+
 def test_database_outage_pauses_ingest_and_loses_nothing(
     db: psycopg.Connection[Any],
     db_url: str,
@@ -212,7 +215,8 @@ def test_database_outage_pauses_ingest_and_loses_nothing(
     params = conninfo_to_dict(db_url)
     proxy = CuttableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
     worker = make_worker(
-        LOOPTRACK_DATABASE_URL=make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+        LOOPTRACK_DATABASE_URL=make_conninfo(db_url, host="127.0.0.1", port=proxy.port),
+        LOOPTRACK_INGEST_DRAIN_TIMEOUT_S=str(DRAIN_TIMEOUT_S),
     )
     messages, events = mixed_traffic(20_000)
     first, rest = messages[:2_000], messages[2_000:]
@@ -232,7 +236,7 @@ def test_database_outage_pauses_ingest_and_loses_nothing(
     assert count(db, "SELECT count(*) FROM events") == 2_000, "nothing can be stored during the cut"
     worker.assert_running()
     # Stopped while the database is away: it gives up on what it holds after
-    # DRAIN_TIMEOUT_S, however many batches wait, and acknowledges none of them.
+    # its drain timeout, however many batches wait, and acknowledges none of them.
     stopped_at = time.monotonic()
     assert worker.terminate(timeout_s=DRAIN_TIMEOUT_S + 30) != 0
     assert time.monotonic() - stopped_at < DRAIN_TIMEOUT_S + 15, worker.log()[-4000:]
