@@ -78,7 +78,8 @@ class IngestWorker:
         self.connection = 0
         self.totals = {"stored": 0, "duplicates": 0, "dead_lettered": 0, "batches": 0}
         self.drained = True
-        self._give_up_at: float | None = None  # monotonic deadline, once stop is set
+        # Monotonic deadline for writing at shutdown, set by the first failure after stop.
+        self._give_up_at: float | None = None
         self._events_prefix = f"{settings.topic_root}/devices/"
         self.client = self._make_client()
 
@@ -249,9 +250,9 @@ class IngestWorker:
         )
 
     def _out_of_time(self, stop: threading.Event) -> bool:
-        """Whether shutdown has waited LOOPTRACK_INGEST_DRAIN_TIMEOUT_S for the database:
-        one deadline for every batch still to write, not one each, so a stop ends in
-        bounded time."""
+        """Whether shutdown has waited LOOPTRACK_INGEST_DRAIN_TIMEOUT_S for the database
+        since its first failure after `stop`: one deadline for every batch still to write,
+        not one each, so a stop ends in bounded time."""
         if not stop.is_set():
             return False
         now = time.monotonic()
@@ -261,8 +262,8 @@ class IngestWorker:
 
     def _commit_and_ack(self, intakes: list[Intake], stop: threading.Event) -> bool:
         """Write the batch, retrying through database outages, then acknowledge it. Once
-        `stop` is set, gives up the drain timeout after it and acknowledges nothing (the
-        broker keeps those messages for the next run)."""
+        `stop` is set, gives up when the drain timeout has passed (_out_of_time) and
+        acknowledges nothing (the broker keeps those messages for the next run)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S
         while True:
