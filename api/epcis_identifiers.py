@@ -34,6 +34,8 @@ _SGTIN_PATTERN = re.compile(r"urn:epc:idpat:sgtin:([0-9]{6,12})\.([0-9]{1,7})\.(
 # A GRAI's company prefix and asset reference have 12 digits together; its serial is
 # required in an EPC (a GRAI without one names the asset type, not an asset).
 _GRAI = re.compile(r"urn:epc:id:grai:([0-9]{6,12})\.([0-9]{0,6})\.(.+)", re.IGNORECASE)
+# Every asset of a GRAI asset type, as EPCIS queries ask for it.
+_GRAI_TYPE_PATTERN = re.compile(r"urn:epc:idpat:grai:([0-9]{6,12})\.([0-9]{0,6})\.\*", re.I)
 # A place named by a GLN: the device (readPoint) or site (bizLocation) registered under
 # "sgln-" and the SGLN's company prefix, location reference and extension.
 SGLN_ID_PREFIX = "sgln-"
@@ -207,9 +209,12 @@ def parse_class(uri: str) -> str:
 
 def parse_pattern(uri: str) -> EpcPattern:
     """What a `MATCH_epc` value selects: one item, or with an SGTIN pattern whose serial is
-    `*`, every item of a GTIN. Raises InvalidEpc."""
+    `*`, every item of a GTIN, or with a GRAI pattern (`urn:epc:idpat:grai:CP.AT.*`) every
+    asset of a GRAI asset type. Raises InvalidEpc."""
     if (match := _SGTIN_PATTERN.fullmatch(uri)) is not None:
         company_prefix, item_reference, serial = match.groups()
         gtin = _gtin_of_urn(company_prefix, item_reference, uri)
         return EpcPattern(gtin, None if serial == "*" else _serial_of_urn(serial, uri))
+    if (match := _GRAI_TYPE_PATTERN.fullmatch(uri)) is not None:
+        return EpcPattern(_grai_of_urn(match.group(1), match.group(2), uri), None)
     return EpcPattern(*parse_item(uri))

@@ -902,6 +902,15 @@ def test_grai_items_export_as_8003_links_and_come_back_identical(
     assert ids(MATCH_epc=f"{BASE_URL}/01/{CRATE}/21/S1") == gtin_s1
     assert ids(MATCH_epc="urn:epc:idpat:sgtin:7038010.000999.*") == gtin_s1
     assert ids(MATCH_epc=f"{BASE_URL}/8003/{ASSET_TYPE}S2") == set()
+    # A GRAI pattern: every serialised asset of the type, and no GTIN item.
+    assets = {
+        f"urn:uuid:{e['event_id']}"
+        for _, e, i in events
+        if i.get("epcList", [""])[0].startswith(f"{BASE_URL}/8003/")
+    }
+    assert assets > asset_s1
+    grai_type = f"urn:epc:idpat:grai:{ASSET_TYPE[1:8]}.{ASSET_TYPE[8:13]}.*"
+    assert ids(MATCH_epc=grai_type) == assets
     # The asset type as a class: its count without serials, not the GTIN's.
     (counted,) = [e for _, e, _ in events if e["type"] == "sorted"]
     assert ids(MATCH_epcClass=f"{BASE_URL}/8003/{ASSET_TYPE}") == {
