@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,13 +78,22 @@ def template_db() -> Iterator[str]:
     drop_database(name)
 
 
+@contextmanager
+def fresh_database(template_db: str) -> Iterator[str]:
+    """The URL of a new database copied from the migrated template, dropped afterwards."""
+    name = f"lt_{uuid.uuid4().hex[:12]}"
+    url = create_database(name, template=template_db)
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
 @pytest.fixture
 def db_url(template_db: str) -> Iterator[str]:
     """A fresh, migrated database of this test's own."""
-    name = f"lt_{uuid.uuid4().hex[:12]}"
-    url = create_database(name, template=template_db)
-    yield url
-    drop_database(name)
+    with fresh_database(template_db) as url:
+        yield url
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from api.epcis_export import SUPPORTED_PARAMETERS
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.api.problem_assertions import assert_problem
-from tests.conftest import Broker, create_database, drop_database, wait_until
+from tests.conftest import Broker, fresh_database, wait_until
 from tests.factories import (
     GTIN_COLA,
     GTIN_CRATE,
@@ -319,10 +319,8 @@ def test_query_parameters_are_the_standards(
 @pytest.fixture
 def second_db(template_db: str) -> Iterator[str]:
     """Another fresh database, to capture into."""
-    name = f"lt_{uuid.uuid4().hex[:12]}"
-    url = create_database(name, template=template_db)
-    yield url
-    drop_database(name)
+    with fresh_database(template_db) as url:
+        yield url
 
 
 RoundTrip = Callable[
