@@ -74,6 +74,10 @@ MAX_ATTRS_BYTES = 4096
 """Largest `attrs`, measured as compact UTF-8 JSON (bytes)."""
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 """How far an event's `ts` may lie ahead of the receiver's clock."""
+EARLIEST_TS_TEXT = "2000-01-01T00:00:00Z"
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+"""The earliest `ts` accepted (SPEC §5): an older clock is unset or broken, and bounding
+the past keeps every later step (UTC conversion, epoch seconds, buckets) in range."""
 MAX_QTY = 1_000_000
 """Largest `qty` of one event (items)."""
 MAX_SEQ = 2**63 - 1
@@ -198,7 +202,8 @@ class Event(BaseModel):
         description="When it happened: RFC 3339 date-time with a UTC offset ('Z' or "
         "±hh:mm; without one the event is dead-lettered as naive_timestamp). At most "
         f"{int(MAX_CLOCK_SKEW.total_seconds()) // 60} minutes ahead of the receiver's "
-        "clock (else clock_skew); any time in the past is accepted.",
+        "clock and not before "
+        f"{EARLIEST_TS_TEXT} (else clock_skew).",
         json_schema_extra={
             "pattern": TIMESTAMP_PATTERN,
             "examples": ["2025-06-01T12:30:00Z", "2025-06-01T14:30:00.250+02:00"],
@@ -342,6 +347,12 @@ class Event(BaseModel):
         latest = context.get(_CONTEXT_LATEST_TS)
         if latest is None:
             latest = (context.get(CONTEXT_NOW) or datetime.now(UTC)) + MAX_CLOCK_SKEW
+        if ts < EARLIEST_TS:
+            raise _error(
+                "clock_skew",
+                f"ts {ts.isoformat()}: before {EARLIEST_TS_TEXT}, the earliest time accepted "
+                "(is the device's clock set?)",
+            )
         if ts > latest:
             now = latest - MAX_CLOCK_SKEW
             raise _error(

@@ -150,8 +150,29 @@ def test_skew_over_five_minutes_is_refused() -> None:
     assert error_types(event(ts="2025-06-01T14:05:01+02:00")) == ["clock_skew"]
 
 
-def test_old_events_are_accepted() -> None:
+def test_old_events_are_accepted_back_to_2000() -> None:
     assert valid(event(ts="2020-01-01T00:00:00Z")).ts.year == 2020
+    assert valid(event(ts="2000-01-01T00:00:00Z")).ts.year == 2000
+    assert valid(event(ts="2000-01-01T00:59:00+00:59")).ts.year == 2000
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "1999-12-31T23:59:59.999999Z",
+        "2000-01-01T00:59:00+01:00",
+        "1970-01-01T00:00:00Z",
+        # Year 0 once shifted to UTC: the payload that once stopped the worker.
+        "0001-01-01T00:00:00+14:00",
+        "0001-01-01T00:00:00-23:59",
+    ],
+)
+def test_events_before_2000_are_clock_skew_naming_the_bound(ts: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Event.model_validate(event(ts=ts), context=CONTEXT)
+    [error] = caught.value.errors()
+    assert error["type"] == "clock_skew"
+    assert "before 2000-01-01T00:00:00Z" in error["msg"]
 
 
 def test_skew_uses_the_receiver_clock_from_context() -> None:
