@@ -7,7 +7,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -18,12 +17,12 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from psycopg_pool import ConnectionPool
 
+from ingest import refusal
 from ingest.batcher import BATCH_MAX_MESSAGES, IDLE_POLL_S, Received, collect_batch, drain
 from ingest.directory import DeviceDirectory
 from ingest.intake import Intake, take_in
 from ingest.mqtt_client import BurstReadingClient
 from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
-from schemas.dead_letters import DeadLetterReason
 from schemas.mqtt_connection import configure_client
 from schemas.settings import Settings
 
@@ -50,7 +49,6 @@ _RETRYABLE = (
     psycopg.errors.DeadlockDetected,
     psycopg.errors.SerializationFailure,
 )
-INTERNAL_ERROR = DeadLetterReason.INTERNAL_ERROR
 
 
 def _retryable(exc: psycopg.Error) -> bool:
@@ -64,6 +62,14 @@ def _retryable(exc: psycopg.Error) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class _Refused(Exception):
+    """A batch failed for what it holds, not for an outage: `cause` says why."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class IngestWorker:
@@ -261,9 +267,21 @@ class IngestWorker:
         return now > self._give_up_at
 
     def _commit_and_ack(self, intakes: list[Intake], stop: threading.Event) -> bool:
-        """Write the batch, retrying through database outages, then acknowledge it. Once
-        `stop` is set, gives up when the drain timeout has passed (_out_of_time) and
-        acknowledges nothing (the broker keeps those messages for the next run)."""
+        """Write the batch, then acknowledge it. A batch refused for its content is
+        written in parts until what fails is dead-lettered (_isolate); False only when
+        shutdown gave up on the database (nothing more acknowledged; the broker keeps it)."""
+        try:
+            if not self._commit(intakes, stop):
+                return False
+        except _Refused as refused:
+            return self._isolate(intakes, refused.cause, stop)
+        self._ack([intake.message for intake in intakes])
+        return True
+
+    def _commit(self, intakes: list[Intake], stop: threading.Event) -> bool:
+        """Write and commit the batch, retrying through database outages. Raises _Refused
+        when the content fails (the database refused it, or the writer raised on it). Once
+        `stop` is set, returns False when the drain timeout has passed (_out_of_time)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S
         while True:
@@ -283,7 +301,7 @@ class IngestWorker:
                 break  # committed on leaving the block
             except psycopg.Error as exc:
                 if not _retryable(exc):
-                    return self._isolate(intakes, exc, stop)
+                    raise _Refused(exc) from exc
                 if self._out_of_time(stop):
                     log.error(
                         "giving up on %d unacknowledged messages at shutdown: %s "
@@ -300,32 +318,60 @@ class IngestWorker:
                 )
                 time.sleep(backoff)
                 backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
-        self._ack([intake.message for intake in intakes])
+            except Exception as exc:
+                # The boundary where no payload may stop ingest. Not an outage: the writer
+                # failed on what this batch holds (a bug that a device's input reached).
+                # Logged with the traceback, then isolated.
+                log.exception("writer failed on a batch of %d messages", len(intakes))
+                raise _Refused(exc) from exc
         self._count(outcome, len(intakes), started)
         return True
 
-    def _isolate(self, intakes: list[Intake], exc: psycopg.Error, stop: threading.Event) -> bool:
-        """The database refused something validation let through (a bug, not an outage):
-        store the batch message by message and dead-letter the one refused, rather than
-        stall the stream on it."""
+    def _isolate(self, intakes: list[Intake], cause: Exception, stop: threading.Event) -> bool:
+        """The batch was refused for its content: write its messages one by one, and of
+        the one refused its events one by one, dead-lettering exactly what fails (with
+        its index in the payload) rather than stall the stream on it."""
         if len(intakes) > 1:
             log.error(
-                "batch refused by the database, storing its %d messages one by one: %s",
+                "batch refused, storing its %d messages one by one: %s",
                 len(intakes),
-                _first_line(exc),
+                _first_line(cause),
             )
             return all([self._commit_and_ack([intake], stop) for intake in intakes])
         intake = intakes[0]
-        if intake.failure is not None:
-            raise exc  # even its dead letter was refused: stop; the broker keeps the message
-        log.error(
-            "message refused by the database, dead-lettered topic=%s error=%s",
-            intake.message.topic,
-            _first_line(exc),
-        )
-        detail = f"database refused the message: {_first_line(exc)}"
-        refused = replace(intake, parsed=None, online=None, failure=(INTERNAL_ERROR, detail))
-        return self._commit_and_ack([refused], stop)
+        parts = refusal.split(intake)
+        for part in parts:
+            # A message that cannot be split is known to fail: straight to its dead letter.
+            refused = cause if len(parts) == 1 else None
+            if not self._commit_or_dead_letter(part, refused, stop):
+                return False
+        self._ack([intake.message])
+        return True
+
+    def _commit_or_dead_letter(
+        self, part: Intake, cause: Exception | None, stop: threading.Event
+    ) -> bool:
+        """Commit `part` (unless `cause` already says it fails), else its dead letter, else
+        a bare dead letter of the whole message. If the database refuses even that, stop:
+        the broker keeps the message, and the error is not one a device can cause."""
+        if cause is None:
+            try:
+                return self._commit([part], stop)
+            except _Refused as refused:
+                cause = refused.cause
+        for _ in range(2):
+            log.error(
+                "message refused, dead-lettered topic=%s device=%s error=%s",
+                part.message.topic,
+                part.device_id,
+                _first_line(cause),
+            )
+            part = refusal.dead_letter(part, cause)
+            try:
+                return self._commit([part], stop)
+            except _Refused as refused:
+                cause = refused.cause
+        raise cause
 
     def _ack(self, messages: list[Received]) -> None:
         current = self.connection
