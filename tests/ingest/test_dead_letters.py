@@ -133,7 +133,7 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
 ) -> None:
     """Stands for any input validation lets through but PostgreSQL refuses: the stream
-    must not stall on it, and nothing else in its batch may be lost."""
+    must not stall on it, and nothing else in its batch, or its own payload, may be lost."""
     seed_registry(db, [DEVICE])
     refused = event("sold", qty=4242)
     db.execute("ALTER TABLE events ADD CONSTRAINT test_refuses_4242 CHECK (qty <> 4242)")
@@ -144,15 +144,17 @@ def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_stored(
     messages.insert(2, (DEVICE, compact({"events": batch_with_refused})))
     publish_all(broker, topic_root, messages)
     wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") >= 1, 30, "dead letter")
-    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 5, 30, "the good messages")
+    wait_until(lambda: count(db, "SELECT count(*) FROM events") >= 7, 30, "the good events")
     stored = {str(r[0]) for r in db.execute("SELECT event_id FROM events")}
-    assert stored == {e["event_id"] for e in good}
-    reason, detail, payload = db.execute(
-        "SELECT reason, detail, payload FROM dead_letters"
-    ).fetchone() or (None, None, None)
-    assert reason == "internal_error"
-    assert "test_refuses_4242" in detail
-    # The whole message is kept, so a replay after the fix stores all three events.
-    assert json.loads(payload) == {"events": batch_with_refused}
+    assert stored == {e["event_id"] for e in [*good, batch_with_refused[0], batch_with_refused[2]]}
+    [(reason, detail, index, payload)] = db.execute(
+        "SELECT reason, detail, batch_index, payload FROM dead_letters"
+    ).fetchall()
+    # Only the refused event is dead-lettered, with its index, so a replay after the fix
+    # stores it and nothing twice.
+    assert (reason, index) == ("internal_error", 1)
+    assert "the database refused it" in detail and "test_refuses_4242" in detail
+    assert json.loads(payload) == refused
     assert_accounted(db)
-    assert count(db, "SELECT count(*) FROM event_counts_15m WHERE type = 'returned'") == 0
+    returned = "SELECT coalesce(sum(events), 0) FROM event_counts_15m WHERE type = 'returned'"
+    assert count(db, returned) == 2

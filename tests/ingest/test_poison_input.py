@@ -56,49 +56,6 @@ def test_year_zero_is_clock_skew_and_the_next_event_is_stored(
     assert count(db, "SELECT count(*) FROM events") == 1
 
 
-def test_an_event_the_database_refuses_is_dead_lettered_alone_with_its_index(
-    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
-) -> None:
-    """A refusal validation did not foresee (here a trigger of this test's database) costs
-    exactly the event refused: its batch neighbours and the next messages are stored."""
-    seed_registry(db, [DEVICE])
-    db.execute(
-        """
-        CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF NEW.serial = 'POISON' THEN RAISE EXCEPTION 'poisoned serial'; END IF;
-            RETURN NEW;
-        END $$;
-        CREATE TRIGGER refuse_poison BEFORE INSERT ON events
-            FOR EACH ROW EXECUTE FUNCTION refuse_poison();
-        """
-    )
-    worker = make_worker()
-    batch = [
-        event(gtin=GTIN_CRATE, serial="A1"),
-        event(gtin=GTIN_CRATE, serial="POISON"),
-        event(gtin=GTIN_CRATE, serial="C3"),
-    ]
-    others = [event(), event()]
-    publish_all(
-        broker,
-        topic_root,
-        [(DEVICE, compact(others[0])), (DEVICE, compact({"events": batch})),
-         (DEVICE, compact(others[1]))],
-    )  # fmt: skip
-    wait_until(lambda: stored(db, others[1]["event_id"]), 30, "the message after the poison")
-    for good in [batch[0], batch[2], *others]:
-        assert stored(db, good["event_id"]), good
-    [(reason, detail, index, payload)] = db.execute(
-        "SELECT reason, detail, batch_index, payload FROM dead_letters"
-    ).fetchall()
-    assert (reason, index) == ("internal_error", 1)
-    assert "the database refused it" in detail and "poisoned serial" in detail
-    assert json.loads(payload) == batch[1]
-    worker.assert_running()
-    assert_identity(db)
-
-
 @contextmanager
 def worker_in_process(db_url: str, broker: Broker, topic_root: str) -> Iterator[threading.Event]:
     """The ingest worker run in this process (so a test can plant a bug in the writer);
