@@ -54,6 +54,11 @@ def take_in(message: Received, prefix: str) -> Intake:
             log.warning("ignoring status topic=%s payload=%.40r", message.topic, text)
             return Intake(message, device_id, received_at)
         return Intake(message, device_id, received_at, online=text == "online")
+    if message.retained:
+        # The worker subscribes with retain handling 2, so only a broker ignoring that
+        # replays a stored retained message; its live delivery was already ingested.
+        detail = "a retained copy replayed by the broker; publish events with retain off"
+        return Intake(message, device_id, received_at, failure=(DeadLetterReason.RETAINED, detail))
     try:
         parsed = parse_message(message.payload, device_id, received_at)
     except Exception as exc:  # noqa: BLE001 - boundary: one poison message must not stall ingest

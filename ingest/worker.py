@@ -124,7 +124,9 @@ class IngestWorker:
             [
                 (
                     f"$share/{self.settings.mqtt_group}/{root}/devices/+/events",
-                    SubscribeOptions(qos=1),
+                    # Retain handling 2: a retained event is ingested when it is published,
+                    # never again from the broker's store at each (re)subscription.
+                    SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND),
                 ),
                 (f"{root}/devices/+/status", SubscribeOptions(qos=1)),
             ]

@@ -28,5 +28,7 @@ class DeadLetterReason(StrEnum):
     """The topic's device is not registered (decided by the ingest worker)."""
     DEVICE_MISMATCH = "device_mismatch"
     """The payload's `device_id` differs from the topic's."""
+    RETAINED = "retained"
+    """A retained copy the broker replayed on an events topic, not a new publication."""
     INTERNAL_ERROR = "internal_error"
     """The worker failed on this message (a bug, logged with its traceback); replayable."""
