@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -402,6 +403,13 @@ class Event(BaseModel):
             # Valid JSON, but PostgreSQL's jsonb cannot hold a NUL character.
             if b"\\u0000" in encoded:
                 raise _error("attrs_nul", "attrs: contains a NUL character (\\u0000)")
+            # A number past the float range (1e400) decodes as infinity, which jsonb
+            # cannot hold either; the text test keeps the walk off the usual path.
+            if (b"Infinity" in encoded or b"NaN" in encoded) and (where := _non_finite(value)):
+                raise _error(
+                    "attrs_number",
+                    f"attrs.{where}: number outside the range of a double (±1.7e308)",
+                )
         return value
 
     @field_validator("device_id")
@@ -441,6 +449,23 @@ class Event(BaseModel):
                 else f"stream is only allowed with type sorted, not {self.type}",
             )
         return self
+
+
+def _non_finite(value: Any, path: str = "") -> str | None:
+    """The path of the first infinite or NaN number in decoded JSON `value`, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 class EventBatch(BaseModel):

@@ -33,6 +33,7 @@ _SELF_DESCRIBING = frozenset(
         "code_with_key",
         "attrs_too_large",
         "attrs_nul",
+        "attrs_number",
         "event_rule",
     }
 )

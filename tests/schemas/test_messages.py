@@ -140,11 +140,12 @@ CASES: dict[DeadLetterReason, tuple[dict[str, Any], str]] = {
 
 def test_every_parser_reason_is_covered() -> None:
     produced = {DeadLetterReason.INVALID_JSON, DeadLetterReason.TOO_LARGE, *CASES}
-    # unknown_device needs the device registry and internal_error a failing worker: the
-    # ingest worker decides both (tests/ingest/test_dead_letters.py).
+    # unknown_device needs the device registry, internal_error a failing worker and
+    # retained the message's flag: the ingest worker decides those (tests/ingest/).
     assert set(DeadLetterReason) - produced == {
         DeadLetterReason.UNKNOWN_DEVICE,
         DeadLetterReason.INTERNAL_ERROR,
+        DeadLetterReason.RETAINED,
     }
 
 
@@ -226,3 +227,21 @@ def test_parse_event() -> None:
     rejection = parse_event(event(device_id="other"), DEVICE, NOW)
     assert isinstance(rejection, Rejected)
     assert (rejection.reason, rejection.batch_index) == (DeadLetterReason.DEVICE_MISMATCH, None)
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E+309"])
+def test_attrs_numbers_past_the_double_range_are_a_schema_dead_letter(number: str) -> None:
+    """JSON has no bound on numbers, but jsonb cannot hold the infinity they decode to."""
+    raw = json.dumps(event(attrs={"scale": {"weight_g": 0}})).replace(
+        '"weight_g": 0', f'"weight_g": {number}'
+    )
+    parsed = parse_message(raw.encode(), DEVICE, NOW)
+    [rejected] = parsed.rejected
+    assert rejected.reason is DeadLetterReason.SCHEMA
+    assert (
+        rejected.detail == "attrs.scale.weight_g: number outside the range of a double (±1.7e308)"
+    )
+    within = parse_message(raw.replace(number, "1.7e308").encode(), DEVICE, NOW)
+    assert within.events and not within.rejected
+    # A string that merely reads "Infinity" is data, not a number.
+    assert parse_message(encode(event(attrs={"note": "Infinity NaN"})), DEVICE, NOW).events
