@@ -89,3 +89,37 @@ def test_dead_letters_are_listed_and_replayed_after_the_fix(
     again = client.post("/v1/dead-letters/replay", json={}, headers=keys["operator"])
     assert again.json() == {"replayed": []}
     assert_problem(client.get("/v1/dead-letters", headers=keys["fjord"]), 403, "role brand")
+
+
+def test_year_zero_posted_over_http_is_clock_skew_and_the_next_event_is_stored(
+    client: TestClient, db: psycopg.Connection[Any], make_worker: Any
+) -> None:
+    """The payload that once stopped every worker, posted as a device would."""
+    seed_registry(db, ["rvm-1"])
+    worker = make_worker()
+    key = create_key(db, Role.DEVICE, "rvm-1 key", device_id="rvm-1")
+    year_zero = {
+        "event_id": "5f0c4a52-0000-4000-8000-00000000dead",
+        "ts": "0001-01-01T00:00:00+14:00",
+        "type": "returned",
+        "gtin": "7310865004703",
+    }
+    response = client.post(
+        "/v1/devices/rvm-1/events", content=json.dumps(year_zero), headers=bearer(key)
+    )
+    assert response.status_code == 202, response.text
+    [rejected] = response.json()["rejected"]
+    assert rejected["reason"] == "clock_skew"
+    assert "before 2000-01-01T00:00:00Z" in rejected["detail"]
+    good = event("returned")
+    response = client.post(
+        "/v1/devices/rvm-1/events", content=json.dumps(good), headers=bearer(key)
+    )
+    assert response.status_code == 202, response.text
+    wait_until(
+        lambda: count(db, "SELECT count(*) FROM events WHERE event_id = %s", good["event_id"]),
+        30,
+        "the good event",
+    )
+    assert db.execute("SELECT reason FROM dead_letters").fetchall() == [("clock_skew",)]
+    worker.assert_running()
