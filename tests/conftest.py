@@ -52,12 +52,26 @@ def _admin() -> psycopg.Connection[Any]:
     return psycopg.connect(PG_SERVER, autocommit=True)
 
 
+# Tries at cloning a template that a backend is still leaving (see close_to_connections).
+CLONE_ATTEMPTS = 20
+
+
 def create_database(name: str, template: str | None = None) -> str:
-    with _admin() as conn:
-        query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-        if template:
-            query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
-        conn.execute(query)
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    for attempt in range(CLONE_ATTEMPTS):
+        try:
+            with _admin() as conn:
+                conn.execute(query)
+            break
+        except psycopg.errors.ObjectInUse:
+            # A backend that was connected when the template was closed may take a moment
+            # to exit; nothing new can connect, so this ends.
+            if template is None or attempt == CLONE_ATTEMPTS - 1:
+                raise
+            close_to_connections(template)
+            time.sleep(0.1)
     return make_conninfo(PG_SERVER, dbname=name)
 
 
@@ -68,12 +82,28 @@ def drop_database(name: str) -> None:
         )
 
 
+def close_to_connections(name: str) -> None:
+    """Make database `name` a pure template: no new connections, none left open. With
+    TimescaleDB its scheduler connects to every database holding the extension, and a
+    template with a connection open cannot be cloned (timescale/timescaledb#4048)."""
+    with _admin() as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+
+
 @pytest.fixture(scope="session")
 def template_db() -> Iterator[str]:
     """A database migrated once per session; tests clone it."""
     name = f"lt_tpl_{uuid.uuid4().hex[:10]}"
     url = create_database(name)
     migrate(url)
+    close_to_connections(name)
     yield name
     drop_database(name)
 
