@@ -26,6 +26,8 @@ from api import (
     resolver,
     stats,
 )
+from api.body_limit import BodyLimit
+from api.epcis_capture import MAX_CAPTURE_BYTES
 from api.pages.errors import error_page
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
@@ -73,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app, page=error_page)
+    # Bodies are bounded before any route reads one (FastAPI parses a JSON body before it
+    # checks the key); inside the metrics middleware, so the refusals are counted too.
+    app.add_middleware(BodyLimit, larger={"/v1/epcis/capture": MAX_CAPTURE_BYTES})
     metrics.install(app)
     app.include_router(metrics.router)
     app.include_router(health.router)
