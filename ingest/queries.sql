@@ -137,7 +137,10 @@ INSERT INTO seq_gaps (device_id, gap_from, gap_to)
 SELECT * FROM unnest(%(device_id)s::text[], %(gap_from)s::bigint[], %(gap_to)s::bigint[])
 
 -- name: copy_dead_letters
-COPY dead_letters (received_at, topic, device_id, reason, detail, batch_index, payload) FROM STDIN
+-- payload is schemas.messages.DeadLetterPayload.stored: a payload over 256 KiB only as its
+-- first 4 KiB; payload_size and payload_sha256 are always of the whole payload.
+COPY dead_letters (received_at, topic, device_id, reason, detail, batch_index, payload,
+                   payload_size, payload_sha256) FROM STDIN
 
 -- name: set_statuses
 -- The latest status per device of a batch (one row per device: ON CONFLICT may touch a

@@ -17,6 +17,7 @@ from ingest.directory import DeviceDirectory
 from ingest.intake import Intake
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import Event
+from schemas.messages import DeadLetterPayload
 from schemas.named_queries import load_queries
 from schemas.rollups import lock_for_counting
 
@@ -61,12 +62,14 @@ def store_batch(
     accepted: dict[UUID, tuple[Event, str, str, datetime]] = {}
     submitted = 0
     last_seen: dict[str, datetime] = {}
-    dead: list[tuple[datetime, str, str | None, str, str, int | None, bytes]] = []
+    dead: list[tuple[datetime, str, str | None, str, str, int | None, bytes, int, bytes]] = []
     statuses: dict[str, Intake] = {}
 
     def reject(intake: Intake, reason: str, detail: str, index: int | None, raw: bytes) -> None:
+        # Every dead letter is bounded here: a payload over MAX_PAYLOAD_BYTES keeps its head.
+        kept = DeadLetterPayload.of(raw)
         dead.append((intake.received_at, intake.message.topic, intake.device_id, reason, detail,
-                     index, raw))  # fmt: skip
+                     index, kept.stored, kept.size, kept.sha256))  # fmt: skip
 
     received = 0
     for intake in intakes:

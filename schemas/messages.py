@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,12 @@ _SELF_DESCRIBING = frozenset(
 )
 # Bounds the size of a dead letter's detail when an event breaks many rules at once.
 _MAX_ERRORS_IN_DETAIL = 5
+# A dead letter of a payload over MAX_PAYLOAD_BYTES (too_large, or any reason a message
+# that large was refused for) keeps only its first 4 KiB, with its size and SHA-256: enough
+# to see what the device sent and to match it against the device's copy, where the whole
+# (up to the broker's 1 MiB limit) would cost a megabyte per letter in the database and in
+# every process that reads it. Such a head can never be replayed.
+DEAD_LETTER_HEAD_BYTES = 4 * 1024
 
 _EVENT_LIST = TypeAdapter(list[Event])
 
@@ -53,7 +60,30 @@ class Rejected:
     batch_index: int | None
     """Index in {"events": [...]}; None for a single-event payload or a whole-message failure."""
     raw: bytes
-    """The whole payload for a message-level failure, else the event as compact UTF-8 JSON."""
+    """The whole payload for a message-level failure, else the event as compact UTF-8 JSON;
+    a dead letter keeps what DeadLetterPayload.of(raw) keeps of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPayload:
+    """What a dead letter stores of a payload: all of it, or only its head when the payload
+    is over MAX_PAYLOAD_BYTES; always the whole payload's size and SHA-256."""
+
+    stored: bytes
+    size: int
+    """Bytes of the whole payload."""
+    sha256: bytes
+    """SHA-256 digest (32 bytes) of the whole payload."""
+
+    @property
+    def truncated(self) -> bool:
+        """True when `stored` is only the first DEAD_LETTER_HEAD_BYTES: not replayable."""
+        return len(self.stored) < self.size
+
+    @classmethod
+    def of(cls, payload: bytes) -> DeadLetterPayload:
+        stored = payload[:DEAD_LETTER_HEAD_BYTES] if len(payload) > MAX_PAYLOAD_BYTES else payload
+        return cls(stored, len(payload), hashlib.sha256(payload).digest())
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,10 +119,12 @@ def test_dlq_list_and_replay(
     seed_registry(db, ["rvm-1"])
     make_worker()
     sent = event("returned")
+    payload = json.dumps(sent).encode()
     db.execute(
-        "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload)"
-        " VALUES (now(), %s, 'rvm-1', 'unknown_device', 'not registered then', %s)",
-        (f"{topic_root}/devices/rvm-1/events", json.dumps(sent).encode()),
+        "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload,"
+        " payload_size, payload_sha256)"
+        " VALUES (now(), %s, 'rvm-1', 'unknown_device', 'not registered then', %s, %s, sha256(%s))",
+        (f"{topic_root}/devices/rvm-1/events", payload, len(payload), payload),
     )
     env = {"LOOPTRACK_MQTT_URL": broker.url, "LOOPTRACK_TOPIC_ROOT": topic_root}
     listed = looptrack(db_url, "dlq", "list", env=env)

@@ -4,6 +4,7 @@ event still stores the good ones."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -62,25 +63,51 @@ def test_each_reason_is_dead_lettered_with_its_payload(
         lambda: count(db, "SELECT count(*) FROM dead_letters") >= len(CASES), 30, "dead letters"
     )
     rows = db.execute(
-        "SELECT reason, payload, topic, device_id, detail, batch_index, received_at"
-        " FROM dead_letters ORDER BY reason"
+        "SELECT reason, payload, topic, device_id, detail, batch_index, received_at,"
+        " payload_size, payload_sha256 FROM dead_letters ORDER BY reason"
     ).fetchall()
     assert sorted(r[0] for r in rows) == sorted(CASES)
-    for reason, payload, topic, device_id, detail, batch_index, received_at in rows:
+    for reason, payload, topic, device_id, detail, batch_index, received_at, *kept in rows:
         device, sent = CASES[reason]
         assert topic == f"{topic_root}/devices/{device}/events"
         assert device_id == device
         assert detail, f"{reason} has no detail"
         assert batch_index is None
         assert abs(received_at - datetime.now(UTC)) < timedelta(minutes=1)
-        if reason in ("invalid_json", "too_large", "unknown_device"):
+        if reason == "too_large":
+            # Only the first 4 KiB, with the whole message's size and digest.
+            assert bytes(payload) == sent[:4096]
+            assert kept == [len(sent), hashlib.sha256(sent).digest()]
+            continue
+        if reason in ("invalid_json", "unknown_device"):
             assert bytes(payload) == sent  # the message exactly as received
         else:
             assert json.loads(payload) == json.loads(sent)  # the bad event, as sent
+        assert kept == [len(payload), hashlib.sha256(payload).digest()]
     assert count(db, "SELECT count(*) FROM events") == 0
     assert count(db, "SELECT dead_lettered FROM ingest_counters") == len(CASES)
     assert_accounted(db)
     worker.assert_running()
+
+
+def test_an_oversized_message_of_an_unregistered_device_keeps_its_head_only(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    """Bounded whatever the reason: the worker files it as unknown_device (the topic's
+    device comes first), and the dead letter still keeps 4 KiB, not 300 KB."""
+    seed_registry(db, [DEVICE])
+    make_worker()
+    sent = CASES["too_large"][1]
+    publish_all(broker, topic_root, [("rvm-not-registered", sent)])
+    wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") == 1, 30, "dead letter")
+    row = db.execute("SELECT reason, payload, payload_size, payload_sha256 FROM dead_letters")
+    reason, payload, size, digest = row.fetchone() or (None, b"", 0, b"")
+    assert reason == "unknown_device"
+    assert (bytes(payload), size, bytes(digest)) == (
+        sent[:4096],
+        len(sent),
+        hashlib.sha256(sent).digest(),
+    )
 
 
 def test_one_bad_event_in_a_batch_does_not_block_the_others(

@@ -3,6 +3,7 @@ to run twice in a row and twice at the same time."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import uuid
@@ -63,6 +64,8 @@ EXPECTED_COLUMNS = {
         "detail",
         "batch_index",
         "payload",
+        "payload_size",
+        "payload_sha256",
         "replayed_at",
     },
     "ingest_counters": {
@@ -149,7 +152,8 @@ EXPECTED_COLUMNS = {
 ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
-    "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes"
+    "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
+    "0013_bounded_dead_letters"
 )
 
 
@@ -275,3 +279,39 @@ def test_grai_migration_keeps_the_data_and_admits_grai_keys(
     for bad in ("8003" + crate[:13], "9003" + crate, crate + "1"):
         with pytest.raises(psycopg.errors.CheckViolation):
             db.execute("INSERT INTO items (gtin, serial) VALUES (%s, 'X')", (bad,))
+
+
+def test_bounded_dead_letters_migration_backfills_and_cuts_oversized_payloads(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    small = b'{"event_id": "not closed'
+    large = bytes(range(256)) * 4096  # 1 MiB, as a broker allowing it would have passed
+    # The database as it was before 0013: payloads kept whole, no size or digest.
+    db.execute(
+        "ALTER TABLE dead_letters DROP COLUMN payload_size, DROP COLUMN payload_sha256;"
+        " DELETE FROM schema_migrations WHERE version = '0013_bounded_dead_letters'"
+    )
+    insert = (
+        "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload)"
+        " VALUES (now(), 't/devices/rvm-1/events', 'rvm-1', %s, 'd', %s)"
+    )
+    for reason, payload in (("invalid_json", small), ("too_large", large)):
+        db.execute(insert, (reason, payload))
+
+    assert migrate(db_url) == ["0013_bounded_dead_letters"]
+    rows = db.execute(
+        "SELECT reason, payload, payload_size, payload_sha256 FROM dead_letters ORDER BY id"
+    ).fetchall()
+    assert [(r, bytes(p), n, bytes(d)) for r, p, n, d in rows] == [
+        ("invalid_json", small, len(small), hashlib.sha256(small).digest()),
+        ("too_large", large[:4096], len(large), hashlib.sha256(large).digest()),
+    ]
+    # New rows must say what they keep of what.
+    with pytest.raises(psycopg.errors.NotNullViolation):
+        db.execute(insert, ("schema", small))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        db.execute(
+            "INSERT INTO dead_letters (received_at, topic, reason, detail, payload, payload_size,"
+            " payload_sha256) VALUES (now(), 't', 'schema', 'd', %s, 1, sha256(%s))",
+            (small, small),
+        )
