@@ -1,8 +1,10 @@
-"""Dead letters: list them, and replay them through the broker (e.g. after registering
-the device); the worker validates a replayed message like any other."""
+"""Dead letters: list them (a short preview each), read one with its stored payload, and
+replay them through the broker (e.g. after registering the device); the worker validates a
+replayed message like any other."""
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,9 @@ from schemas.named_queries import load_queries
 QUERIES = load_queries("api", "sql/dead_letters.sql")
 # Most dead letters one replay call sends.
 MAX_REPLAY = 10_000
+# Bytes of each payload a list carries (cut in SQL): about a line, enough to recognise it.
+# A page of 1,000 stays under half a megabyte even in hex; the whole is get_dead_letter's.
+PREVIEW_BYTES = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,17 @@ class DeadLetterFilter:
     device_id: str | None = None
 
 
+def _as_text(raw: bytes, *, cut: bool) -> tuple[str, str]:
+    """(text, "utf-8") where `raw` is UTF-8, else (hex, "hex"). A `cut` preview may end
+    inside a character: that partial character is left out rather than making it hex."""
+    try:
+        if cut:
+            return codecs.getincrementaldecoder("utf-8")().decode(raw, final=False), "utf-8"
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return raw.hex(), "hex"
+
+
 def list_dead_letters(
     conn: psycopg.Connection[Any],
     which: DeadLetterFilter,
@@ -34,21 +50,35 @@ def list_dead_letters(
     before: int | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Newest first; `payload` as text where it is UTF-8, else as a hex string."""
+    """Newest first, each with `payload_preview` (its first PREVIEW_BYTES bytes, as text
+    where they are UTF-8, else hex: `payload_encoding`), `payload_size` (bytes received),
+    `payload_sha256` (hex) and `payload_truncated` (only the head is kept)."""
     records = conn.cursor(row_factory=dict_row).execute(
         QUERIES["list_dead_letters"],
         {"reason": which.reason, "device_id": which.device_id, "pending": pending,
-         "before": before, "limit": limit},
+         "before": before, "limit": limit, "preview_bytes": PREVIEW_BYTES},
     ).fetchall()  # fmt: skip
-    rows = []
     for record in records:
-        raw = bytes(record["payload"])
-        try:
-            record["payload"], record["payload_encoding"] = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            record["payload"], record["payload_encoding"] = raw.hex(), "hex"
-        rows.append(record)
-    return rows
+        preview = bytes(record["payload_preview"])
+        cut = record["payload_size"] > len(preview)
+        record["payload_preview"], record["payload_encoding"] = _as_text(preview, cut=cut)
+    return records
+
+
+def get_dead_letter(conn: psycopg.Connection[Any], dead_letter_id: int) -> dict[str, Any] | None:
+    """One dead letter with `payload`: all that is stored of it (a head when
+    `payload_truncated`), as text where it is UTF-8, else hex; None if there is no such id."""
+    record = (
+        conn.cursor(row_factory=dict_row)
+        .execute(QUERIES["get_dead_letter"], {"id": dead_letter_id})
+        .fetchone()
+    )
+    if record is not None:
+        stored = bytes(record["payload"])
+        record["payload"], record["payload_encoding"] = _as_text(
+            stored, cut=record["payload_truncated"]
+        )
+    return record
 
 
 def replay(
@@ -56,7 +86,8 @@ def replay(
 ) -> list[int]:
     """Send pending dead letters again to their original topics and mark them replayed,
     each only after the broker acknowledged it; returns the ids sent. Failing again, a
-    message becomes a new dead letter."""
+    message becomes a new dead letter. One that keeps only the head of its payload is
+    never sent (the worker would take the head for the message) and stays pending."""
     rows = conn.execute(
         QUERIES["pending_for_replay"],
         {"ids": which.ids, "reason": which.reason, "device_id": which.device_id, "limit": limit},

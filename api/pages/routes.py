@@ -60,7 +60,8 @@ COLUMNS = {
               "median_trip_days", "lost", "loss_rate"],
     "devices": ["id", "site", "kind", "last_seen", "online", "events_today", "seq_gaps"],
     "dead-letters": ["id", "received_at", "topic", "device_id", "reason", "detail",
-                     "batch_index", "payload", "payload_encoding", "replayed_at"],
+                     "batch_index", "payload_preview", "payload_encoding", "payload_size",
+                     "payload_sha256", "payload_truncated", "replayed_at"],
     "duplicates": ["event_id", "gtin", "grai", "serial", "ts", "previous_ts", "device_id",
                    "site_id"],
     "rejects": ["reason", "packaging_type", "rejected"],
@@ -460,10 +461,8 @@ def _devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 
 def _dead_letters(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    rows = list_dead_letters(conn, DeadLetterFilter(), pending=True, before=None, limit=100)
-    for row in rows:
-        row["payload"] = row["payload"][:200]
-    return rows
+    """The newest pending dead letters, each with a preview cut in SQL (never the payload)."""
+    return list_dead_letters(conn, DeadLetterFilter(), pending=True, before=None, limit=100)
 
 
 def _duplicates(conn: psycopg.Connection[Any], *, brand: str | None) -> list[dict[str, Any]]:

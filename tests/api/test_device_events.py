@@ -72,7 +72,10 @@ def test_dead_letters_are_listed_and_replayed_after_the_fix(
     listed = client.get("/v1/dead-letters?pending=true", headers=keys["operator"]).json()
     (letter,) = listed["dead_letters"]
     assert (letter["reason"], letter["device_id"]) == ("unknown_device", "rvm-new")
-    assert json.loads(letter["payload"]) == {"events": events}
+    # Lists show a preview; the message itself is served per id.
+    whole = client.get(f"/v1/dead-letters/{letter['id']}", headers=keys["operator"]).json()
+    assert json.loads(whole["payload"]) == {"events": events}
+    assert letter["payload_preview"] == whole["payload"][: len(letter["payload_preview"])]
 
     # Registering the device, then replaying, stores the events.
     db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('rvm-new', 'shop-1', 'rvm')")
