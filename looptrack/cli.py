@@ -429,7 +429,8 @@ def dlq_list(
     pending: Annotated[bool, typer.Option(help="Hide those already replayed.")] = True,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
-    """Dead letters, newest first: id, time, reason, device, batch index, detail."""
+    """Dead letters, newest first: id, time, reason, device, batch index, detail, payload
+    size, and the payload's first bytes (all of it: `looptrack dlq show ID`)."""
     from api.dead_letters import DeadLetterFilter, list_dead_letters
 
     with _connect(_settings()) as conn:
@@ -439,11 +440,47 @@ def dlq_list(
         )  # fmt: skip
     for row in rows:
         index = "" if row["batch_index"] is None else f"[{row['batch_index']}]"
+        size = f"{row['payload_size']} B" + (" (head kept)" if row["payload_truncated"] else "")
         typer.echo(
             f"{row['id']}\t{row['received_at']:%Y-%m-%dT%H:%M:%SZ}\t{row['reason']}\t"
-            f"{row['device_id'] or '-'}{index}\t{row['detail']}"
+            f"{row['device_id'] or '-'}{index}\t{row['detail']}\t{size}\t"
+            f"{_one_line(row['payload_preview'], row['payload_encoding'])}"
         )
     typer.echo(f"{len(rows)} dead letter(s)", err=True)
+
+
+def _one_line(preview: str, encoding: str) -> str:
+    """A payload preview fit for one line of a terminal: control characters escaped."""
+    if encoding == "hex":
+        return f"hex:{preview}"
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in preview)
+
+
+@dlq_app.command("show")
+def dlq_show(dead_letter_id: Annotated[int, typer.Argument(min=1)]) -> None:
+    """Write one dead letter's stored payload to standard output, byte for byte (only its
+    first 4 KiB for a payload too large to keep); what it is goes to standard error."""
+    from psycopg.rows import dict_row
+
+    from api.dead_letters import QUERIES
+
+    with _connect(_settings()) as conn:
+        row = (
+            conn.cursor(row_factory=dict_row)
+            .execute(QUERIES["get_dead_letter"], {"id": dead_letter_id})
+            .fetchone()
+        )
+    if row is None:
+        raise _fail(f"no dead letter {dead_letter_id}")
+    payload, size = bytes(row["payload"]), row["payload_size"]
+    kept = f"first {len(payload)} bytes kept" if row["payload_truncated"] else "whole"
+    typer.echo(
+        f"{row['reason']} from {row['device_id'] or '-'}: {size} bytes ({kept}),"
+        f" sha256 {row['payload_sha256']}",
+        err=True,
+    )
+    sys.stdout.buffer.write(payload)
+    sys.stdout.buffer.flush()
 
 
 @dlq_app.command("replay")

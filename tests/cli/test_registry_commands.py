@@ -130,6 +130,12 @@ def test_dlq_list_and_replay(
     listed = looptrack(db_url, "dlq", "list", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "\tunknown_device\trvm-1\tnot registered then" in listed.stdout
+    assert f"\t{len(payload)} B\t{payload[:100].decode()}" in listed.stdout  # preview
+    (dead_id,) = db.execute("SELECT id FROM dead_letters").fetchone() or (None,)
+    shown = looptrack(db_url, "dlq", "show", str(dead_id), env=env)
+    assert (shown.returncode, shown.stdout) == (0, payload.decode()), shown.stderr
+    assert f"{len(payload)} bytes (whole)" in shown.stderr
+    assert looptrack(db_url, "dlq", "show", str(dead_id + 1), env=env).returncode == 1
     replayed = looptrack(db_url, "dlq", "replay", env=env)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == "replayed 1 dead letter(s)"
