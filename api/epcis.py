@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from api.dependencies import MAX_PAGE, Conn, RegistryReader, require, scoped_brand, settings
 from api.device_events import read_bounded
@@ -38,6 +37,7 @@ from api.epcis_export import (
 from api.epcis_vocabulary import Vocabulary
 from api.events import decode_cursor, encode_cursor
 from api.problems import ERROR_RESPONSES, Problem
+from api.time_window import Instant
 from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.settings import Settings
@@ -104,8 +104,8 @@ def get_events(
     conn: Conn,
     caller: RegistryReader,
     config: Annotated[Settings, Depends(settings)],
-    ge_event_time: Annotated[AwareDatetime | None, Query(alias="GE_eventTime")] = None,
-    lt_event_time: Annotated[AwareDatetime | None, Query(alias="LT_eventTime")] = None,
+    ge_event_time: Annotated[Instant | None, Query(alias="GE_eventTime")] = None,
+    lt_event_time: Annotated[Instant | None, Query(alias="LT_eventTime")] = None,
     per_page: Annotated[int, Query(alias="perPage", ge=1, le=MAX_PAGE)] = DEFAULT_PER_PAGE,
     next_page_token: Annotated[str | None, Query(alias="nextPageToken", max_length=200)] = None,
 ) -> JSONResponse:

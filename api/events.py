@@ -10,10 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.dependencies import Conn, Limit, RegistryReader, parse_grai, parse_gtin, scoped_brand
 from api.problems import ERROR_RESPONSES, Problem
+from api.time_window import Instant
 from schemas.digital_link import SERIAL_PATTERN
 from schemas.events import EventType
 from schemas.grai import GRAI_PATTERN, grai_item_class, is_grai_class, key_fields
@@ -99,8 +100,8 @@ def list_events(
     device_id: Annotated[DeviceId | None, Query()] = None,
     site_id: Annotated[Slug | None, Query()] = None,
     type: Annotated[EventType | None, Query()] = None,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: Annotated[AwareDatetime | None, Query()] = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Annotated[Instant | None, Query()] = None,
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 
 from api.dependencies import Conn, require, scoped_brand, settings
 from api.problems import ERROR_RESPONSES, Problem
 from api.return_rates import Bucket, return_rates_json
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.stats_queries import QUERIES
-from api.time_window import window
+from api.time_window import Instant, window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
 from schemas.registry import Slug
@@ -215,8 +215,8 @@ MAX_ANOMALIES = 1000
 def get_anomalies(
     conn: Conn,
     caller: StatsReader,
-    from_: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    to: Annotated[AwareDatetime | None, Query()] = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Annotated[Instant | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ANOMALIES)] = 100,
 ) -> dict[str, Any]:
     """Duplicate returns (possible cloned labels) and open seq gaps in [from, to), by

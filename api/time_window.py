@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime
+from pydantic_core import PydanticCustomError
 
 from api.problems import Problem
 
@@ -15,6 +19,24 @@ GRANULARITY = timedelta(minutes=15)
 MAX_WINDOW = timedelta(days=3660)
 # Window when neither bound is given: the last 30 local days, today included.
 DEFAULT_DAYS = 30
+# The instants any time parameter may name (from, to, GE_eventTime, LT_eventTime), ends
+# included. Wide around every event that can be stored (none before 2000-01-01, SPEC §5),
+# and a year inside Python's datetime (years 1-9999) so that a zone's offset, the default
+# window or a month's step from a bound cannot overflow it (a 500 before).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+IN_RANGE = f"must lie between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}"
+
+
+def _in_range(instant: datetime) -> datetime:
+    if not EARLIEST <= instant <= LATEST:
+        raise PydanticCustomError("time_range", IN_RANGE)
+    return instant
+
+
+# A time query parameter: an RFC 3339 date-time with a UTC offset, within the range above;
+# a 422 naming the parameter otherwise.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_range)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +59,12 @@ def zone(name: str) -> ZoneInfo:
 
 
 def _bound(name: str, value: str, tz: ZoneInfo) -> datetime:
+    is_date = len(value) == 10  # a date: local midnight
     try:
-        if len(value) == 10:  # a date: local midnight
-            return datetime.combine(date.fromisoformat(value), time(), tz)
-        instant = datetime.fromisoformat(value)
+        if is_date:
+            instant = datetime.combine(date.fromisoformat(value), time(), tz)
+        else:
+            instant = datetime.fromisoformat(value)
     except ValueError:
         raise Problem(
             422,
@@ -49,7 +73,9 @@ def _bound(name: str, value: str, tz: ZoneInfo) -> datetime:
         ) from None
     if instant.tzinfo is None:
         raise Problem(422, "invalid-time", f"{name} {value!r}: a date-time needs a UTC offset")
-    if instant.timestamp() % GRANULARITY.total_seconds():
+    if not EARLIEST <= instant <= LATEST:
+        raise Problem(422, "invalid-time", f"{name} {value!r}: {IN_RANGE}")
+    if not is_date and instant.timestamp() % GRANULARITY.total_seconds():
         raise Problem(
             422,
             "invalid-time",
