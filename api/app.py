@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
@@ -28,6 +28,7 @@ from api import (
 )
 from api.body_limit import BodyLimit
 from api.epcis_capture import MAX_CAPTURE_BYTES
+from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Return rates and reuse cycles of closed-loop packaging (SPEC §8).",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
     )
     problems.install(app, page=error_page)
     # Bodies are bounded before any route reads one (FastAPI parses a JSON body before it

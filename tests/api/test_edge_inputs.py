@@ -1,6 +1,7 @@
 """Inputs at and past the edges answer 422 naming the parameter, never 500: time
 parameters outside the range every endpoint and page can compute with (Python's datetime
-overflowed on a zone's offset or the default window) (issue 17, item 7)."""
+overflowed on a zone's offset or the default window), and NUL characters, which no
+PostgreSQL text can hold (issue 17, item 7)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,31 @@ def test_the_pages_show_the_last_month_of_the_range(
         params = {"from": "9998-12-01", "to": "9999-01-01", "tz": tz}
         answer = client.get(section, params=params, headers=BROWSER)
         assert answer.status_code == 200, answer.text[-2000:]
+
+
+def test_a_nul_in_the_portals_serial_is_a_422_page(
+    client: TestClient, page_keys: dict[str, str]
+) -> None:
+    log_in(client, page_keys["brand"])
+    answer = client.get("/portal?serial=%00", headers=BROWSER)
+    assert "serial: contains a NUL character" in error_page(answer, 422, back="/portal")
+    # Asked for without text/html, the same problem as JSON.
+    assert_problem(client.get("/portal?serial=7KQ%002"), 422, "serial: contains a NUL character")
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("/v1/events?device_id=rvm%00", "device_id"),
+        ("/v1/stats/return-rates?tz=Europe/Oslo%00", "tz"),
+        ("/v1/dead-letters?reason=schema%00", "reason"),
+        ("/v1/products/%007038010001239", "gtin"),
+        ("/v1/items/07038010001239/7KQ%00", "serial"),
+        ("/v1/epcis/events?EQ_bizStep=%00", "EQ_bizStep"),
+        ("/v1/events?x%00=1", "x\\x00"),
+    ],
+)
+def test_a_nul_in_any_path_or_query_parameter_is_a_422_naming_it(
+    client: TestClient, keys: dict[str, Any], url: str, name: str
+) -> None:
+    assert_problem(client.get(url, headers=keys["operator"]), 422, f"{name}: contains a NUL")
