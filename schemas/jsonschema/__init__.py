@@ -42,7 +42,8 @@ def payload_json_schema() -> dict[str, Any]:
             "express: the GTIN check digit (GS1 mod-10), a serial inside `code` also "
             "forces qty 1, `ts` at most "
             f"{int(MAX_CLOCK_SKEW.total_seconds()) // 60} minutes ahead of the receiver's "
-            f"clock and not before {EARLIEST_TS_TEXT}, `attrs` at most {MAX_ATTRS_BYTES} bytes as compact JSON, and "
+            f"clock and not before {EARLIEST_TS_TEXT}, `attrs` at most {MAX_ATTRS_BYTES} "
+            "bytes as compact JSON, and "
             "`device_id` equal to the topic's."
         ),
         "oneOf": [{"$ref": "#/$defs/Event"}, {"$ref": "#/$defs/EventBatch"}],
