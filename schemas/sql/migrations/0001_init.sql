@@ -164,13 +164,19 @@ BEGIN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
         PERFORM create_hypertable('events', 'ts', chunk_time_interval => INTERVAL '1 day',
                                   create_default_indexes => false);
-        EXECUTE 'ALTER TABLE events SET (timescaledb.compress,
-                 timescaledb.compress_segmentby = ''device_id'',
-                 timescaledb.compress_orderby = ''ts DESC'')';
-        -- Old chunks are rarely written (late events only) and read by item history.
-        PERFORM add_compression_policy('events', INTERVAL '14 days');
-        -- Raw events are kept 5 years; the rollups above keep the totals beyond that.
-        PERFORM add_retention_policy('events', INTERVAL '5 years');
+        BEGIN
+            EXECUTE 'ALTER TABLE events SET (timescaledb.compress,
+                     timescaledb.compress_segmentby = ''device_id'',
+                     timescaledb.compress_orderby = ''ts DESC'')';
+            -- Old chunks are rarely written (late events only) and read by item history.
+            PERFORM add_compression_policy('events', INTERVAL '14 days');
+            -- Raw events are kept 5 years; the rollups above keep the totals beyond that.
+            PERFORM add_retention_policy('events', INTERVAL '5 years');
+        EXCEPTION WHEN feature_not_supported THEN
+            -- An Apache-2-only build (timescaledb.license = apache, some distributions'
+            -- packages) has hypertables but neither compression nor policies.
+            RAISE NOTICE 'looptrack: TimescaleDB without compression and retention: %', SQLERRM;
+        END;
         RAISE NOTICE 'looptrack: events is a TimescaleDB hypertable';
     END IF;
 END
