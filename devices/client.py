@@ -1,6 +1,7 @@
 """The device-side client an RVM, sorter, filler, washer or till embeds: `scan()` records
 an event on disk at once; a background thread sends queued events to the broker in
-batches (QoS 1, MQTT 5) and forgets them only once the broker has acknowledged them.
+batches (QoS 1, MQTT 5) and forgets them only once the ingest's receipt says it stored
+(or dead-lettered) them, sending again what gets no receipt.
 
     client = DeviceClient("rvm-oslo-1", "mqtts://rvm-oslo-1:secret@broker:8883",
                           queue_path=Path("/var/lib/rvm/outbox.sqlite"))
@@ -19,7 +20,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,15 +29,17 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
 
 from devices.outbox import DEFAULT_MAX_BYTES, Outbox, Queued, QueueFull
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from schemas.messages import Rejected, parse_event
 from schemas.mqtt_connection import configure_client
+from schemas.receipts import DeadLettered, Receipt, receipts_topic
 from schemas.settings import MqttEndpoint, parse_mqtt_url
 
-__all__ = ["DeviceClient", "InvalidEvent", "QueueFull", "TlsFiles"]
+__all__ = ["DeadLettered", "DeviceClient", "InvalidEvent", "QueueFull", "TlsFiles"]
 
 log = logging.getLogger("looptrack.device")
 
@@ -45,8 +48,15 @@ log = logging.getLogger("looptrack.device")
 MAX_INFLIGHT_BATCHES = 16
 # Room left under the broker's payload limit for the {"events": [...]} wrapper (bytes).
 PAYLOAD_BUDGET = MAX_PAYLOAD_BYTES - 1024
-# After the broker refused a batch (e.g. not authorised), wait this long before resending (s).
+# After the broker refused a batch (e.g. not authorised, or no subscriber: 0x10), wait this
+# long before resending (s).
 RETRY_REFUSED_S = 5.0
+# PUBACK reason 0x10, "No matching subscribers": the broker kept nothing (MQTT 5 §3.4.2.1).
+NO_MATCHING_SUBSCRIBERS = 0x10
+# Default wait for a receipt before a sent event goes again (s); it doubles at every
+# resend of the same events, up to RECEIPT_BACKOFF_MAX_FACTOR times.
+RECEIPT_TIMEOUT_S = 30.0
+RECEIPT_BACKOFF_MAX_FACTOR = 8
 # Broker reconnect back-off bounds (s).
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 30
 KEEPALIVE_S = 30
@@ -91,8 +101,19 @@ def _with_overrides(
 
 @dataclass(frozen=True)
 class _Batch:
+    """Events seq first..last, in one message; `attempt` 0 on their first sending."""
+
     first: int
     last: int
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class _Awaiting:
+    """A batch the broker accepted, waiting for its receipt until `due` (monotonic s)."""
+
+    batch: _Batch
+    due: float
 
 
 class DeviceClient:
@@ -100,10 +121,13 @@ class DeviceClient:
 
     Guarantees: an event is queued (on disk when `queue_path` is given) before `scan()`
     returns; queued events are sent in `seq` order; an event is removed from the queue
-    only after the broker's PUBACK, so a broker outage, a lost connection or a restart of
-    the device process loses nothing. An event may be sent again after a reconnect or
-    restart when its acknowledgement was lost; the ingest removes such repeats by
-    `event_id`, and an acknowledged event is never sent again.
+    only once the ingest's receipt names it (stored, duplicate or dead-lettered), so a
+    broker that loses acknowledged messages (a restart, a crash between snapshots), a
+    lost connection or a restart of the device process loses nothing: what has no
+    receipt after `receipt_timeout_s` is sent again, with back-off. The ingest removes
+    repeats by `event_id`. With `receipts=False` an event is removed at the broker's
+    PUBACK instead (for an ingest that sends no receipts): then a broker failure can lose
+    what it acknowledged.
 
     When the queue reaches `max_queue_bytes`, `scan()` raises `QueueFull` and records
     nothing: the device should stop taking containers until the broker is reachable.
@@ -124,17 +148,25 @@ class DeviceClient:
         password: str | None = None,
         tls: TlsFiles | None = None,
         client_id: str | None = None,
+        receipts: bool = True,
+        receipt_timeout_s: float = RECEIPT_TIMEOUT_S,
+        on_dead_letter: Callable[[DeadLettered], None] | None = None,
     ) -> None:
         """`broker`: `mqtt://[user:password@]host[:port]` or `mqtts://…` for TLS.
         `queue_path`: the SQLite file of the store-and-forward queue (None: in memory).
         `batch_size`: most events in one message (1 to 1000); `batch_interval_s`: how long
         a partial batch may wait before it is sent (s). `durable`: each scan is on
         disk before `scan()` returns, power cuts included (an fsync per scan); False
-        survives a crash of the process only."""
+        survives a crash of the process only. `receipts`: keep each event until the
+        ingest's receipt (False: until the broker's PUBACK). `receipt_timeout_s`: wait for
+        a receipt before sending again (s). `on_dead_letter`: called (from the client's
+        sender thread) with each event the ingest dead-lettered; it is logged either way."""
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_EVENTS}")
         if batch_interval_s < 0:
             raise ValueError("batch_interval_s must not be negative")
+        if receipt_timeout_s <= 0:
+            raise ValueError("receipt_timeout_s must be positive")
         endpoint = _with_overrides(
             parse_mqtt_url(broker) if isinstance(broker, str) else broker,
             username,
@@ -144,6 +176,10 @@ class DeviceClient:
         self.device_id = device_id
         self.events_topic = f"{topic_root}/devices/{device_id}/events"
         self.status_topic = f"{topic_root}/devices/{device_id}/status"
+        self.receipts_topic = receipts_topic(topic_root, device_id)
+        self.receipts = receipts
+        self.receipt_timeout_s = receipt_timeout_s
+        self._on_dead_letter = on_dead_letter
         self.batch_size = batch_size
         self.batch_interval_s = batch_interval_s
         self._endpoint = endpoint
@@ -163,10 +199,13 @@ class DeviceClient:
         self._sent_through = first_waiting[0].seq - 1 if first_waiting else self._last_appended
         self._oldest_unsent_at = time.monotonic() if self._pending else None
         self._inflight: dict[int, _Batch] = {}
+        # Accepted by the broker, waiting for a receipt; by first seq.
+        self._awaiting: dict[int, _Awaiting] = {}
         self._retry_at = 0.0
-        # PUBACKs, handed from paho's network thread to the sender thread: paho calls
-        # on_publish holding its own lock, so the callback must not wait for ours.
+        # PUBACKs and receipts, handed from paho's network thread to the sender thread:
+        # paho calls back holding its own lock, so a callback must not wait for ours.
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
+        self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
 
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -180,6 +219,7 @@ class DeviceClient:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._sender = threading.Thread(
             target=self._send_loop, name=f"send-{device_id}", daemon=True
@@ -247,7 +287,7 @@ class DeviceClient:
                 raise InvalidEvent(checked.reason.value, checked.detail)
             return body
 
-        queued = self._outbox.append(build)
+        queued = self._outbox.append(build, str(fields["event_id"]))
         with self._cv:
             self._last_appended = queued.seq
             self._pending += 1
@@ -258,7 +298,8 @@ class DeviceClient:
 
     @property
     def pending(self) -> int:
-        """Events recorded but not yet acknowledged by the broker."""
+        """Events recorded and not yet receipted by the ingest (without receipts: not yet
+        acknowledged by the broker)."""
         with self._cv:
             return self._pending
 
@@ -275,23 +316,28 @@ class DeviceClient:
             return self._connected
 
     def flush(self, timeout_s: float = 60.0) -> None:
-        """Send what is queued now and wait for the broker's acknowledgements; raises
-        TimeoutError (events stay queued) when that takes longer than `timeout_s`."""
+        """Send what is queued now and wait for the receipts (without receipts: the
+        broker's acknowledgements); raises TimeoutError (events stay queued) when that takes
+        longer than `timeout_s`."""
         with self._cv:
             self._flushing += 1
             self._cv.notify_all()
             try:
                 if not self._cv.wait_for(lambda: self._pending == 0, timeout_s):
                     raise TimeoutError(
-                        f"{self._pending} events not acknowledged by the broker within "
+                        f"{self._pending} events not {self._confirmed_by} within "
                         f"{timeout_s:g} s; they stay queued"
                     )
             finally:
                 self._flushing -= 1
 
+    @property
+    def _confirmed_by(self) -> str:
+        return "receipted by the ingest" if self.receipts else "acknowledged by the broker"
+
     def close(self, timeout_s: float = 30.0) -> None:
-        """Flush (up to `timeout_s`), announce `offline` and disconnect. Events the broker
-        has not acknowledged by then stay in the queue for the next start."""
+        """Flush (up to `timeout_s`), announce `offline` and disconnect. Events without a
+        receipt by then stay in the queue for the next start."""
         try:
             if self.connected:
                 self.flush(timeout_s)
@@ -331,6 +377,9 @@ class DeviceClient:
         if reason_code.is_failure:
             log.error("connect refused device=%s reason=%s", self.device_id, reason_code)
             return
+        if self.receipts:
+            # Before any event of this connection: the broker handles our packets in order.
+            client.subscribe(self.receipts_topic, qos=1)
         client.publish(self.status_topic, b"online", qos=1, retain=True)
         with self._cv:
             self._connected = True
@@ -344,7 +393,21 @@ class DeviceClient:
         log.info("disconnected device=%s reason=%s", self.device_id, reason_code)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason_code: Any, _p: Any) -> None:
-        self._acks.put((mid, not reason_code.is_failure, str(reason_code)))
+        # 0x10: accepted, but no subscriber got it, so nothing will store it.
+        delivered = not reason_code.is_failure and reason_code.value != NO_MATCHING_SUBSCRIBERS
+        self._acks.put((mid, delivered, str(reason_code)))
+        with self._cv:
+            self._cv.notify_all()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic != self.receipts_topic:
+            return
+        try:
+            receipt = Receipt.model_validate_json(message.payload)
+        except ValidationError as exc:
+            log.warning("ignoring unreadable receipt device=%s: %s", self.device_id, exc)
+            return
+        self._receipts.put(receipt)
         with self._cv:
             self._cv.notify_all()
 
@@ -365,6 +428,8 @@ class DeviceClient:
     def _send_loop(self) -> None:
         while True:
             self._take_acks()
+            self._take_receipts()
+            self._resend_unreceipted()
             with self._cv:
                 if self._closing and (not self._connected or not self._due()):
                     return
@@ -386,6 +451,8 @@ class DeviceClient:
         now = time.monotonic()
         waits = [1.0]  # connects and acknowledgements notify; this is a safety net
         if self._connected and len(self._inflight) < MAX_INFLIGHT_BATCHES:
+            if self._awaiting:
+                waits.append(min(a.due for a in self._awaiting.values()) - now)
             if self._retry_at > now:
                 waits.append(self._retry_at - now)
             elif self._oldest_unsent_at is not None:
@@ -419,7 +486,12 @@ class DeviceClient:
                 batch = self._inflight.pop(mid, None)
             if batch is None:
                 continue  # a status message
-            if accepted:
+            if accepted and self.receipts:
+                factor = min(2**batch.attempt, RECEIPT_BACKOFF_MAX_FACTOR)
+                due = time.monotonic() + self.receipt_timeout_s * factor
+                with self._cv:
+                    self._awaiting[batch.first] = _Awaiting(batch, due)
+            elif accepted:
                 removed = self._outbox.remove_through(batch.first, batch.last)
                 with self._cv:
                     self._pending -= removed
@@ -436,3 +508,60 @@ class DeviceClient:
                 with self._cv:
                     self._sent_through = min(self._sent_through, batch.first - 1)
                     self._retry_at = time.monotonic() + RETRY_REFUSED_S
+
+    def _take_receipts(self) -> None:
+        """Forget the events the ingest's receipts name; report the dead-lettered ones."""
+        while True:
+            try:
+                receipt = self._receipts.get_nowait()
+            except queue.Empty:
+                return
+            removed = self._outbox.remove_events([*receipt.stored, *receipt.duplicate])
+            for refused in receipt.dead_lettered:
+                # One by one so an event is reported once, though receipts may repeat.
+                if self._outbox.remove_events([refused.event_id]):
+                    removed += 1
+                    log.error(
+                        "ingest dead-lettered event device=%s event_id=%s reason=%s: %s",
+                        self.device_id,
+                        refused.event_id,
+                        refused.reason,
+                        refused.detail,
+                    )
+                    if self._on_dead_letter is not None:
+                        self._on_dead_letter(refused)
+            if removed:
+                with self._cv:
+                    self._pending -= removed
+                    self._cv.notify_all()
+
+    def _resend_unreceipted(self) -> None:
+        """Send again the events of an accepted batch whose receipt is overdue."""
+        while True:
+            now = time.monotonic()
+            with self._cv:
+                if not self._connected or len(self._inflight) >= MAX_INFLIGHT_BATCHES:
+                    return
+                due = [a for a in self._awaiting.values() if a.due <= now]
+                if not due:
+                    return
+                overdue = min(due, key=lambda a: a.due).batch
+                del self._awaiting[overdue.first]
+            waiting = self._outbox.between(overdue.first, overdue.last)
+            if not waiting:
+                continue  # every event of it was receipted meanwhile
+            payload, last = self._payload(waiting)
+            log.warning(
+                "no receipt for events device=%s seq=%d..%d; sending %d again (attempt %d)",
+                self.device_id,
+                overdue.first,
+                overdue.last,
+                len(waiting),
+                overdue.attempt + 1,
+            )
+            info = self._client.publish(self.events_topic, payload, qos=1)
+            with self._cv:
+                self._inflight[info.mid] = _Batch(waiting[0].seq, last, overdue.attempt + 1)
+                if last < overdue.last:  # did not fit in one message: the rest next round
+                    rest = _Batch(last + 1, overdue.last, overdue.attempt)
+                    self._awaiting[rest.first] = _Awaiting(rest, now)

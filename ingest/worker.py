@@ -24,6 +24,7 @@ from ingest.intake import Intake, take_in
 from ingest.mqtt_client import BurstReadingClient
 from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
 from schemas.mqtt_connection import configure_client
+from schemas.receipts import ReceiptBuilder, receipts_topic
 from schemas.settings import Settings
 
 log = logging.getLogger("looptrack.ingest")
@@ -42,6 +43,9 @@ RECONNECT_MAX_S = 30
 # Seconds between progress log lines.
 STATS_LOG_INTERVAL_S = 10.0
 MQTT_KEEPALIVE_S = 30
+# Receipts the worker may have unacknowledged by the broker: about one per device per
+# commit; above paho's default of 20 so a commit for many devices goes out at once.
+RECEIPTS_INFLIGHT = 1000
 
 # Errors after which the same batch is retried on a fresh connection.
 _RETRYABLE = (
@@ -100,6 +104,7 @@ class IngestWorker:
         )
         configure_client(client, self.settings.mqtt)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.max_inflight_messages_set(RECEIPTS_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -273,17 +278,19 @@ class IngestWorker:
         written in parts until what fails is dead-lettered (_isolate); False only when
         shutdown gave up on the database (nothing more acknowledged; the broker keeps it)."""
         try:
-            if not self._commit(intakes, stop):
-                return False
+            outcome = self._commit(intakes, stop)
         except _Refused as refused:
             return self._isolate(intakes, refused.cause, stop)
+        if outcome is None:
+            return False
         self._ack([intake.message for intake in intakes])
+        self._send_receipts([outcome])
         return True
 
-    def _commit(self, intakes: list[Intake], stop: threading.Event) -> bool:
+    def _commit(self, intakes: list[Intake], stop: threading.Event) -> Outcome | None:
         """Write and commit the batch, retrying through database outages. Raises _Refused
         when the content fails (the database refused it, or the writer raised on it). Once
-        `stop` is set, returns False when the drain timeout has passed (_out_of_time)."""
+        `stop` is set, returns None when the drain timeout has passed (_out_of_time)."""
         started = time.monotonic()
         backoff = RETRY_BACKOFF_MIN_S
         while True:
@@ -294,11 +301,15 @@ class IngestWorker:
                     "is still unreachable (the broker will redeliver them)",
                     len(intakes),
                 )
-                return False
+                return None
             try:
                 with self.pool.connection() as conn:
                     outcome = store_batch(
-                        conn, self.directory, intakes, self.settings.ingest_client_id
+                        conn,
+                        self.directory,
+                        intakes,
+                        self.settings.ingest_client_id,
+                        with_receipts=self.settings.ingest_receipts,
                     )
                 break  # committed on leaving the block
             except psycopg.Error as exc:
@@ -311,7 +322,7 @@ class IngestWorker:
                         len(intakes),
                         exc,
                     )
-                    return False
+                    return None
                 log.warning(
                     "batch not stored, retrying in %.1fs messages=%d error=%s",
                     backoff,
@@ -327,7 +338,7 @@ class IngestWorker:
                 log.exception("writer failed on a batch of %d messages", len(intakes))
                 raise _Refused(exc) from exc
         self._count(outcome, len(intakes), started)
-        return True
+        return outcome
 
     def _isolate(self, intakes: list[Intake], cause: Exception, stop: threading.Event) -> bool:
         """The batch was refused for its content: write its messages one by one, and of
@@ -342,17 +353,21 @@ class IngestWorker:
             return all([self._commit_and_ack([intake], stop) for intake in intakes])
         intake = intakes[0]
         parts = refusal.split(intake)
+        outcomes = []
         for part in parts:
             # A message that cannot be split is known to fail: straight to its dead letter.
             refused = cause if len(parts) == 1 else None
-            if not self._commit_or_dead_letter(part, refused, stop):
+            outcome = self._commit_or_dead_letter(part, refused, stop)
+            if outcome is None:
                 return False
+            outcomes.append(outcome)
         self._ack([intake.message])
+        self._send_receipts(outcomes)
         return True
 
     def _commit_or_dead_letter(
         self, part: Intake, cause: Exception | None, stop: threading.Event
-    ) -> bool:
+    ) -> Outcome | None:
         """Commit `part` (unless `cause` already says it fails), else its dead letter, else
         a bare dead letter of the whole message. If the database refuses even that, stop:
         the broker keeps the message, and the error is not one a device can cause."""
@@ -374,6 +389,19 @@ class IngestWorker:
             except _Refused as refused:
                 cause = refused.cause
         raise cause
+
+    def _send_receipts(self, outcomes: list[Outcome]) -> None:
+        """Tell each device what became of its events (QoS 1). Sent after the
+        acknowledgement: a receipt lost to a crash only makes the device resend, which
+        the event ids deduplicate."""
+        merged: dict[str, ReceiptBuilder] = {}
+        for outcome in outcomes:
+            for device_id, receipt in outcome.receipts.items():
+                merged.setdefault(device_id, ReceiptBuilder()).merge(receipt)
+        root = self.settings.topic_root
+        for device_id, receipt in merged.items():
+            for payload in receipt.payloads():
+                self.client.publish(receipts_topic(root, device_id), payload, qos=1)
 
     def _ack(self, messages: list[Received]) -> None:
         current = self.connection

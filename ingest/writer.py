@@ -12,13 +12,14 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest import item_loops, seq_gaps
+from ingest import item_loops, receipts, seq_gaps
 from ingest.directory import DeviceDirectory
 from ingest.intake import Intake
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import Event
 from schemas.messages import DeadLetterPayload
 from schemas.named_queries import load_queries
+from schemas.receipts import ReceiptBuilder
 from schemas.rollups import lock_for_counting
 
 QUERIES = load_queries("ingest", "queries.sql")
@@ -46,6 +47,8 @@ class Outcome:
     stored: int
     duplicates: int
     dead_lettered: int
+    # Per device, what became of each event (only when store_batch was asked for them).
+    receipts: dict[str, ReceiptBuilder] = field(default_factory=dict)
 
 
 def store_batch(
@@ -53,8 +56,11 @@ def store_batch(
     directory: DeviceDirectory,
     intakes: list[Intake],
     worker: str,
+    *,
+    with_receipts: bool = False,
 ) -> Outcome:
-    """Store a batch of parsed messages in the open transaction of `conn`."""
+    """Store a batch of parsed messages in the open transaction of `conn`; with
+    `with_receipts`, the outcome also says what became of each event, per device."""
     sites = directory.sites(
         conn, {i.device_id for i in intakes if i.parsed is not None and i.device_id}
     )
@@ -114,6 +120,7 @@ def store_batch(
         stored=tally.stored,
         duplicates=submitted - tally.stored,
         dead_lettered=len(dead),
+        receipts=receipts.build(intakes, sites, accepted, tally.fresh) if with_receipts else {},
     )
     if submitted or dead:
         _add_counts(conn, tally, last_seen, outcome, worker)
@@ -145,6 +152,7 @@ class _Tally:
     """What the newly stored events of a batch add to the aggregates."""
 
     stored: int = 0
+    fresh: set[UUID] = field(default_factory=set)  # the ids stored by this batch
     # (bucket start, epoch s; site; gtin; type) → [Σqty, events]
     counts: dict[tuple[int, str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
@@ -178,7 +186,7 @@ def _store_events(
         # 200 ms at 400,000 events, growing without bound. An ANALYZE would replace the
         # plan, but nothing may rely on autovacuum; planning anew costs under 1 ms.
         fresh = {row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)}
-    tally = _Tally(stored=len(fresh))
+    tally = _Tally(stored=len(fresh), fresh=fresh)
     counts, per_day, seqs, items = tally.counts, tally.per_day, tally.seqs, tally.items
     with conn.cursor() as cur, cur.copy(QUERIES["copy_events"]) as copy:
         copy.set_types(_EVENT_COPY_TYPES)

@@ -1,8 +1,9 @@
 """MQTT accounts and the Mosquitto password and ACL files made from them (SPEC §9).
 
 A device logs in with its id as username and may publish only under
-`{topic_root}/devices/{its id}/`; the ingest worker may read every device's topics
-(through the shared subscription); the API may publish events (it relays HTTP posts and
+`{topic_root}/devices/{its id}/` and read only its own receipts; the ingest worker may
+read every device's topics (through the shared subscription) and write every device's
+receipts; the API may publish events (it relays HTTP posts and
 dead-letter replays). Passwords are shown once and kept only as Mosquitto's own hash."""
 
 from __future__ import annotations
@@ -98,9 +99,11 @@ def acl_file(accounts: list[Account], topic_root: str) -> str:
     devices = f"{topic_root}/devices"
     lines = [
         "# Written by looptrack (`looptrack broker files`) from its database: edits are lost.",
-        "# Every device (username = device id) may publish only to its own topics.",
+        "# Every device (username = device id) may publish only to its own topics,",
+        "# and read only its own receipts.",
         f"pattern write {devices}/%u/events",
         f"pattern write {devices}/%u/status",
+        f"pattern read {devices}/%u/receipts",
     ]
     for account in accounts:
         if account.role is AccountRole.INGEST:
@@ -109,6 +112,7 @@ def acl_file(accounts: list[Account], topic_root: str) -> str:
                 f"user {account.username}",
                 f"topic read {devices}/+/events",
                 f"topic read {devices}/+/status",
+                f"topic write {devices}/+/receipts",
             ]
         elif account.role is AccountRole.API:
             lines += ["", f"user {account.username}", f"topic write {devices}/+/events"]

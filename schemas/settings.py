@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # all the batches it still holds, before exiting without acknowledging them (the broker
     # redelivers them later) (s). Keep it under the orchestrator's grace period.
     ingest_drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
+    # Publish a receipt to each device after every commit ({root}/devices/{id}/receipts),
+    # so devices keep events until they are stored. Off only to measure what they cost.
+    ingest_receipts: bool = True
     # `auto` uses TimescaleDB when the extension can be created, `off` never does.
     timescaledb: str = "auto"
     # Whether `db migrate` may create a missing database.

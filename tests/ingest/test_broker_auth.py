@@ -18,10 +18,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from devices.client import DeviceClient
 from looptrack.local_services import LocalMosquitto
 from schemas.broker_accounts import mosquitto_hash
 from tests.conftest import ROOT, service_env, wait_until
-from tests.factories import count, event, seed_registry
+from tests.factories import GTIN_COLA, count, event, seed_registry
 
 TOPIC_ROOT = "looptrack/v1"  # the ACL is written for the deployment's root
 
@@ -151,6 +152,32 @@ def test_a_device_speaks_only_for_itself_and_wrong_or_revoked_logins_are_refused
         assert (forged["event_id"], "rvm-b") not in stored
         assert stored[0] == (mine["event_id"], "rvm-a")
         assert count(db, "SELECT count(*) FROM dead_letters") == 0
+
+        # Receipts: the worker may write them, and each device reads only its own.
+        spy_got: list[str] = []
+        spy = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        spy.username_pw_set("rvm-a", passwords["rvm-a"])
+        spy.on_message = lambda _c, _u, message: spy_got.append(message.topic)
+        spy.connect("127.0.0.1", broker.port)
+        spy.loop_start()
+        spy.subscribe([(f"{TOPIC_ROOT}/devices/{d}/receipts", 1) for d in ("rvm-a", "rvm-b")])
+        try:
+            for device in ("rvm-b", "rvm-a"):
+                with DeviceClient(
+                    device,
+                    broker.url,
+                    topic_root=TOPIC_ROOT,
+                    username=device,
+                    password=passwords[device],
+                    client_id=f"c-{uuid.uuid4().hex[:8]}",
+                ) as client:
+                    client.scan("returned", gtin=GTIN_COLA)
+                    client.flush(30)  # returns once the device's own receipt came
+            wait_until(lambda: spy_got, 10, "rvm-a's receipt, seen by rvm-a")
+            assert set(spy_got) == {f"{TOPIC_ROOT}/devices/rvm-a/receipts"}
+        finally:
+            spy.disconnect()
+            spy.loop_stop()
 
         def login_works(username: str | None, password: str | None) -> bool:
             session = Session(broker.port, username, password)
