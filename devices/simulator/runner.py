@@ -69,9 +69,12 @@ class ClientSink:
     ) -> None:
         self._endpoint = parse_mqtt_url(broker) if isinstance(broker, str) else broker
         self._clients = {
+            # Without receipts: the simulated fleet's queue is in memory, gone when the
+            # process ends, so holding events until the ingest's receipt would promise
+            # nothing more; and the simulator may run before any worker is up.
             device: DeviceClient(
                 device, broker, topic_root=topic_root, queue_path=None,
-                batch_size=batch_size, batch_interval_s=batch_interval_s,
+                batch_size=batch_size, batch_interval_s=batch_interval_s, receipts=False,
             )
             for device in device_ids
         }  # fmt: skip
