@@ -1,4 +1,5 @@
-"""JSON Schema of the device payload, for device makers who do not use Python."""
+"""JSON Schemas of the device payload and of the receipts devices get back, for device
+makers who do not use Python."""
 
 from __future__ import annotations
 
@@ -17,9 +18,12 @@ from schemas.events import (
     Event,
     EventBatch,
 )
+from schemas.receipts import RECEIPT_MAX_EVENTS, Receipt
 
 PAYLOAD_SCHEMA_PATH = Path(__file__).with_name("event-payload.schema.json")
 """The checked-in schema file; `python -m schemas.jsonschema` rewrites it."""
+RECEIPT_SCHEMA_PATH = Path(__file__).with_name("receipt.schema.json")
+"""The receipt's checked-in schema file, rewritten the same way."""
 
 
 def payload_json_schema() -> dict[str, Any]:
@@ -54,3 +58,31 @@ def payload_json_schema() -> dict[str, Any]:
 def render_payload_json_schema() -> str:
     """Return the schema file's exact text (stable key order, trailing newline)."""
     return json.dumps(payload_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def receipt_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema (draft 2020-12) of a receipt message."""
+    schema = Receipt.model_json_schema(ref_template="#/$defs/{model}")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "looptrack receipt",
+        "description": (
+            "Published by the ingest, QoS 1, to looptrack/v1/devices/{device_id}/receipts "
+            "after each commit that held events of the device (the device may read only "
+            "its own). Every event of the messages just acknowledged is named in exactly "
+            "one list; a list without entries is left out, and a commit with more than "
+            f"{RECEIPT_MAX_EVENTS} events of a device is receipted in several messages. "
+            "A device keeps each event until a receipt names it, and sends again what has "
+            "none after a timeout: the ingest removes repeats by event_id, so a resent "
+            "event comes back as a duplicate. Unknown keys are to be ignored."
+        ),
+        **{k: v for k, v in schema.items() if k not in ("title", "description")},
+    }
+
+
+def render_schemas() -> dict[Path, str]:
+    """Each checked-in schema file's exact text (stable key order, trailing newline)."""
+    return {
+        PAYLOAD_SCHEMA_PATH: render_payload_json_schema(),
+        RECEIPT_SCHEMA_PATH: json.dumps(receipt_json_schema(), indent=2, ensure_ascii=False) + "\n",
+    }

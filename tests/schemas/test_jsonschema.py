@@ -1,4 +1,5 @@
-"""The checked-in payload JSON Schema is current and states the same rules as the parser."""
+"""The checked-in JSON Schemas (payload, receipt) are current and state the same rules as
+the parser and the worker."""
 
 from __future__ import annotations
 
@@ -6,15 +7,19 @@ import json
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.jsonschema import (
     PAYLOAD_SCHEMA_PATH,
+    RECEIPT_SCHEMA_PATH,
     payload_json_schema,
+    receipt_json_schema,
     render_payload_json_schema,
 )
 from schemas.jsonschema.__main__ import main
+from schemas.receipts import ReceiptBuilder
 
 # Patterns are checked with re.fullmatch: Python's "$" alone would also match before a
 # final newline, which ECMA-262 (the JSON Schema dialect) does not.
@@ -88,3 +93,18 @@ def test_serial_pattern_agrees_with_the_parser(code_point: int) -> None:
 )
 def test_timestamp_pattern(ts: str, matches: bool) -> None:
     assert bool(re.fullmatch(EVENT["ts"]["pattern"], ts)) is matches
+
+
+def test_receipts_the_worker_writes_validate_against_the_receipt_schema() -> None:
+    receipt_schema = json.loads(RECEIPT_SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert receipt_schema == receipt_json_schema()
+    validator = jsonschema_rs.validator_for(receipt_schema)
+    builder = ReceiptBuilder(stored=["a"], duplicate=["b"])
+    builder.refused("c", "clock_skew", "x" * 500)
+    [payload] = builder.payloads()
+    document = json.loads(payload)
+    validator.validate(document)
+    assert len(document["dead_lettered"][0]["detail"]) == 200
+    assert not validator.is_valid({"stored": [1]})
+    assert not validator.is_valid({"dead_lettered": [{"event_id": "c"}]})
+    assert validator.is_valid({})  # a receipt with nothing in it names no event
