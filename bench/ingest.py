@@ -11,6 +11,10 @@ PostgreSQL, then measures in one run:
   3. the same with one event per message;
   4. live: publisher and worker running at the same time (one event per message).
 Prints events/s, the ratio to the bare COPY, and the worker's peak resident memory.
+
+The workers publish receipts (`--receipts on`, the default), and a subscriber standing for
+the devices takes them at QoS 1, so the broker delivers them as in production;
+`--receipts off` measures the same without (LOOPTRACK_INGEST_RECEIPTS=false).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
@@ -142,9 +148,14 @@ def bare_copy(url: str, events: list[dict[str, Any]]) -> float:
     return len(rows) / elapsed
 
 
+# Set from --receipts: whether the workers publish receipts.
+RECEIPTS = {"on": "true", "off": "false"}
+
+
 def env_for(url: str, broker: LocalMosquitto, root: str, client_id: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPTRACK_")}
     env.update(
+        LOOPTRACK_INGEST_RECEIPTS=os.environ["BENCH_RECEIPTS"],
         LOOPTRACK_DATABASE_URL=url,
         LOOPTRACK_MQTT_URL=broker.url,
         LOOPTRACK_TOPIC_ROOT=root,
@@ -197,6 +208,26 @@ def publish(
         env=env,
         stdout=subprocess.DEVNULL,
     )
+
+
+class ReceiptTaker:
+    """Stands for the devices: takes every receipt of the bench's topic roots at QoS 1."""
+
+    def __init__(self, broker: LocalMosquitto) -> None:
+        self.messages = 0
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.on_message = self._count
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        client.subscribe("bench/+/devices/+/receipts", qos=1)
+        self.client = client
+
+    def _count(self, _c: Any, _u: Any, _m: Any) -> None:
+        self.messages += 1
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def wait_for(url: str, target: int, timeout_s: float = 600) -> float:
@@ -256,7 +287,11 @@ def main() -> None:
     )
     parser.add_argument("--batched", type=int, default=200_000, help="events sent 500 per message")
     parser.add_argument("--single", type=int, default=50_000, help="events sent one per message")
+    parser.add_argument(
+        "--receipts", choices=sorted(RECEIPTS), default="on", help="workers publish receipts"
+    )
     args = parser.parse_args()
+    os.environ["BENCH_RECEIPTS"] = RECEIPTS[args.receipts]
 
     def batched_messages(serials: str | None = None) -> list[tuple[str, Any]]:
         events = make_events(args.batched, serials)
@@ -274,6 +309,7 @@ def main() -> None:
         workdir = Path(tmp)
         broker = LocalMosquitto(workdir / "mosquitto")
         broker.start()
+        devices = ReceiptTaker(broker) if args.receipts == "on" else None
         try:
             copy_rate = bare_copy(url, copy_rows)
             results = [
@@ -291,12 +327,16 @@ def main() -> None:
                  live_run(url, broker, workdir, single_messages(), args.single)),
             ]  # fmt: skip
         finally:
+            if devices is not None:
+                devices.stop()
             broker.stop()
             drop_database(name)
 
     print(
         f"machine: {os.cpu_count()} CPUs; broker, database, workers and publisher on this host; "
-        f"{args.batched:,} batched / {args.single:,} single events per run"
+        f"{args.batched:,} batched / {args.single:,} single events per run; "
+        f"receipts {args.receipts}"
+        + (f" ({devices.messages:,} receipt messages taken)" if devices is not None else "")
     )
     print(f"{'measurement':<42} {'events/s':>10} {'vs COPY':>8} {'peak RSS':>10}")
     print(f"{'bare COPY of the same rows into events':<42} {copy_rate:>10,.0f} {'1.00':>8}")
