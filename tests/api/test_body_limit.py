@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import http.client
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +19,8 @@ from fastapi.testclient import TestClient
 from api.body_limit import MAX_BODY_BYTES
 from api.epcis_capture import MAX_CAPTURE_BYTES
 from tests.api.problem_assertions import assert_problem
-from tests.conftest import Broker, free_port, service_env, wait_until
+from tests.conftest import Broker
+from tests.live_api import LiveApi, running_api
 
 MiB = 1024 * 1024
 # What an attacker sends: the body that took the API from 85 to 697 MB (issue 17).
@@ -39,61 +35,13 @@ HEALTH_MAX_S = 2.0
 # A route whose JSON body FastAPI parses before it checks the key.
 JSON_ROUTE = "/v1/packaging-types/crate-24"
 SEND_CHUNK = 64 * 1024
-API_START_TIMEOUT_S = 30
-API_STOP_TIMEOUT_S = 10
-
-
-@dataclass
-class LiveApi:
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def memory_kib(self, field_name: str) -> int:
-        """A line of /proc/PID/status, e.g. VmRSS or VmHWM (peak resident), in KiB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-        raise AssertionError(f"no {field_name} in /proc/{self.process.pid}/status")
-
-
-def _health_status(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (urllib.error.URLError, OSError):
-        return 0
 
 
 @pytest.fixture
 def live_api(db_url: str, broker: Broker, topic_root: str, tmp_path: Path) -> Iterator[LiveApi]:
     """`looptrack api` (uvicorn) as a process of its own, once /health answers 200."""
-    port = free_port()
-    log_path = tmp_path / "api.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "looptrack", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=service_env(db_url, broker, topic_root),
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        wait_until(
-            lambda: process.poll() is not None or _health_status(port) == 200,
-            API_START_TIMEOUT_S,
-            "the API's /health",
-        )
-        assert process.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
-        yield LiveApi(port, process, log_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(API_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(API_STOP_TIMEOUT_S)
+    with running_api(db_url, broker, topic_root, tmp_path / "api.log") as api:
+        yield api
 
 
 @dataclass
@@ -136,7 +84,7 @@ def send_big_body(port: int, size: int, *, chunked: bool, path: str = JSON_ROUTE
 class HealthWatch:
     """/health asked again and again from a thread while something else runs."""
 
-    port: int
+    api: LiveApi
     durations_s: list[float] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -144,7 +92,7 @@ class HealthWatch:
     def run(self) -> None:
         while not self.stop.is_set():
             started = time.monotonic()
-            self.statuses.append(_health_status(self.port))
+            self.statuses.append(self.api.health_status())
             self.durations_s.append(time.monotonic() - started)
             self.stop.wait(0.05)
 
@@ -152,7 +100,7 @@ class HealthWatch:
 def attack(api: LiveApi, *, chunked: bool) -> tuple[list[Answer], HealthWatch]:
     """CONCURRENT bodies of ATTACK_BYTES at once, /health watched meanwhile."""
     answers: list[Answer] = []
-    watch = HealthWatch(api.port)
+    watch = HealthWatch(api)
     watcher = threading.Thread(target=watch.run)
     watcher.start()
 

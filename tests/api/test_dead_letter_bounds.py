@@ -6,15 +6,10 @@ memory; the stored head is served per id; replay never sends a head as if it wer
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import secrets
-import signal
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +17,9 @@ import psycopg
 import pytest
 
 from schemas.api_keys import Role, create_key
-from tests.conftest import Broker, free_port, publish_all, service_env, wait_until
+from tests.conftest import Broker, publish_all, wait_until
 from tests.factories import count, event, seed_registry
+from tests.live_api import LiveApi, running_api
 
 DEVICE = "rvm-big"
 MIB = 1024 * 1024
@@ -34,75 +30,12 @@ MAX_RESPONSE_BYTES = 1_000_000
 MAX_RSS_GROWTH_MB = 20
 # "A short preview": about a line of text per dead letter.
 MAX_PREVIEW_CHARS = 256
-API_START_TIMEOUT_S = 30
-
-
-@dataclass
-class LiveApi:
-    """`looptrack api` as a subprocess: plain HTTP requests, and its memory."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-
-    def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
-    ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request(method, path, body=body or None, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            conn.close()
-
-    def _status_kb(self, field: str) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-        raise AssertionError(f"no {field} for pid {self.process.pid}")
-
-    def reset_peak(self) -> float:
-        """Reset the process's peak RSS (VmHWM) to its current RSS; returns that in MB."""
-        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
-        return self._status_kb("VmRSS") / 1024
-
-    def peak_mb(self) -> float:
-        """The highest RSS since reset_peak, in MB: a buffer freed again still counts."""
-        return self._status_kb("VmHWM") / 1024
-
-
-def _healthy(api: LiveApi) -> bool:
-    if api.process.poll() is not None:
-        return True  # exited: stop waiting, the caller reports it
-    try:
-        return api.request("GET", "/health")[0] == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture
 def live_api(db_url: str, broker: Broker, topic_root: str, tmp_path: Path) -> Iterator[LiveApi]:
-    log_path = tmp_path / "api.log"
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "looptrack", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=service_env(db_url, broker, topic_root),
-            stdout=log,
-            stderr=log,
-        )
-    api = LiveApi(port, process)
-    try:
-        wait_until(lambda: _healthy(api), API_START_TIMEOUT_S, "the API's /health")
-        assert process.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
+    with running_api(db_url, broker, topic_root, tmp_path / "api.log") as api:
         yield api
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def big_payload() -> bytes:
@@ -144,12 +77,12 @@ def test_sixty_one_mib_dead_letters_keep_lists_small_and_the_api_lean(
     # (/dashboard itself would already list them all.)
     for warm_up in ("/v1/dead-letters?limit=1", "/dashboard/reuse"):
         live_api.request("GET", warm_up, {**operator, **cookie})
-    before_mb = live_api.reset_peak()
+    before_mb = live_api.reset_peak() / 1024
 
     listed_status, _, listed = live_api.request("GET", "/v1/dead-letters", operator)
     page_status, _, page = live_api.request("GET", "/dashboard", cookie)
     csv_status, _, csv = live_api.request("GET", "/dashboard/dead-letters.csv", cookie)
-    growth_mb = live_api.peak_mb() - before_mb
+    growth_mb = live_api.memory_kib("VmHWM") / 1024 - before_mb
     print(
         f"\n/v1/dead-letters {len(listed):,} B, /dashboard {len(page):,} B,"
         f" CSV {len(csv):,} B, API peak RSS growth {growth_mb:.1f} MB"

@@ -6,11 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -24,16 +20,14 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import ROOT, Broker, free_port, service_env, wait_until
+from tests.conftest import ROOT, Broker
+from tests.live_api import running_api
 
 # Screenshots go to <artifacts>/screenshots/<name>.png; CI uploads the directory.
 ARTIFACTS = Path(os.environ.get("LOOPTRACK_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 SCREENSHOTS = ARTIFACTS / "screenshots"
 # Wide enough for the pages' desktop layout; full-page screenshots take the height they need.
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
-# How long the API gets to answer /health after starting, and to exit on SIGTERM (s).
-API_START_TIMEOUT_S = 30
-API_STOP_TIMEOUT_S = 10
 # The outcome of a test's call phase, for the fixtures' teardown to read.
 CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -117,38 +111,9 @@ def console_errors(page: Page) -> list[str]:
     return errors
 
 
-def _healthy(base_url: str, process: subprocess.Popen[bytes]) -> bool:
-    if process.poll() is not None:
-        return True  # exited: stop waiting, the caller reports it
-    try:
-        with urllib.request.urlopen(f"{base_url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 @pytest.fixture
 def live_api(db_url: str, broker: Broker, topic_root: str, tmp_path: Path) -> Iterator[str]:
     """`looptrack api` as a subprocess on this test's database and broker; yields its base
     URL (http://127.0.0.1:PORT) once /health answers 200. Its log is tmp_path/api.log."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "api.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "looptrack", "api", "--host", "127.0.0.1", "--port", str(port)],
-            env=service_env(db_url, broker, topic_root),
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        wait_until(lambda: _healthy(base_url, process), API_START_TIMEOUT_S, "the API's /health")
-        assert process.poll() is None, f"the API exited:\n{log_path.read_text()[-3000:]}"
-        yield base_url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(API_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(API_STOP_TIMEOUT_S)
+    with running_api(db_url, broker, topic_root, tmp_path / "api.log") as api:
+        yield api.base_url
