@@ -4,7 +4,7 @@ publishes after acknowledging the batch (schemas.receipts)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,43 +18,36 @@ from schemas.receipts import ReceiptBuilder
 
 # (event, device, site, received_at) of the first occurrence of each event id in a batch.
 Accepted = Mapping[UUID, tuple[Event, str, str, datetime]]
+# A dead letter as the writer files it: (device, reason, detail, the payload or event).
+Refusal = tuple[str | None, str, str, bytes]
 
 
 def build(
-    intakes: list[Intake], sites: Mapping[str, str], accepted: Accepted, fresh: Collection[UUID]
+    intakes: list[Intake],
+    sites: Mapping[str, str],
+    accepted: Accepted,
+    fresh: Collection[UUID],
+    refused: Iterable[Refusal],
 ) -> dict[str, ReceiptBuilder]:
-    """Each device's receipt for the events of `intakes`, once the batch is written:
-    `fresh` are the event ids stored by it, `sites` the registered devices' sites."""
+    """Each device's receipt once the batch is written: its events stored (`fresh`, the
+    ids this batch stored) or duplicate, and the events of its dead letters (`refused`,
+    as the writer filed them)."""
     receipts: defaultdict[str, ReceiptBuilder] = defaultdict(ReceiptBuilder)
     for intake in intakes:
         device_id = intake.device_id
-        if device_id is None or intake.online is not None:
-            continue
-        if intake.failure is not None:
-            reason, detail = intake.failure
-            if reason is not DeadLetterReason.RETAINED:  # its live delivery had a receipt
-                for event_id in _event_ids(intake.message.payload):
-                    receipts[device_id].refused(event_id, reason.value, detail)
-            continue
-        parsed = intake.parsed
-        if parsed is None:
-            continue
+        if intake.parsed is None or device_id is None or device_id not in sites:
+            continue  # a status, or a message dead-lettered whole: among `refused`
         receipt = receipts[device_id]
-        if device_id not in sites:
-            detail = f"device {device_id!r} is not registered"
-            for event in parsed.events:
-                receipt.refused(str(event.event_id), DeadLetterReason.UNKNOWN_DEVICE.value, detail)
-        else:
-            for event in parsed.events:
-                first = accepted[event.event_id][0]
-                if first is event and event.event_id in fresh:
-                    receipt.stored.append(str(event.event_id))
-                else:
-                    receipt.duplicate.append(str(event.event_id))
-        for bad in parsed.rejected:
-            for event_id in _event_ids(bad.raw):
-                reason = DeadLetterReason.UNKNOWN_DEVICE if device_id not in sites else bad.reason
-                receipt.refused(event_id, reason.value, bad.detail)
+        for event in intake.parsed.events:
+            if accepted[event.event_id][0] is event and event.event_id in fresh:
+                receipt.stored.append(str(event.event_id))
+            else:
+                receipt.duplicate.append(str(event.event_id))
+    for device_id, reason, detail, raw in refused:
+        # A retained copy's live delivery was receipted already.
+        if device_id is not None and reason != DeadLetterReason.RETAINED:
+            for event_id in _event_ids(raw):
+                receipts[device_id].refused(event_id, reason, detail)
     return dict(receipts)
 
 

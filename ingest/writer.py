@@ -69,6 +69,7 @@ def store_batch(
     submitted = 0
     last_seen: dict[str, datetime] = {}
     dead: list[tuple[datetime, str, str | None, str, str, int | None, bytes, int, bytes]] = []
+    refused: list[receipts.Refusal] = []  # the dead letters as the receipts name them
     statuses: dict[str, Intake] = {}
 
     def reject(intake: Intake, reason: str, detail: str, index: int | None, raw: bytes) -> None:
@@ -76,6 +77,7 @@ def store_batch(
         kept = DeadLetterPayload.of(raw)
         dead.append((intake.received_at, intake.message.topic, intake.device_id, reason, detail,
                      index, kept.stored, kept.size, kept.sha256))  # fmt: skip
+        refused.append((intake.device_id, reason, detail, raw))
 
     received = 0
     for intake in intakes:
@@ -120,7 +122,9 @@ def store_batch(
         stored=tally.stored,
         duplicates=submitted - tally.stored,
         dead_lettered=len(dead),
-        receipts=receipts.build(intakes, sites, accepted, tally.fresh) if with_receipts else {},
+        receipts=receipts.build(intakes, sites, accepted, tally.fresh, refused)
+        if with_receipts
+        else {},
     )
     if submitted or dead:
         _add_counts(conn, tally, last_seen, outcome, worker)
