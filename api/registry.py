@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
@@ -14,13 +15,25 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_asset_type, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
+from api.time_window import Instant
+from schemas import circularity
 from schemas.api_keys import Principal, Role
+from schemas.circularity import (
+    SortingStream,
+    SortingStreamFields,
+    Target,
+    TargetFields,
+    upsert_sorting_stream,
+    upsert_target,
+)
+from schemas.events import STREAM_PATTERN
 from schemas.grai import grai_item_class
 from schemas.registry import (
     DEVICE_ID_PATTERN,
     QUERIES,
     SLUG_PATTERN,
     AssetType,
+    DeclarationError,
     Device,
     DeviceFields,
     DeviceId,
@@ -48,6 +61,16 @@ DevicePath = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, max_length=64)]
 GtinPath = Annotated[str, Path(pattern=r"^([0-9]{8}|[0-9]{12,14})$")]
 # Only bounded here: parse_asset_type checks digits, length (14: a GTIN-13 typed without
 # its padding 0 is the likely slip), padding digit and check digit, 422 with the reason.
+# When a PUT's material figures take effect (docs/materials.md).
+DeclaredFrom = Annotated[
+    Instant | None,
+    Query(
+        description="when the material figures of this PUT take effect (RFC 3339, rounded "
+        "down to the quarter hour); default: the next quarter hour. Events already counted "
+        "from then on are re-filed under them."
+    ),
+]
+StreamPath = Annotated[str, Path(pattern=STREAM_PATTERN, max_length=40)]
 AssetTypePath = Annotated[
     str, Path(max_length=64, description="GRAI asset type: 14 digits, the first a padding 0")
 ]
@@ -86,15 +109,21 @@ class Page(BaseModel, Generic[T]):
 
 
 def _row(
-    conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    query: str,
+    params: dict[str, Any],
+    queries: dict[str, str] = QUERIES,
 ) -> dict[str, Any] | None:
-    return conn.cursor(row_factory=dict_row).execute(QUERIES[query], params).fetchone()
+    return conn.cursor(row_factory=dict_row).execute(queries[query], params).fetchone()
 
 
 def _rows(
-    conn: psycopg.Connection[Any], query: str, params: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    query: str,
+    params: dict[str, Any],
+    queries: dict[str, str] = QUERIES,
 ) -> list[dict[str, Any]]:
-    return conn.cursor(row_factory=dict_row).execute(QUERIES[query], params).fetchall()
+    return conn.cursor(row_factory=dict_row).execute(queries[query], params).fetchall()
 
 
 def _validated(model: type[R], data: dict[str, Any]) -> R:
@@ -119,11 +148,20 @@ def _created(response: Response, created: bool) -> None:
     responses={201: {"model": PackagingType, "description": "Created"}},
 )
 def put_packaging_type(
-    id: IdPath, body: PackagingTypeFields, conn: Conn, _: Operator, response: Response
+    id: IdPath,
+    body: PackagingTypeFields,
+    conn: Conn,
+    _: Operator,
+    response: Response,
+    declared_from: DeclaredFrom = None,
 ) -> dict[str, Any]:
-    """Create or replace a packaging type (operator)."""
+    """Create or replace a packaging type (operator). Its products declare its material
+    figures from `declared_from` (docs/materials.md)."""
     record = _validated(PackagingType, {**body.model_dump(), "id": id})
-    _created(response, upsert_packaging_type(conn, record))
+    try:
+        _created(response, upsert_packaging_type(conn, record, declared_from=declared_from))
+    except DeclarationError as exc:
+        raise Problem(422, "invalid-declaration", str(exc)) from None
     return record.model_dump()
 
 
@@ -151,13 +189,46 @@ def list_packaging_types(conn: Conn, _: RegistryReader, limit: Limit = 100) -> d
     responses={201: {"model": Product, "description": "Created"}},
 )
 def put_product(
-    gtin: GtinPath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
+    gtin: GtinPath,
+    body: ProductFields,
+    conn: Conn,
+    caller: RegistryReader,
+    response: Response,
+    declared_from: DeclaredFrom = None,
 ) -> dict[str, Any]:
-    """Create or replace a product (operator; a brand only for its own brand)."""
+    """Create or replace a product (operator; a brand only for its own brand). Its
+    material figures count from `declared_from` (docs/materials.md)."""
     gtin14 = parse_gtin(gtin)
     record = _validated(Product, {**body.model_dump(), "gtin": gtin14})
     _check_registrant(conn, caller, body, gtin14, f"gtin {gtin14}")
-    return _registered(response, body, lambda: upsert_product(conn, record), record)
+    return _registered(
+        response, body, lambda: upsert_product(conn, record, declared_from=declared_from), record
+    )
+
+
+class Declaration(BaseModel):
+    """What a product declared for its events from `declared_from` on (null: all time
+    before its next declaration)."""
+
+    declared_from: datetime | None
+    material: str
+    weight_g: Decimal | None
+    recycled_content_pct: Decimal
+    renewable_content_pct: Decimal
+    fibre_based: bool
+    saved_at: datetime
+
+
+@router.get("/products/{gtin}/declarations", response_model=Page[Declaration])
+def list_declarations(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
+    """A product's material declarations, newest first (operator; a brand its own)."""
+    gtin14 = parse_gtin(gtin)
+    rows = _rows(
+        conn, "list_declarations", {"gtin": gtin14, "brand": caller.brand}, circularity.QUERIES
+    )
+    if not rows:
+        raise Problem(404, "not-found", f"no product with gtin {gtin14}")
+    return {"items": rows}
 
 
 @router.get("/products/{gtin}", response_model=Product)
@@ -209,6 +280,8 @@ def _registered(
         raise Problem(
             422, "unknown-packaging-type", f"unknown packaging type {body.packaging_type!r}"
         ) from None
+    except DeclarationError as exc:
+        raise Problem(422, "invalid-declaration", str(exc)) from None
     return record.model_dump()
 
 
@@ -241,14 +314,24 @@ def _page_of(
     responses={201: {"model": AssetType, "description": "Created"}},
 )
 def put_asset_type(
-    grai: AssetTypePath, body: ProductFields, conn: Conn, caller: RegistryReader, response: Response
+    grai: AssetTypePath,
+    body: ProductFields,
+    conn: Conn,
+    caller: RegistryReader,
+    response: Response,
+    declared_from: DeclaredFrom = None,
 ) -> dict[str, Any]:
     """Create or replace a GRAI asset type: the 14-digit asset type of returnable assets
     (crates, pallets) keyed by GRAI, AI 8003 (operator; a brand only for its own brand)."""
     asset_type = parse_asset_type(grai)
     record = _validated(AssetType, {**body.model_dump(), "grai": asset_type})
     _check_registrant(conn, caller, body, grai_item_class(asset_type), f"grai {asset_type}")
-    return _registered(response, body, lambda: upsert_asset_type(conn, record), record)
+    return _registered(
+        response,
+        body,
+        lambda: upsert_asset_type(conn, record, declared_from=declared_from),
+        record,
+    )
 
 
 @router.get("/asset-types/{grai}", response_model=AssetType)
@@ -339,3 +422,74 @@ def list_devices(
     """Devices with last seen, online, events today (UTC) and missing seq numbers."""
     items = _rows(conn, "list_devices", {"site_id": site_id, "after": after or "", "limit": limit})
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
+
+
+# -- sorting streams and circularity targets -------------------------------------------------
+
+
+@router.put(
+    "/sorting-streams/{stream}",
+    response_model=SortingStream,
+    responses={201: {"model": SortingStream, "description": "Created"}},
+)
+def put_sorting_stream(
+    stream: StreamPath, body: SortingStreamFields, conn: Conn, _: Operator, response: Response
+) -> dict[str, Any]:
+    """Map a sorting stream to its outcome (operator). Reports read the mapping when asked:
+    a correction applies to past sorting too."""
+    record = _validated(SortingStream, {**body.model_dump(), "stream": stream})
+    _created(response, upsert_sorting_stream(conn, record))
+    return record.model_dump()
+
+
+@router.get("/sorting-streams/{stream}", response_model=SortingStream)
+def get_sorting_stream(stream: StreamPath, conn: Conn, _: Operator) -> dict[str, Any]:
+    """One sorting stream and its outcome (operator)."""
+    row = _row(conn, "get_sorting_stream", {"stream": stream}, circularity.QUERIES)
+    if row is None:
+        raise Problem(404, "not-found", f"no sorting stream {stream!r} (it counts as unmapped)")
+    return row
+
+
+@router.get("/sorting-streams", response_model=Page[SortingStream])
+def list_sorting_streams(conn: Conn, _: Operator) -> dict[str, Any]:
+    """Every mapped sorting stream (operator)."""
+    return {"items": _rows(conn, "list_sorting_streams", {}, circularity.QUERIES)}
+
+
+@router.put(
+    "/targets/{id}",
+    response_model=Target,
+    responses={201: {"model": Target, "description": "Created"}},
+)
+def put_target(
+    id: IdPath, body: TargetFields, conn: Conn, _: Operator, response: Response
+) -> dict[str, Any]:
+    """Create or replace a circularity target (operator); measured by
+    `GET /v1/stats/targets`."""
+    record = _validated(Target, {**body.model_dump(), "id": id})
+    _created(response, upsert_target(conn, record))
+    return record.model_dump()
+
+
+@router.get("/targets/{id}", response_model=Target)
+def get_target(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
+    """One circularity target (operator)."""
+    row = _row(conn, "get_target", {"id": id}, circularity.QUERIES)
+    if row is None:
+        raise Problem(404, "not-found", f"no target {id!r}")
+    return row
+
+
+@router.get("/targets", response_model=Page[Target])
+def list_targets(conn: Conn, _: Operator) -> dict[str, Any]:
+    """Every circularity target (operator)."""
+    return {"items": _rows(conn, "list_targets", {}, circularity.QUERIES)}
+
+
+@router.delete("/targets/{id}", status_code=204)
+def delete_target(id: IdPath, conn: Conn, _: Operator) -> Response:
+    """Remove a circularity target (operator)."""
+    if _row(conn, "delete_target", {"id": id}, circularity.QUERIES) is None:
+        raise Problem(404, "not-found", f"no target {id!r}")
+    return Response(status_code=204)

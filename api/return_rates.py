@@ -47,7 +47,7 @@ _JSON_QUERIES = {
 HOUR = timedelta(hours=1)
 
 
-def _local_midnight(instant: datetime, zone: ZoneInfo) -> date | None:
+def local_midnight(instant: datetime, zone: ZoneInfo) -> date | None:
     local = instant.astimezone(zone)
     return local.date() if local.time() == time() else None
 
@@ -91,8 +91,8 @@ def return_rates_json(
         "brand": brand,
         "site_id": site_id,
     }
-    from_day = _local_midnight(window.start, window.tz)
-    to_day = _local_midnight(window.end, window.tz)
+    from_day = local_midnight(window.start, window.tz)
+    to_day = local_midnight(window.end, window.tz)
     if window.tz.key == rollup_zone(conn) and from_day is not None and to_day is not None:
         query = _JSON_QUERIES["return_rates_daily"]
         params |= {"from_day": from_day, "to_day": to_day}

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.dependencies import Conn, require, scoped_brand, settings
+from api.dependencies import Conn, Operator, require, scoped_brand, settings
+from api.materials import material_rows, targets
 from api.problems import ERROR_RESPONSES, Problem
 from api.return_rates import Bucket, return_rates_json
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
@@ -84,6 +85,173 @@ def get_return_rates(
     )
     # Already JSON in the response's shape (built by PostgreSQL): sent as it is.
     return Response(body, media_type="application/json")
+
+
+class MaterialRow(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bucket_start": "2026-03-01T00:00:00+01:00",
+                    "material": "PET",
+                    "placed_kg": 2200.0,
+                    "collected_kg": 1980.5,
+                    "sorted_kg": 1950.2,
+                    "sorted_reuse_kg": 0.0,
+                    "sorted_recycling_kg": 1890.0,
+                    "sorted_energy_recovery_kg": 42.2,
+                    "sorted_residual_kg": 18.0,
+                    "sorted_unmapped_kg": 0.0,
+                    "recycled_content_kg": 880.0,
+                    "renewable_content_kg": 0.0,
+                    "fibre_kg": 0.0,
+                    "unweighed_qty": 0,
+                    "collection_rate": 0.9002,
+                    "material_recycling_rate": 0.8591,
+                    "reuse_share": 0.0,
+                    "recycled_content_share": 0.4,
+                    "renewable_content_share": 0.0,
+                    "fibre_share": 0.0,
+                }
+            ]
+        }
+    )
+
+    bucket_start: datetime
+    material: str | None
+    placed_kg: float
+    collected_kg: float | None
+    sorted_kg: float | None
+    sorted_reuse_kg: float | None
+    sorted_recycling_kg: float | None
+    sorted_energy_recovery_kg: float | None
+    sorted_residual_kg: float | None
+    sorted_unmapped_kg: float | None
+    recycled_content_kg: float
+    renewable_content_kg: float
+    fibre_kg: float
+    unweighed_qty: int
+    collection_rate: float | None
+    material_recycling_rate: float | None
+    reuse_share: float | None
+    recycled_content_share: float | None
+    renewable_content_share: float | None
+    fibre_share: float | None
+
+
+class Materials(BaseModel):
+    rows: list[MaterialRow]
+
+
+@router.get("/materials", response_model=Materials)
+def get_materials(
+    conn: Conn,
+    caller: StatsReader,
+    config: Annotated[Settings, Depends(settings)],
+    from_: Annotated[str | None, Query(alias="from", max_length=40, description=TIME_HELP)] = None,
+    to: Annotated[str | None, Query(max_length=40, description=TIME_HELP)] = None,
+    bucket: Bucket = Bucket.MONTH,
+    packaging_type: Annotated[Slug | None, Query()] = None,
+    brand: Annotated[Slug | None, Query()] = None,
+    tz: Annotated[str | None, Query(max_length=64, description="IANA time zone")] = None,
+) -> dict[str, Any]:
+    """Packaging by weight per material and bucket: placed on the market (sold), collected
+    (returned), sorted per outcome, and the rates built on them, each with its numerator
+    and denominator (docs/materials.md). A brand key sees its own products' placed-on-market
+    side only: the collected and sorted fields are null."""
+    bounds = window(from_, to, tz or config.timezone)
+    brand, visible = scoped_brand(caller, brand)
+    if not visible:
+        return {"rows": []}
+    rows = material_rows(
+        conn,
+        bounds,
+        bucket,
+        brand=brand,
+        packaging_type=packaging_type,
+        placed_only=caller.role is Role.BRAND,
+    )
+    return {"rows": rows}
+
+
+class TrendPoint(BaseModel):
+    month: date
+    value: float | None
+    numerator_kg: float
+    denominator_kg: float
+
+
+class LatestValue(BaseModel):
+    value: float | None
+    from_: datetime = Field(alias="from")
+    to: datetime
+    numerator_kg: float
+    denominator_kg: float
+
+
+class TargetStatus(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "no-plastic-recycling-2030",
+                    "name": "Material recycling of plastic packaging",
+                    "metric": "material_recycling_rate",
+                    "materials": ["PET", "HDPE", "PP"],
+                    "value": 0.55,
+                    "year": 2030,
+                    "baseline_value": 0.21,
+                    "baseline_year": 2020,
+                    "source": "Norwegian plastic strategy",
+                    "latest": {
+                        "value": 0.47,
+                        "from": "2025-12-01T00:00:00+01:00",
+                        "to": "2026-12-01T00:00:00+01:00",
+                        "numerator_kg": 47000.0,
+                        "denominator_kg": 100000.0,
+                    },
+                    "trend": [
+                        {
+                            "month": "2025-12-01",
+                            "value": 0.45,
+                            "numerator_kg": 3600.0,
+                            "denominator_kg": 8000.0,
+                        }
+                    ],
+                    "slope_per_year": 0.03,
+                    "projected": 0.5975,
+                    "on_track": True,
+                }
+            ]
+        }
+    )
+
+    id: str
+    name: str
+    metric: str
+    materials: list[str] | None
+    value: float
+    year: int
+    baseline_value: float | None
+    baseline_year: int | None
+    source: str
+    latest: LatestValue
+    trend: list[TrendPoint]
+    slope_per_year: float | None
+    projected: float | None
+    on_track: bool | None
+
+
+class Targets(BaseModel):
+    rows: list[TargetStatus]
+
+
+@router.get("/targets", response_model=Targets)
+def get_targets(conn: Conn, _: Operator) -> dict[str, Any]:
+    """Each circularity target with its latest value (the last 12 whole months), the
+    monthly trend, the slope per year and whether the current trajectory reaches it by
+    the end of its year (docs/materials.md)."""
+    return {"rows": targets(conn)}
 
 
 class HistogramBar(BaseModel):

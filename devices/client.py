@@ -250,12 +250,13 @@ class DeviceClient:
         ts: datetime | None = None,
         reason: str | None = None,
         stream: str | None = None,
+        weight_g: float | None = None,
         attrs: Mapping[str, Any] | None = None,
         event_id: str | None = None,
     ) -> str:
         """Record one event and return its event_id. `ts` must be timezone-aware
         (default: now); give `gtin` (+ `serial`), a returnable asset's `grai`, or the raw
-        scanned `code`.
+        scanned `code`. `weight_g` is a sorted event's measured weight of all `qty` (g).
 
         Raises InvalidEvent (nothing queued) when the event breaks SPEC §5, and
         QueueFull when the queue is at its disk bound."""
@@ -269,6 +270,8 @@ class DeviceClient:
         fields.update({k: v for k, v in optional.items() if v is not None})
         if stream is not None:
             fields["stream"] = stream
+        if weight_g is not None:
+            fields["weight_g"] = weight_g
         if qty != 1:
             fields["qty"] = qty
         if attrs:

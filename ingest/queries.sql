@@ -21,11 +21,11 @@ RETURNING event_id
 -- name: copy_events
 -- COPY takes PostgreSQL's bulk-insert path: several times cheaper than INSERT … SELECT.
 COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty, seq,
-             reason, stream, attrs) FROM STDIN (FORMAT BINARY)
+             reason, stream, weight_g, attrs) FROM STDIN (FORMAT BINARY)
 
 -- name: add_counts
 -- One round trip for everything a batch adds up: the 15-minute, hourly and day rollups,
--- rejects by reason, per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
+-- rejects by reason, material quantities and weights, per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
 -- pre-aggregated and sorted by key, so concurrent workers lock them in the same order.
 WITH rollup AS (
     INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
@@ -92,6 +92,32 @@ WITH rollup AS (
     FROM reject_days GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT (month, gtin, reason) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
+), weighed AS (
+    -- Sold, returned and sorted quantities and measured grams, under the declaration of
+    -- their product in force at their quarter hour (the caller holds the GTINs' slots).
+    SELECT m.bucket, m.gtin, declaration_at(m.gtin, m.bucket) AS declared_from, m.type,
+           m.stream, m.qty, m.measured_g, m.measured_qty
+    FROM unnest(%(m_bucket)s::timestamptz[], %(m_gtin)s::text[], %(m_type)s::text[],
+                %(m_stream)s::text[], %(m_qty)s::bigint[], %(m_measured_g)s::float8[],
+                %(m_measured_qty)s::bigint[])
+         AS m (bucket, gtin, type, stream, qty, measured_g, measured_qty)
+), weighed_15m AS (
+    INSERT INTO material_counts_15m AS r
+        (bucket, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
+    SELECT * FROM weighed ORDER BY bucket, gtin, type, stream
+    ON CONFLICT (bucket, gtin, declared_from, type, stream) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, measured_g = r.measured_g + EXCLUDED.measured_g,
+        measured_qty = r.measured_qty + EXCLUDED.measured_qty
+), weighed_daily AS (
+    INSERT INTO material_counts_daily AS r
+        (day, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
+    SELECT (w.bucket AT TIME ZONE z.zone)::date, w.gtin, w.declared_from, w.type, w.stream,
+           sum(w.qty), sum(w.measured_g), sum(w.measured_qty)
+    FROM weighed w CROSS JOIN rollup_zone z
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (day, gtin, declared_from, type, stream) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, measured_g = r.measured_g + EXCLUDED.measured_g,
+        measured_qty = r.measured_qty + EXCLUDED.measured_qty
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)
     SELECT * FROM unnest(%(day)s::date[], %(day_device_id)s::text[], %(day_events)s::bigint[])

@@ -27,8 +27,10 @@ QUERIES = load_queries("ingest", "queries.sql")
 # Column types of copy_events, for binary COPY.
 _EVENT_COPY_TYPES = [
     "uuid", "timestamptz", "timestamptz", "text", "text", "text", "text", "text",
-    "int4", "int8", "text", "text", "jsonb",
+    "int4", "int8", "text", "text", "float8", "jsonb",
 ]  # fmt: skip
+# The event types the material rollups weigh (docs/materials.md).
+_WEIGHED = frozenset({"sold", "returned", "sorted"})
 ROLLUP_BUCKET_S = 15 * 60  # event_counts_15m granularity
 DAY_S = 24 * 3600
 
@@ -165,6 +167,10 @@ class _Tally:
     rejects: dict[tuple[int, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
+    # (bucket start, epoch s; gtin; type; stream) → [Σqty, Σmeasured g, Σqty measured]
+    materials: dict[tuple[int, str, str, str | None], list[float]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0.0, 0])
+    )
     # (device, days since the epoch) → events
     per_day: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -203,7 +209,7 @@ def _store_events(
                     event_id, event.ts, received_at, device_id, site_id, type_, event.gtin,
                     event.serial, event.qty, event.seq,
                     event.reason.value if event.reason is not None else None, event.stream,
-                    Jsonb(event.attrs) if event.attrs is not None else None,
+                    event.weight_g, Jsonb(event.attrs) if event.attrs is not None else None,
                 )
             )  # fmt: skip
             epoch = int(event.ts.timestamp())
@@ -211,6 +217,12 @@ def _store_events(
             total = counts[(bucket, site_id, event.gtin, type_)]
             total[0] += event.qty
             total[1] += 1
+            if type_ in _WEIGHED:
+                weighed = tally.materials[(bucket, event.gtin, type_, event.stream)]
+                weighed[0] += event.qty
+                if event.weight_g is not None:
+                    weighed[1] += event.weight_g
+                    weighed[2] += event.qty
             if event.reason is not None:
                 reject = tally.rejects[(bucket, event.gtin, event.reason.value)]
                 reject[0] += event.qty
@@ -235,6 +247,8 @@ def _add_counts(
     """Rollups, daily device counts, last-seen and worker counters in one statement."""
     keys = sorted(tally.counts)  # one lock order for all workers
     rejects = sorted(tally.rejects)
+    # None sorts as "" (the stream of sold and returned rows).
+    weighed = sorted(tally.materials, key=lambda m: (m[0], m[1], m[2], m[3] or ""))
     days = sorted(tally.per_day)
     devices = sorted(last_seen)
     # The day rollups resolve GTINs to packaging types: hold their slots against a product
@@ -254,6 +268,13 @@ def _add_counts(
             "reject_reason": [r[2] for r in rejects],
             "reject_qty": [tally.rejects[r][0] for r in rejects],
             "reject_events": [tally.rejects[r][1] for r in rejects],
+            "m_bucket": [datetime.fromtimestamp(m[0], UTC) for m in weighed],
+            "m_gtin": [m[1] for m in weighed],
+            "m_type": [m[2] for m in weighed],
+            "m_stream": [m[3] for m in weighed],
+            "m_qty": [int(tally.materials[m][0]) for m in weighed],
+            "m_measured_g": [tally.materials[m][1] for m in weighed],
+            "m_measured_qty": [int(tally.materials[m][2]) for m in weighed],
             "day": [date.fromordinal(_EPOCH_ORDINAL + d[1]) for d in days],
             "day_device_id": [d[0] for d in days],
             "day_events": [tally.per_day[d] for d in days],

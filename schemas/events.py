@@ -87,6 +87,8 @@ MAX_CODE_LENGTH = 2048
 """Longest scanned `code` (characters); Digital Link URIs in QR codes are far shorter."""
 MAX_GRAI_LENGTH = 30
 """Longest `grai`: a 14-digit asset type and a serial of up to 16 characters."""
+MAX_WEIGHT_G = 100_000_000
+"""Heaviest measured `weight_g` of one sorted event (grams): 100 t, more than a truckload."""
 
 STREAM_REUSE = "reuse"
 STREAM_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
@@ -172,7 +174,7 @@ def _event_schema_rules(schema: JsonDict) -> None:
         {
             "if": {"properties": {"type": {"const": EventType.SORTED.value}}},
             "then": {"required": ["stream"], "properties": {"stream": not_null}},
-            "else": {"properties": {"stream": null}},
+            "else": {"properties": {"stream": null, "weight_g": null}},
         },
     ]
 
@@ -270,6 +272,16 @@ class Event(BaseModel):
         pattern=STREAM_PATTERN,
         description="Where the package was sorted to: `reuse` or a material stream name "
         "(1 to 40 of a-z 0-9 _ -). Required for type `sorted`, not allowed otherwise.",
+    )
+    weight_g: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_WEIGHT_G,
+        strict=True,
+        allow_inf_nan=False,
+        description="Measured weight of all `qty` packages in grams (a sorting site's "
+        f"scale), > 0 and at most {MAX_WEIGHT_G:,}; only with type `sorted`. Without it, "
+        "material statistics count qty times the packaging's nominal weight.",
     )
     attrs: dict[str, Any] | None = Field(
         default=None,
@@ -447,6 +459,10 @@ class Event(BaseModel):
                 "stream is required for type sorted"
                 if self.stream is None
                 else f"stream is only allowed with type sorted, not {self.type}",
+            )
+        if self.weight_g is not None and self.type is not EventType.SORTED:
+            raise _error(
+                "event_rule", f"weight_g is only allowed with type sorted, not {self.type}"
             )
         return self
 

@@ -3,6 +3,7 @@ their upserts."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -58,6 +59,23 @@ class DeviceKind(StrEnum):
     OTHER = "other"
 
 
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+"""A share of a package's weight, in percent (0 to 100, to 0.01)."""
+
+
+def _content_at_most_whole(recycled: Decimal | None, renewable: Decimal | None) -> None:
+    if recycled is not None and renewable is not None and recycled + renewable > 100:
+        raise ValueError(
+            f"recycled_content_pct {recycled} + renewable_content_pct {renewable} "
+            "exceed 100 % of the package's weight"
+        )
+
+
+class DeclarationError(ValueError):
+    """What a product would declare is impossible (its own content figures and its
+    packaging type's add up to more than the whole package)."""
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,11 +93,15 @@ PACKAGING_TYPE_EXAMPLE: dict[str, Any] = {
     "target_trips": 60,
     "deposit": 1000,
     "weight_g": "1600",
+    "recycled_content_pct": "25",
+    "renewable_content_pct": "0",
+    "fibre_based": False,
 }
 PRODUCT_EXAMPLE: dict[str, Any] = {
     "packaging_type": "pet-0.5l",
     "brand": "fjordbrus",
     "name": "Fjordbrus Cola 0.5 l",
+    "recycled_content_pct": "50",
 }
 SITE_EXAMPLE: dict[str, Any] = {
     "name": "Kiwi Grünerløkka",
@@ -101,11 +123,19 @@ class PackagingTypeFields(_Record):
     target_trips: Annotated[int, Field(gt=0, le=100_000)] | None = None
     deposit: Annotated[int, Field(ge=0, le=100_000_00, description="minor units (øre)")] = 0
     weight_g: Annotated[Decimal, Field(gt=0, le=1_000_000, decimal_places=2)] | None = None
+    recycled_content_pct: Percent = Field(
+        default=Decimal(0), description="share of the weight from recycled material (%)"
+    )
+    renewable_content_pct: Percent = Field(
+        default=Decimal(0), description="share of the weight from renewable material (%)"
+    )
+    fibre_based: bool = Field(default=False, description="paper, board or moulded fibre")
 
     @model_validator(mode="after")
     def _target_trips_only_for_reusable(self) -> PackagingTypeFields:
         if self.target_trips is not None and not self.reusable:
             raise ValueError("target_trips is only meaningful for reusable packaging")
+        _content_at_most_whole(self.recycled_content_pct, self.renewable_content_pct)
         return self
 
 
@@ -125,6 +155,18 @@ class ProductFields(_Record):
     packaging_type: Slug
     brand: Slug
     name: Name
+    recycled_content_pct: Percent | None = Field(
+        default=None, description="this product's own recycled share (%); null: its type's"
+    )
+    renewable_content_pct: Percent | None = Field(
+        default=None, description="this product's own renewable share (%); null: its type's"
+    )
+    fibre_based: bool | None = Field(default=None, description="null: its packaging type's")
+
+    @model_validator(mode="after")
+    def _content(self) -> ProductFields:
+        _content_at_most_whole(self.recycled_content_pct, self.renewable_content_pct)
+        return self
 
 
 class Product(ProductFields):
@@ -206,26 +248,64 @@ def _upsert(conn: psycopg.Connection[Any], query: str, record: BaseModel) -> boo
     return bool(row and row[0])
 
 
-def upsert_packaging_type(conn: psycopg.Connection[Any], record: PackagingType) -> bool:
-    """Create or replace a packaging type; True when it was created."""
-    return _upsert(conn, "upsert_packaging_type", record)
+def upsert_packaging_type(
+    conn: psycopg.Connection[Any], record: PackagingType, *, declared_from: datetime | None = None
+) -> bool:
+    """Create or replace a packaging type; True when it was created. Its products declare
+    the new material figures (declare_materials) from `declared_from`, or from the next
+    quarter hour."""
+    gtins = [row[0] for row in conn.execute(QUERIES["products_of_type"], {"id": record.id})]
+    lock_products(conn, gtins)
+    created = _upsert(conn, "upsert_packaging_type", record)
+    declare_materials(conn, gtins, declared_from)
+    return created
 
 
-def upsert_product(conn: psycopg.Connection[Any], record: Product) -> bool:
+def upsert_product(
+    conn: psycopg.Connection[Any], record: Product, *, declared_from: datetime | None = None
+) -> bool:
     """Create or replace a product (its packaging type must exist); True when created.
     Counts of its GTIN already in the day rollups follow it to its packaging type and
-    brand (needs a transaction: the GTIN's lock slot is held until it ends)."""
-    return _upsert_item_class(conn, record.gtin, record)
+    brand (needs a transaction: the GTIN's lock slot is held until it ends); its material
+    figures are declared as in declare_materials."""
+    return _upsert_item_class(conn, record.gtin, record, declared_from)
 
 
-def upsert_asset_type(conn: psycopg.Connection[Any], record: AssetType) -> bool:
+def upsert_asset_type(
+    conn: psycopg.Connection[Any], record: AssetType, *, declared_from: datetime | None = None
+) -> bool:
     """Create or replace a GRAI asset type, stored as a product whose item class is
     "8003" + the asset type (schemas.grai); otherwise as upsert_product."""
-    return _upsert_item_class(conn, grai_item_class(record.grai), record)
+    return _upsert_item_class(conn, grai_item_class(record.grai), record, declared_from)
+
+
+def declare_materials(
+    conn: psycopg.Connection[Any], item_classes: list[str], declared_from: datetime | None
+) -> None:
+    """Record what the products now declare (material, weight, content shares) from
+    `declared_from` (rounded down to the quarter hour), else from the next quarter hour,
+    and re-file their counted events from then on (docs/materials.md). A first
+    declaration covers all time. The caller holds the products' lock slots; raises
+    DeclarationError when the figures are impossible."""
+    if not item_classes:
+        return
+    try:
+        with conn.transaction():  # a savepoint: the error leaves the caller's transaction usable
+            # The start used is not fetched: a first declaration's, -infinity, has no
+            # Python datetime.
+            conn.execute("SELECT FROM declare_materials(%s, %s)", (item_classes, declared_from))
+    except psycopg.errors.CheckViolation:
+        raise DeclarationError(
+            "recycled_content_pct + renewable_content_pct of the product and its packaging "
+            "type together exceed 100 %"
+        ) from None
 
 
 def _upsert_item_class(
-    conn: psycopg.Connection[Any], item_class: str, fields: ProductFields
+    conn: psycopg.Connection[Any],
+    item_class: str,
+    fields: ProductFields,
+    declared_from: datetime | None,
 ) -> bool:
     lock_products(conn, [item_class])
     row = conn.execute(QUERIES["product_key"], {"gtin": item_class}).fetchone()
@@ -235,9 +315,13 @@ def _upsert_item_class(
         "packaging_type": fields.packaging_type,
         "brand": fields.brand,
         "name": fields.name,
+        "recycled_content_pct": fields.recycled_content_pct,
+        "renewable_content_pct": fields.renewable_content_pct,
+        "fibre_based": fields.fibre_based,
     }
     inserted = conn.execute(QUERIES["upsert_product"], params).fetchone()
     move_counts(conn, item_class, old, (fields.packaging_type, fields.brand))
+    declare_materials(conn, [item_class], declared_from)
     return bool(inserted and inserted[0])
 
 

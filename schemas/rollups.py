@@ -74,6 +74,7 @@ def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:
     conn.execute("UPDATE rollup_zone SET zone = %s", (zone,))
     conn.execute("SELECT rebuild_return_counts_daily()")
     conn.execute("SELECT rebuild_reject_counts_daily()")
+    conn.execute("SELECT rebuild_material_days_all()")
     log.info("day rollups rebuilt old_zone=%s zone=%s", old, zone)
     return True
 

@@ -33,6 +33,7 @@ def test_put_is_an_idempotent_upsert(
     assert got == {
         "id": "pet-0.5l", "name": "PET 0.5 l", "material": "PET", "reusable": False,
         "target_trips": None, "deposit": 300, "weight_g": "22.00",
+        "recycled_content_pct": "0.00", "renewable_content_pct": "0.00", "fibre_based": False,
     }  # fmt: skip
     assert count(db, "SELECT count(*) FROM packaging_types") == 1
 
@@ -195,6 +196,8 @@ def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
 ASSET_TYPE = GTIN_CRATE.zfill(14)
 OTHER_ASSET_TYPE = with_check_digit("0703801000888")
 POOL_CRATE = {"packaging_type": "crate-24", "brand": "fjord", "name": "Pool crate"}
+# The content figures a product leaves to its packaging type, as the API answers them.
+INHERITED = {"recycled_content_pct": None, "renewable_content_pct": None, "fibre_based": None}
 
 
 def test_an_asset_type_put_is_an_upsert_beside_the_product_of_the_same_digits(
@@ -203,12 +206,12 @@ def test_an_asset_type_put_is_an_upsert_beside_the_product_of_the_same_digits(
     seed_registry(db, [])
     created = client.put(f"/v1/asset-types/{ASSET_TYPE}", json=POOL_CRATE, headers=keys["fjord"])
     assert created.status_code == 201, created.text
-    assert created.json() == {"grai": ASSET_TYPE, **POOL_CRATE}
+    assert created.json() == {"grai": ASSET_TYPE, **POOL_CRATE, **INHERITED}
     renamed = {**POOL_CRATE, "name": "Pool crate, blue"}
     again = client.put(f"/v1/asset-types/{ASSET_TYPE}", json=renamed, headers=keys["operator"])
     assert again.status_code == 200, again.text
     got = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["fjord"])
-    assert got.status_code == 200 and got.json() == {"grai": ASSET_TYPE, **renamed}
+    assert got.status_code == 200 and got.json() == {"grai": ASSET_TYPE, **renamed, **INHERITED}
     assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + ASSET_TYPE) == 1
     # The product 'Crate' under the same 14 digits is another record, left as it was.
     product = client.get(f"/v1/products/{ASSET_TYPE}", headers=keys["fjord"]).json()
@@ -288,7 +291,7 @@ def test_a_brand_registers_and_sees_only_its_own_asset_types(
     )
     assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + third) == 0
     kept = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["operator"]).json()
-    assert kept == {"grai": ASSET_TYPE, **POOL_CRATE}
+    assert kept == {"grai": ASSET_TYPE, **POOL_CRATE, **INHERITED}
 
     # Reading: another brand's asset type is 404, as if it did not exist, and never listed.
     assert_problem(

@@ -28,10 +28,23 @@ EXPECTED_COLUMNS = {
         "target_trips",
         "deposit",
         "weight_g",
+        "recycled_content_pct",
+        "renewable_content_pct",
+        "fibre_based",
         "created_at",
         "updated_at",
     },
-    "products": {"gtin", "packaging_type_id", "brand", "name", "created_at", "updated_at"},
+    "products": {
+        "gtin",
+        "packaging_type_id",
+        "brand",
+        "name",
+        "recycled_content_pct",
+        "renewable_content_pct",
+        "fibre_based",
+        "created_at",
+        "updated_at",
+    },
     "sites": {"id", "name", "kind", "lat", "lon", "created_at", "updated_at"},
     "devices": {"id", "site_id", "kind", "created_at", "updated_at"},
     "device_state": {"device_id", "last_seen", "online", "status_at", "max_seq"},
@@ -50,6 +63,7 @@ EXPECTED_COLUMNS = {
         "seq",
         "reason",
         "stream",
+        "weight_g",
         "attrs",
     },
     "event_ids": {"event_id", "ts"},
@@ -146,6 +160,49 @@ EXPECTED_COLUMNS = {
         "created_at",
         "revoked_at",
     },
+    "material_declarations": {
+        "gtin",
+        "declared_from",
+        "material",
+        "weight_g",
+        "recycled_content_pct",
+        "renewable_content_pct",
+        "fibre_based",
+        "saved_at",
+    },
+    "sorting_streams": {"stream", "outcome", "material", "name", "updated_at"},
+    "circularity_targets": {
+        "id",
+        "name",
+        "metric",
+        "materials",
+        "value",
+        "year",
+        "baseline_value",
+        "baseline_year",
+        "source",
+        "updated_at",
+    },
+    "material_counts_15m": {
+        "bucket",
+        "gtin",
+        "declared_from",
+        "type",
+        "stream",
+        "qty",
+        "measured_g",
+        "measured_qty",
+    },
+    "material_counts_daily": {
+        "day",
+        "gtin",
+        "declared_from",
+        "type",
+        "stream",
+        "qty",
+        "measured_g",
+        "measured_qty",
+    },
 }
 
 
@@ -153,7 +210,7 @@ ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
-    "0013_bounded_dead_letters"
+    "0013_bounded_dead_letters, 0014_material_flows"
 )
 
 

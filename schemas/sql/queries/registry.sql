@@ -2,24 +2,36 @@
 -- An upsert returns whether it created the row (xmax = 0 only on a fresh insert).
 
 -- name: upsert_packaging_type
-INSERT INTO packaging_types AS p (id, name, material, reusable, target_trips, deposit, weight_g)
-VALUES (%(id)s, %(name)s, %(material)s, %(reusable)s, %(target_trips)s, %(deposit)s, %(weight_g)s)
+INSERT INTO packaging_types AS p (id, name, material, reusable, target_trips, deposit, weight_g,
+                                  recycled_content_pct, renewable_content_pct, fibre_based)
+VALUES (%(id)s, %(name)s, %(material)s, %(reusable)s, %(target_trips)s, %(deposit)s, %(weight_g)s,
+        %(recycled_content_pct)s, %(renewable_content_pct)s, %(fibre_based)s)
 ON CONFLICT (id) DO UPDATE
 SET name = EXCLUDED.name, material = EXCLUDED.material, reusable = EXCLUDED.reusable,
     target_trips = EXCLUDED.target_trips, deposit = EXCLUDED.deposit,
-    weight_g = EXCLUDED.weight_g, updated_at = now()
+    weight_g = EXCLUDED.weight_g, recycled_content_pct = EXCLUDED.recycled_content_pct,
+    renewable_content_pct = EXCLUDED.renewable_content_pct, fibre_based = EXCLUDED.fibre_based,
+    updated_at = now()
 RETURNING (xmax = 0) AS inserted
+
+-- name: products_of_type
+-- The products (and asset types) whose material figures a packaging type gives.
+SELECT gtin FROM products WHERE packaging_type_id = %(id)s ORDER BY gtin
 
 -- name: product_key
 -- What a product's counts are filed under, locked until the upsert that follows.
 SELECT packaging_type_id, brand FROM products WHERE gtin = %(gtin)s FOR UPDATE
 
 -- name: upsert_product
-INSERT INTO products AS p (gtin, packaging_type_id, brand, name)
-VALUES (%(gtin)s, %(packaging_type)s, %(brand)s, %(name)s)
+INSERT INTO products AS p (gtin, packaging_type_id, brand, name, recycled_content_pct,
+                           renewable_content_pct, fibre_based)
+VALUES (%(gtin)s, %(packaging_type)s, %(brand)s, %(name)s, %(recycled_content_pct)s,
+        %(renewable_content_pct)s, %(fibre_based)s)
 ON CONFLICT (gtin) DO UPDATE
 SET packaging_type_id = EXCLUDED.packaging_type_id, brand = EXCLUDED.brand,
-    name = EXCLUDED.name, updated_at = now()
+    name = EXCLUDED.name, recycled_content_pct = EXCLUDED.recycled_content_pct,
+    renewable_content_pct = EXCLUDED.renewable_content_pct, fibre_based = EXCLUDED.fibre_based,
+    updated_at = now()
 RETURNING (xmax = 0) AS inserted
 
 -- name: upsert_site
@@ -41,16 +53,19 @@ RETURNING (xmax = 0) AS inserted
 INSERT INTO devices (id, site_id, kind) VALUES (%(id)s, %(site)s, %(kind)s)
 
 -- name: get_packaging_type
-SELECT id, name, material, reusable, target_trips, deposit, weight_g
+SELECT id, name, material, reusable, target_trips, deposit, weight_g, recycled_content_pct,
+       renewable_content_pct, fibre_based
 FROM packaging_types WHERE id = %(id)s
 
 -- name: list_packaging_types
-SELECT id, name, material, reusable, target_trips, deposit, weight_g
+SELECT id, name, material, reusable, target_trips, deposit, weight_g, recycled_content_pct,
+       renewable_content_pct, fibre_based
 FROM packaging_types ORDER BY id LIMIT %(limit)s
 
 -- name: get_product
 -- %(brand)s NULL means any brand (operators); a brand key passes its own.
-SELECT gtin, packaging_type_id AS packaging_type, brand, name
+SELECT gtin, packaging_type_id AS packaging_type, brand, name,
+       recycled_content_pct, renewable_content_pct, fibre_based
 FROM products WHERE gtin = %(gtin)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
 
 -- name: product_brand
@@ -58,7 +73,8 @@ SELECT brand FROM products WHERE gtin = %(gtin)s
 
 -- name: list_products
 -- GTINs only: GRAI asset types share the table under 18-digit keys (0012_grai_item_classes).
-SELECT gtin, packaging_type_id AS packaging_type, brand, name
+SELECT gtin, packaging_type_id AS packaging_type, brand, name,
+       recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
 WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
   AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
@@ -67,12 +83,14 @@ ORDER BY gtin LIMIT %(limit)s
 
 -- name: get_asset_type
 -- A GRAI asset type, stored as the product of item class '8003' || grai.
-SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name
+SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
+       recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
 WHERE gtin = '8003' || %(grai)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
 
 -- name: list_asset_types
-SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name
+SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
+       recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
 WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
   AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
