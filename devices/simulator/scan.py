@@ -18,6 +18,7 @@ class Scan:
     qty: int = 1
     reason: str | None = None
     stream: str | None = None
+    weight_g: float | None = None  # a sorted count's measured weight of all qty (g)
     attrs: dict[str, Any] | None = None
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -29,6 +30,7 @@ class Scan:
             "ts": self.ts,
             "reason": self.reason,
             "stream": self.stream,
+            "weight_g": self.weight_g,
             "attrs": self.attrs,
         }
 

@@ -211,6 +211,14 @@ class SortingParams(_Section):
     pickup_every_days: Annotated[int, Field(ge=1, le=14)] = 2
     # Seconds between two reusable items on the sorting line.
     item_interval_s: Annotated[float, Field(gt=0)] = 20.0
+    # One-way containers that go to energy recovery (plastics, fibre) or residual waste
+    # (glass, metal) instead of material recycling: contaminated or mis-sorted.
+    off_stream_share: Share = 0.03
+    # Share of one-way counts weighed on the line's scale (the rest: scale down or
+    # bypassed; their nominal weight counts), and the scale's relative spread around
+    # qty times the nominal weight (residue, moisture, caps).
+    weighed_share: Share = 0.85
+    weight_spread: Annotated[float, Field(ge=0, lt=1)] = 0.03
 
 
 class Scenario(_Section):

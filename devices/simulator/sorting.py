@@ -1,6 +1,8 @@
 """Collection and sorting sites: trucks pick up what the shops' RVMs took back every few
 days; the nearest sorting site counts one-way containers per product into their material
-stream and sorts reusable items one by one (to `reuse`, or out of the loop)."""
+stream (a few contaminated or mis-sorted ones to energy recovery or residual waste), weighs
+most counts on the line's scale, and sorts reusable items one by one (to `reuse`, or out
+of the loop)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from devices.simulator.clock import US_PER_DAY, seconds_us
 from devices.simulator.engine import Engine
+from devices.simulator.producers import poisson
 from devices.simulator.scenario import SortingParams
 from devices.simulator.world import ProductInfo, Shop, SortingSite, World
+from schemas.events import MAX_WEIGHT_G
 
 if TYPE_CHECKING:
     from devices.simulator.reuse_loop import Item
@@ -98,4 +102,23 @@ class SortingNetwork:
         self._engine.at(site.hours.next_opening_after(now), partial(self._shift, site))
 
     def _sort_count(self, sorter: str, product: ProductInfo, qty: int) -> None:
-        self._engine.emit(sorter, "sorted", product.gtin, qty=qty, stream=product.stream)
+        """`qty` containers of `product` off the line: most to its material stream, the
+        contaminated or mis-sorted ones (a Poisson share, never more than all) to its
+        off-stream, each count weighed or not."""
+        off = min(qty, poisson(self._rng, qty * self._params.off_stream_share))
+        for stream, count in ((product.stream, qty - off), (product.off_stream, off)):
+            if count:
+                self._engine.emit(
+                    sorter, "sorted", product.gtin, qty=count, stream=stream,
+                    weight_g=self._measured_g(product, count),
+                )  # fmt: skip
+
+    def _measured_g(self, product: ProductInfo, qty: int) -> float | None:
+        """What the line's scale reads for `qty` containers in whole grams (with the spread
+        of residue, moisture and caps), or None when the count went unweighed. Whole grams
+        also keep any sum of them exact in double precision, as the database sums them."""
+        if self._rng.random() >= self._params.weighed_share:
+            return None
+        spread = self._params.weight_spread
+        grams = round(qty * product.weight_g * self._rng.uniform(1 - spread, 1 + spread))
+        return float(max(grams, 1)) if grams <= MAX_WEIGHT_G else None

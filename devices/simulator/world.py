@@ -22,19 +22,27 @@ def _gtin(body: str) -> str:
     return body + gtin_check_digit(body)
 
 
+# Content shares plausible for Norway's scheme: PET bottles carry 30-35 % recycled PET, cans mostly recycled aluminium, refillable glass some cullet,
+# crates are moulded from ground-up old crates, and a fibre bottle (paper shell, thin
+# bio-based lining) is sold on trial in small volume.
 PACKAGING_TYPES = {
     t.id: t
     for t in (
         PackagingType(id="pet-0.5l", name="PET bottle 0.5 l", material="PET", deposit=200,
-                      weight_g=Decimal(22)),
+                      weight_g=Decimal(22), recycled_content_pct=Decimal(35)),
         PackagingType(id="pet-1.5l", name="PET bottle 1.5 l", material="PET", deposit=300,
-                      weight_g=Decimal(38)),
+                      weight_g=Decimal(38), recycled_content_pct=Decimal(30)),
         PackagingType(id="can-0.33l", name="Aluminium can 0.33 l", material="aluminium",
-                      deposit=200, weight_g=Decimal(13)),
+                      deposit=200, weight_g=Decimal(13), recycled_content_pct=Decimal(70)),
+        PackagingType(id="fibre-0.5l", name="Fibre bottle 0.5 l", material="fibre", deposit=200,
+                      weight_g=Decimal(30), recycled_content_pct=Decimal(10),
+                      renewable_content_pct=Decimal(85), fibre_based=True),
         PackagingType(id="glass-0.5l", name="Refillable glass bottle 0.5 l", material="glass",
-                      reusable=True, target_trips=25, deposit=250, weight_g=Decimal(370)),
+                      reusable=True, target_trips=25, deposit=250, weight_g=Decimal(370),
+                      recycled_content_pct=Decimal(40)),
         PackagingType(id="crate-24", name="Beer crate 24 × 0.33 l", material="HDPE",  # noqa: RUF001
-                      reusable=True, target_trips=60, deposit=1000, weight_g=Decimal(1600)),
+                      reusable=True, target_trips=60, deposit=1000, weight_g=Decimal(1600),
+                      recycled_content_pct=Decimal(25)),
         PackagingType(id="cup-0.4l", name="Reusable cup 0.4 l", material="PP", reusable=True,
                       target_trips=200, deposit=500, weight_g=Decimal(45)),
     )
@@ -53,12 +61,23 @@ CATALOGUE: list[tuple[str, str, str, str, float]] = [
     (_gtin("703801000678"), "pet-0.5l", "kilde", "Kilde vann 0.5 l", 0.14),
     (_gtin("703801000789"), "pet-1.5l", "kilde", "Kilde vann 1.5 l", 0.08),
     (_gtin("703801000890"), "glass-0.5l", "nordlys", "Nordlys Pils 0.5 l returflaske", 0.0),
+    (_gtin("703801000912"), "fibre-0.5l", "kilde", "Kilde vann 0.5 l fiberflaske", 0.015),
 ]
+# Products whose recycled share differs from their packaging type's (%): Fjordbrus moved
+# its 0.5 l cola to 50 % recycled PET before the others (as in looptrack/data/seed.yaml).
+RECYCLED_CONTENT_OVERRIDES = {_gtin("703801000123"): Decimal(50)}
 # Containers from abroad that RVMs refuse as unknown_product (never registered).
 FOREIGN_GTINS = [_gtin("570123400015"), _gtin("400638133393"), _gtin("731869000127")]
 # Material stream a sorting site puts each material in.
 STREAMS = {"PET": "PET", "aluminium": "aluminium", "glass": "glass", "HDPE": "HDPE",
            "PP": "PP", "steel": "steel", "fibre": "fibre", "other": "residual"}  # fmt: skip
+# Streams for what cannot go to material recycling (contaminated, mis-sorted): what burns
+# goes to energy recovery, glass and metal to residual waste.
+ENERGY_STREAM = "energy"
+RESIDUAL_STREAM = "residual"
+OFF_STREAMS = {"PET": ENERGY_STREAM, "HDPE": ENERGY_STREAM, "PP": ENERGY_STREAM,
+               "fibre": ENERGY_STREAM, "other": ENERGY_STREAM, "glass": RESIDUAL_STREAM,
+               "aluminium": RESIDUAL_STREAM, "steel": RESIDUAL_STREAM}  # fmt: skip
 
 # (town, latitude, longitude) of the shops, in order; more shops cycle through them.
 TOWNS = [
@@ -97,6 +116,8 @@ class ProductInfo:
     name: str
     share: float  # of one-way sales
     stream: str  # material stream at sorting
+    off_stream: str  # where a contaminated or mis-sorted one ends up instead
+    recycled_content_pct: Decimal | None = None  # the product's own; None: its type's
 
     @property
     def weight_g(self) -> float:
@@ -152,7 +173,13 @@ class World:
         return SeedFile(
             packaging_types=list(types.values()),
             products=[
-                Product(gtin=p.gtin, packaging_type=p.packaging.id, brand=p.brand, name=p.name)
+                Product(
+                    gtin=p.gtin,
+                    packaging_type=p.packaging.id,
+                    brand=p.brand,
+                    name=p.name,
+                    recycled_content_pct=p.recycled_content_pct,
+                )
                 for p in self.products
             ],
             sites=list(self.sites),
@@ -184,8 +211,13 @@ def build_world(scenario: Scenario) -> World:
         packaging = PACKAGING_TYPES[type_id]
         if packaging.reusable and type_id not in loops:
             continue
-        stream = STREAMS[packaging.material.value]
-        products.append(ProductInfo(gtin, packaging, brand, name, share, stream))
+        material = packaging.material.value
+        products.append(
+            ProductInfo(
+                gtin, packaging, brand, name, share, STREAMS[material], OFF_STREAMS[material],
+                RECYCLED_CONTENT_OVERRIDES.get(gtin),
+            )
+        )  # fmt: skip
     unknown = loops - {p.packaging.id for p in products}
     if unknown:
         raise ValueError(f"no reusable product of packaging type(s) {sorted(unknown)}")
