@@ -9,7 +9,8 @@ Entry points:
   ending now, published time-compressed; `run_live(scenario, mqtt_url, topic_root, stop,
   on_progress=None)`: wall-clock timestamps at a fixed rate until `stop` is set.
   Both return a `RunResult` with the ground truth (`result.summary()` is the JSON that
-  `/v1/stats/return-rates?bucket=total` and `/v1/stats/reuse` must equal).
+  `/v1/stats/return-rates?bucket=total`, `/v1/stats/reuse` and
+  `/v1/stats/materials?bucket=total` must equal).
 - `Simulation(scenario, start, end).scans()`: the scans alone, no broker (tests).
 
 The world (world.py) and its behaviour (rvm.py, producers.py, reuse_loop.py, sorting.py)

@@ -1,10 +1,11 @@
-"""Ground truth of a simulation: the numbers `/v1/stats/return-rates?bucket=total` and
-`/v1/stats/reuse` must answer, computed from the published events by following SPEC §7
-literally (independently of the API and its SQL), in the API's output shape.
+"""Ground truth of a simulation: the numbers `/v1/stats/return-rates?bucket=total`,
+`/v1/stats/reuse` and `/v1/stats/materials?bucket=total` must answer, computed from the
+published events by following SPEC §7 and docs/materials.md literally (independently of
+the API and its SQL), in the API's output shape.
 
 `GroundTruth(registry)` collects events as they are published (`add`);
-`return_rates(start, end)` and `reuse(as_of)` give the rows; `summary(...)` the JSON that
-`looptrack simulate --truth FILE` writes."""
+`return_rates(start, end)`, `reuse(as_of)` and `materials(start, end)` give the rows;
+`summary(...)` the JSON that `looptrack simulate --truth FILE` writes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import math
 import statistics
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -30,6 +32,51 @@ LOOP_TYPES = ("sold", "filled", "returned")
 US_PER_DAY = 86_400 * 1_000_000
 KG = Decimal(1000)
 GRAM_PRECISION = Decimal("0.001")  # kg are reported to the gram
+PERCENT = Decimal(100)
+# Events that move packaging by weight (docs/materials.md).
+FLOW_TYPES = ("sold", "returned", "sorted")
+# Where each sorting stream goes, as migration 0014_material_flows seeds the
+# sorting_streams table (docs/materials.md); a stream not in it counts as unmapped.
+SEEDED_STREAM_OUTCOMES: dict[str, str] = {
+    "reuse": "reuse",
+    "PET": "material_recycling",
+    "HDPE": "material_recycling",
+    "PP": "material_recycling",
+    "glass": "material_recycling",
+    "aluminium": "material_recycling",
+    "steel": "material_recycling",
+    "fibre": "material_recycling",
+    "energy": "energy_recovery",
+    "residual": "residual",
+}
+UNMAPPED = "unmapped"
+# The row field of each outcome's sorted kg.
+SORTED_FIELDS = {
+    "reuse": "sorted_reuse_kg",
+    "material_recycling": "sorted_recycling_kg",
+    "energy_recovery": "sorted_energy_recovery_kg",
+    "residual": "sorted_residual_kg",
+    UNMAPPED: "sorted_unmapped_kg",
+}
+# The kg fields of a materials row, in the API's order.
+MATERIAL_KG_FIELDS = (
+    "placed_kg",
+    "collected_kg",
+    "sorted_kg",
+    *SORTED_FIELDS.values(),
+    "recycled_content_kg",
+    "renewable_content_kg",
+    "fibre_kg",
+)
+# Each rate of a materials row: (numerator, denominator), both kg fields of the row.
+MATERIAL_RATES = {
+    "collection_rate": ("collected_kg", "placed_kg"),
+    "material_recycling_rate": ("sorted_recycling_kg", "placed_kg"),
+    "reuse_share": ("sorted_reuse_kg", "sorted_kg"),
+    "recycled_content_share": ("recycled_content_kg", "placed_kg"),
+    "renewable_content_share": ("renewable_content_kg", "placed_kg"),
+    "fibre_share": ("fibre_kg", "placed_kg"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,17 +102,77 @@ def kilograms(count: int, weight_g: Decimal | None) -> float | None:
     """`count` packages of `weight_g` grams in kg, rounded half away from zero to the gram."""
     if weight_g is None:
         return None
-    return float((count * weight_g / KG).quantize(GRAM_PRECISION, rounding=ROUND_HALF_UP))
+    return float(_to_kg(count * weight_g))
+
+
+def _to_kg(grams: Decimal) -> Decimal:
+    """Grams as kg, rounded half away from zero to the gram."""
+    return (grams / KG).quantize(GRAM_PRECISION, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What a product declares for the material figures: its packaging type's material,
+    weight (g) and content figures, overridden by the product's own."""
+
+    material: str
+    weight_g: Decimal | None
+    recycled_content_pct: Decimal
+    renewable_content_pct: Decimal
+    fibre_based: bool
+
+
+def declarations(registry: SeedFile) -> dict[str, Declaration]:
+    """Each registered GTIN's declaration (GTIN-14 keys)."""
+    types = {t.id: t for t in registry.packaging_types}
+    result = {}
+    for product in registry.products:
+        kind = types[product.packaging_type]
+        result[normalize_gtin(product.gtin)] = Declaration(
+            material=kind.material.value,
+            weight_g=kind.weight_g,
+            recycled_content_pct=(
+                kind.recycled_content_pct
+                if product.recycled_content_pct is None
+                else product.recycled_content_pct
+            ),
+            renewable_content_pct=(
+                kind.renewable_content_pct
+                if product.renewable_content_pct is None
+                else product.renewable_content_pct
+            ),
+            fibre_based=kind.fibre_based if product.fibre_based is None else product.fibre_based,
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Flow:
+    """A sold, returned or sorted event, as the material figures need it."""
+
+    ts_us: int
+    gtin: str
+    type: str
+    qty: int
+    stream: str | None
+    measured_g: Decimal | None  # a sorted event's measured weight of all qty
 
 
 class GroundTruth:
     """The published events, reduced to what the statistics need."""
 
-    def __init__(self, registry: SeedFile) -> None:
+    def __init__(
+        self, registry: SeedFile, stream_outcomes: Mapping[str, str] = SEEDED_STREAM_OUTCOMES
+    ) -> None:
+        """`stream_outcomes`: each sorting stream's outcome (reuse, material_recycling,
+        energy_recovery, residual), as the registry's sorting_streams table has them."""
         self._types: dict[str, PackagingType] = {t.id: t for t in registry.packaging_types}
         self._product_type = {normalize_gtin(p.gtin): p.packaging_type for p in registry.products}
+        self._declarations = declarations(registry)
+        self._stream_outcomes = dict(stream_outcomes)
         # (ts µs, gtin14, type, qty) of every sold/returned/rejected event.
         self._counted: list[tuple[int, str, str, int]] = []
+        self._flows: list[_Flow] = []
         self._items: dict[tuple[str, str], list[_Seen]] = defaultdict(list)
         self.events = 0
         self.by_type: Counter[str] = Counter()
@@ -88,6 +195,10 @@ class GroundTruth:
             self.last = scan.ts
         if scan.type in COUNTED:
             self._counted.append((ts_us, gtin, scan.type, scan.qty))
+        if scan.type in FLOW_TYPES:
+            # The decimal the device sent (JSON), not the float's binary expansion.
+            measured = None if scan.weight_g is None else Decimal(repr(scan.weight_g))
+            self._flows.append(_Flow(ts_us, gtin, scan.type, scan.qty, scan.stream, measured))
         if scan.serial is not None:
             tie = uuid.UUID(event_id).int if event_id else 0
             self._items[(gtin, scan.serial)].append(_Seen(ts_us, (tie, self.events), scan.type))
@@ -115,6 +226,58 @@ class GroundTruth:
                     "return_rate": returned / sold if sold else None,
                     "sold_kg": kilograms(sold, weight),
                     "returned_kg": kilograms(returned, weight),
+                }
+            )
+        return rows
+
+    def materials(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """`/v1/stats/materials?bucket=total&from=start&to=end` rows (docs/materials.md):
+        per material (None for GTINs not registered) with any sold, returned or sorted
+        event in [start, end), in material order, None last. kg are rounded to the gram;
+        each rate is the row's rounded numerator / its rounded denominator (None when that
+        is 0), so that it is what a reader re-aggregating the row's fields gets."""
+        low, high = to_us(start), to_us(end)
+        grams: dict[str | None, dict[str, Decimal]] = {}
+        unweighed: Counter[str | None] = Counter()
+        for flow in self._flows:
+            if not low <= flow.ts_us < high:
+                continue
+            declaration = self._declarations.get(flow.gtin)
+            material = declaration.material if declaration is not None else None
+            sums = grams.setdefault(material, defaultdict(Decimal))
+            if flow.type == "sorted" and flow.measured_g is not None:
+                weight = flow.measured_g
+            elif declaration is not None and declaration.weight_g is not None:
+                weight = flow.qty * declaration.weight_g
+            else:
+                unweighed[material] += flow.qty
+                continue
+            if flow.type == "sold":
+                assert declaration is not None  # a sold event's weight is a declared one
+                sums["placed_kg"] += weight
+                sums["recycled_content_kg"] += weight * declaration.recycled_content_pct / PERCENT
+                sums["renewable_content_kg"] += weight * declaration.renewable_content_pct / PERCENT
+                if declaration.fibre_based:
+                    sums["fibre_kg"] += weight
+            elif flow.type == "returned":
+                sums["collected_kg"] += weight
+            else:
+                outcome = self._stream_outcomes.get(flow.stream or "", UNMAPPED)
+                sums["sorted_kg"] += weight
+                sums[SORTED_FIELDS[outcome]] += weight
+        rows = []
+        for material in sorted(grams, key=lambda m: (m is None, m or "")):
+            kg = {name: _to_kg(grams[material][name]) for name in MATERIAL_KG_FIELDS}
+            rows.append(
+                {
+                    "bucket_start": start.isoformat(),
+                    "material": material,
+                    **{name: float(value) for name, value in kg.items()},
+                    "unweighed_qty": unweighed[material],
+                    **{
+                        rate: float(kg[numerator] / kg[denominator]) if kg[denominator] else None
+                        for rate, (numerator, denominator) in MATERIAL_RATES.items()
+                    },
                 }
             )
         return rows
@@ -224,6 +387,15 @@ class GroundTruth:
                     "tz": tz,
                 },
                 "rows": self.return_rates(start, end),
+            },
+            "materials": {
+                "query": {
+                    "from": start.isoformat(),
+                    "to": end.isoformat(),
+                    "bucket": "total",
+                    "tz": tz,
+                },
+                "rows": self.materials(start, end),
             },
             "reuse": {
                 "query": {"loss_after_days": loss_after_days},

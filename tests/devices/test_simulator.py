@@ -1,5 +1,6 @@
 """The simulator without a broker: scenarios, determinism, opening hours, realism, the
-runner's modes, and the ground truth on a small hand-made history (SPEC §7)."""
+runner's modes, and the ground truth on a small hand-made history (SPEC §7,
+docs/materials.md)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,14 @@ def test_the_world_is_norwegian_and_registers_whole() -> None:
     site_ids = {site.id for site in seed.sites}
     assert all(device.site in site_ids for device in seed.devices)
     assert {p.packaging_type for p in seed.products} <= set(types)
+    # Content shares for /v1/stats/materials: recycled PET and aluminium, a fibre-based
+    # bottle, and one product whose recycled share differs from its packaging type's.
+    assert types["can-0.33l"].recycled_content_pct == 70
+    assert 30 <= types["pet-0.5l"].recycled_content_pct <= 50
+    fibre = [t for t in types.values() if t.fibre_based]
+    assert fibre and all(t.renewable_content_pct > 0 for t in fibre)
+    (override,) = [p for p in seed.products if p.recycled_content_pct is not None]
+    assert (override.packaging_type, override.recycled_content_pct) == ("pet-0.5l", 50)
     # SeedFile validates every record (GTIN check digits, slugs, device ids).
     SeedFile.model_validate(seed.model_dump())
 
@@ -203,11 +212,61 @@ def test_every_scan_passes_the_ingest_rules(scans: list[Scan]) -> None:
             "event_id": str(uuid.uuid4()), "ts": scan.ts.isoformat(), "type": scan.type,
             "gtin": scan.gtin, "qty": scan.qty, "seq": seq,
         }  # fmt: skip
-        for key in ("serial", "reason", "stream", "attrs"):
+        for key in ("serial", "reason", "stream", "weight_g", "attrs"):
             if getattr(scan, key) is not None:
                 event[key] = getattr(scan, key)
         checked = parse_event(event, scan.device_id, now)
         assert not isinstance(checked, Rejected), (scan, checked)
+
+
+def test_sorting_sites_weigh_most_counts_and_send_a_few_to_energy_or_residual(
+    scans: list[Scan],
+) -> None:
+    world = build_world(MONTH)
+    product = {p.gtin: p for p in world.products}
+    counted = [s for s in scans if s.type == "sorted" and s.serial is None]
+    weighed = [s for s in counted if s.weight_g is not None]
+    assert 0.75 <= len(weighed) / len(counted) <= 0.95
+    for scan in weighed:  # whole grams within 3 % of the nominal weight of all qty
+        nominal = scan.qty * product[scan.gtin].weight_g
+        assert scan.weight_g is not None and scan.weight_g == int(scan.weight_g)
+        assert abs(scan.weight_g - nominal) <= 0.03 * nominal + 0.5, scan
+    qty = Counter[str]()
+    for scan in counted:
+        qty[scan.stream or ""] += scan.qty
+    off_stream = qty["energy"] + qty["residual"]
+    assert qty["energy"] > 0 and qty["residual"] > 0
+    assert 0.01 <= off_stream / qty.total() <= 0.06
+    # What burns goes to energy recovery, glass and metal to residual waste.
+    for scan in counted:
+        material = product[scan.gtin].packaging.material
+        if scan.stream == "energy":
+            assert material in ("PET", "HDPE", "PP", "fibre", "other"), scan
+        elif scan.stream == "residual":
+            assert material in ("glass", "aluminium", "steel"), scan
+    # Reusable items sorted one by one are not weighed: their nominal weight counts.
+    assert all(s.weight_g is None for s in scans if s.type == "sorted" and s.serial is not None)
+    # A fibre-based bottle is sold and comes back, in small volume.
+    fibre = {p.gtin for p in world.products if p.packaging.fibre_based}
+    sold = Counter[bool]()
+    for scan in scans:
+        if scan.type == "sold" and scan.serial is None:
+            sold[scan.gtin in fibre] += scan.qty
+    assert 0 < sold[True] < 0.05 * sold.total()
+    assert any(s.type == "returned" and s.gtin in fibre for s in scans)
+    # So the ground truth has non-trivial figures for every target.
+    truth = GroundTruth(world_seed(MONTH))
+    for scan in scans:
+        truth.add(scan)
+    rows = {row["material"]: row for row in truth.materials(END - timedelta(days=30), END)}
+    assert {"PET", "aluminium", "glass", "HDPE", "fibre"} <= set(rows)
+    placed = sum(row["placed_kg"] for row in rows.values())
+    assert 0 < sum(row["fibre_kg"] for row in rows.values()) / placed < 0.05
+    pet = rows["PET"]
+    assert pet["sorted_energy_recovery_kg"] > 0 and 0.6 < pet["material_recycling_rate"] < 1
+    assert 0.3 < pet["recycled_content_share"] < 0.5  # 30-35 %, one product at 50 %
+    assert rows["aluminium"]["sorted_residual_kg"] > 0
+    assert rows["glass"]["reuse_share"] > 0.8
 
 
 def test_reusable_items_follow_the_loop_and_some_labels_are_cloned() -> None:
@@ -284,18 +343,32 @@ def test_live_mode_stamps_the_wall_clock_until_stopped() -> None:
 # --- ground truth on a hand-made history ----------------------------------------------
 
 PET = "7038010001239"
+PET_SITRON = "7038010003455"
 CRATE = "07038010009990"
+FIBRE_CUP = "7038010009129"
+POUCH = "7038010007019"
 FOREIGN = "5701234000150"
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+# Only the cola overrides its packaging type's recycled share (50 % instead of 30 %); the
+# pouch's packaging type has no weight.
 REGISTRY = SeedFile(
     packaging_types=[
-        PackagingType(id="pet-0.5l", name="PET", material="PET", weight_g=Decimal("22.5")),
+        PackagingType(id="pet-0.5l", name="PET", material="PET", weight_g=Decimal("22.5"),
+                      recycled_content_pct=Decimal(30)),
         PackagingType(id="crate-24", name="Crate", material="HDPE", reusable=True,
-                      target_trips=2, weight_g=Decimal(1600)),
+                      target_trips=2, weight_g=Decimal(1600), recycled_content_pct=Decimal(25)),
+        PackagingType(id="fibre-cup", name="Fibre cup", material="fibre",
+                      weight_g=Decimal("12.5"), recycled_content_pct=Decimal(10),
+                      renewable_content_pct=Decimal(80), fibre_based=True),
+        PackagingType(id="pouch", name="Pouch", material="other"),
     ],
     products=[
-        Product(gtin=PET, packaging_type="pet-0.5l", brand="fjordbrus", name="Cola"),
+        Product(gtin=PET, packaging_type="pet-0.5l", brand="fjordbrus", name="Cola",
+                recycled_content_pct=Decimal(50)),
+        Product(gtin=PET_SITRON, packaging_type="pet-0.5l", brand="fjordbrus", name="Sitron"),
         Product(gtin=CRATE, packaging_type="crate-24", brand="nordlys", name="Crate"),
+        Product(gtin=FIBRE_CUP, packaging_type="fibre-cup", brand="koppen", name="Cup"),
+        Product(gtin=POUCH, packaging_type="pouch", brand="kilde", name="Pouch"),
     ],
 )  # fmt: skip
 
@@ -407,3 +480,137 @@ def test_kilograms_round_half_away_from_zero() -> None:
     truth.add(Scan("d", at(1), "returned", PET, qty=1))  # 22.5 g
     (row,) = truth.return_rates(at(0), at(2))
     assert (row["sold_kg"], row["returned_kg"]) == (0.068, 0.023)
+
+
+def test_material_flows_of_a_hand_made_history() -> None:
+    """docs/materials.md by hand, on the history above plus sorting, a fibre cup, an
+    unweighed pouch and an unregistered GTIN; the window is [day -1, day 30)."""
+    truth = hand_made()
+    for scan in [
+        # PET: weighed and unweighed counts to the PET stream, one contaminated one burnt,
+        # one to a stream nobody mapped; the Sitron sells at its type's 30 %.
+        Scan("s", at(3), "sorted", PET, qty=3, stream="PET", weight_g=70.1),
+        Scan("s", at(3), "sorted", PET, qty=2, stream="PET"),
+        Scan("s", at(3), "sorted", PET, stream="energy", weight_g=23.4),
+        Scan("s", at(4), "sorted", PET, stream="mixed-plastics"),
+        Scan("d", at(5), "sold", PET_SITRON, qty=4),
+        # Crate A back into the loop (crate C went to HDPE recycling in hand_made).
+        Scan("s", at(7), "sorted", CRATE, serial="A", stream="reuse"),
+        # Fibre cups.
+        Scan("d", at(1), "sold", FIBRE_CUP, qty=20),
+        Scan("d", at(6), "returned", FIBRE_CUP),
+        Scan("s", at(7), "sorted", FIBRE_CUP, qty=5, stream="fibre", weight_g=70.0),
+        Scan("s", at(7), "sorted", FIBRE_CUP, stream="residual"),
+        # Pouches: no nominal weight, so only the measured sorted count has kg.
+        Scan("d", at(1), "sold", POUCH, qty=7),
+        Scan("d", at(2), "returned", POUCH),
+        Scan("s", at(3), "sorted", POUCH, qty=2, stream="energy", weight_g=15.0),
+        Scan("s", at(3), "sorted", POUCH, stream="energy"),
+        # An unregistered GTIN: material None; its measured weight still counts.
+        Scan("d", at(1), "sold", FOREIGN, qty=3),
+        Scan("s", at(3), "sorted", FOREIGN, qty=2, stream="PET", weight_g=50.0),
+        # Outside the window ([from, to): `to` excluded).
+        Scan("s", at(30), "sorted", PET, qty=100, stream="PET", weight_g=2250.0),
+        Scan("d", at(-2), "sold", PET, qty=100),
+    ]:
+        truth.add(scan)
+    start, end = at(-1), at(30)
+    rows = {row["material"]: row for row in truth.materials(start, end)}
+    assert list(rows) == ["HDPE", "PET", "fibre", "other", None]
+    zero = {"sorted_reuse_kg": 0.0, "sorted_recycling_kg": 0.0, "sorted_energy_recovery_kg": 0.0,
+            "sorted_residual_kg": 0.0, "sorted_unmapped_kg": 0.0, "recycled_content_kg": 0.0,
+            "renewable_content_kg": 0.0, "fibre_kg": 0.0}  # fmt: skip
+    assert rows["PET"] == {
+        "bucket_start": start.isoformat(), "material": "PET",
+        # Cola 10 x 22.5 g = 225 g, Sitron 4 x 22.5 g = 90 g.
+        "placed_kg": 0.315,
+        # 3 x 22.5 g = 67.5 g, rounded half away from zero; the day-40 return is out.
+        "collected_kg": 0.068,
+        # 70.1 g measured + 2 x 22.5 g nominal + 23.4 g measured + 22.5 g nominal.
+        "sorted_kg": 0.161,
+        **zero,
+        "sorted_recycling_kg": 0.115,  # 70.1 + 45 = 115.1 g
+        "sorted_energy_recovery_kg": 0.023,  # 23.4 g
+        "sorted_unmapped_kg": 0.023,  # 22.5 g
+        "recycled_content_kg": 0.140,  # 225 g x 50 % + 90 g x 30 % = 139.5 g
+        "unweighed_qty": 0,
+        # Rates are the row's (rounded) numerator over its denominator.
+        "collection_rate": pytest.approx(68 / 315, rel=1e-12),
+        "material_recycling_rate": pytest.approx(115 / 315, rel=1e-12),
+        "reuse_share": 0.0,
+        "recycled_content_share": pytest.approx(140 / 315, rel=1e-12),
+        "renewable_content_share": 0.0,
+        "fibre_share": 0.0,
+    }  # fmt: skip
+    assert rows["HDPE"] == {
+        "bucket_start": start.isoformat(), "material": "HDPE",
+        "placed_kg": 4.8,  # crates A, B and C sold once each, 1600 g
+        "collected_kg": 6.4,  # A three times (its duplicate return too), C once
+        "sorted_kg": 3.2,
+        **zero,
+        "sorted_reuse_kg": 1.6,  # A
+        "sorted_recycling_kg": 1.6,  # C, stream HDPE
+        "recycled_content_kg": 1.2,  # 25 % of 4.8 kg
+        "unweighed_qty": 0,
+        "collection_rate": pytest.approx(4 / 3, rel=1e-12),
+        "material_recycling_rate": pytest.approx(1 / 3, rel=1e-12),
+        "reuse_share": 0.5,
+        "recycled_content_share": 0.25,
+        "renewable_content_share": 0.0,
+        "fibre_share": 0.0,
+    }  # fmt: skip
+    assert rows["fibre"] == {
+        "bucket_start": start.isoformat(), "material": "fibre",
+        "placed_kg": 0.25,  # 20 x 12.5 g
+        "collected_kg": 0.013,  # 12.5 g
+        "sorted_kg": 0.083,  # 70 g measured + 12.5 g nominal = 82.5 g
+        **zero,
+        "sorted_recycling_kg": 0.07,
+        "sorted_residual_kg": 0.013,
+        "recycled_content_kg": 0.025,  # 10 % of 250 g
+        "renewable_content_kg": 0.2,  # 80 % of 250 g
+        "fibre_kg": 0.25,
+        "unweighed_qty": 0,
+        "collection_rate": pytest.approx(13 / 250, rel=1e-12),
+        "material_recycling_rate": pytest.approx(0.28, rel=1e-12),
+        "reuse_share": 0.0,
+        "recycled_content_share": pytest.approx(0.1, rel=1e-12),
+        "renewable_content_share": pytest.approx(0.8, rel=1e-12),
+        "fibre_share": 1.0,
+    }  # fmt: skip
+    assert rows["other"] == {
+        "bucket_start": start.isoformat(), "material": "other",
+        "placed_kg": 0.0, "collected_kg": 0.0, "sorted_kg": 0.015, **zero,
+        "sorted_energy_recovery_kg": 0.015,  # the measured 15 g
+        "unweighed_qty": 9,  # 7 sold, 1 returned, 1 sorted without a measured weight
+        "collection_rate": None, "material_recycling_rate": None, "reuse_share": 0.0,
+        "recycled_content_share": None, "renewable_content_share": None, "fibre_share": None,
+    }  # fmt: skip
+    assert rows[None] == {
+        "bucket_start": start.isoformat(), "material": None,
+        "placed_kg": 0.0, "collected_kg": 0.0, "sorted_kg": 0.05, **zero,
+        "sorted_recycling_kg": 0.05,  # the stream decides the outcome, not the material
+        "unweighed_qty": 3,  # the 3 sold; its refusal is no flow
+        "collection_rate": None, "material_recycling_rate": None, "reuse_share": 0.0,
+        "recycled_content_share": None, "renewable_content_share": None, "fibre_share": None,
+    }  # fmt: skip
+    # The ground-truth file carries the same rows.
+    summary = truth.summary((start, end), at(30))
+    assert summary["materials"]["rows"] == truth.materials(start, end)
+    assert summary["materials"]["query"]["bucket"] == "total"
+
+
+def test_the_stream_mapping_decides_the_outcome() -> None:
+    """Stream outcomes are registry data: mapped otherwise, the same events count
+    elsewhere (docs/materials.md)."""
+    history = [
+        Scan("s", at(1), "sorted", PET, stream="mixed-plastics"),
+        Scan("s", at(1), "sorted", PET, stream="PET"),
+    ]
+    outcomes = {"PET": "energy_recovery", "mixed-plastics": "material_recycling"}
+    truth = GroundTruth(REGISTRY, stream_outcomes=outcomes)
+    for scan in history:
+        truth.add(scan)
+    (row,) = truth.materials(at(0), at(2))
+    assert (row["sorted_recycling_kg"], row["sorted_energy_recovery_kg"]) == (0.023, 0.023)
+    assert row["sorted_unmapped_kg"] == 0.0 and row["material_recycling_rate"] is None
