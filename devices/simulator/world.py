@@ -22,9 +22,10 @@ def _gtin(body: str) -> str:
     return body + gtin_check_digit(body)
 
 
-# Content shares plausible for Norway's scheme: PET bottles carry 30-35 % recycled PET, cans mostly recycled aluminium, refillable glass some cullet,
-# crates are moulded from ground-up old crates, and a fibre bottle (paper shell, thin
-# bio-based lining) is sold on trial in small volume.
+# Content shares plausible for Norway's scheme: PET bottles carry 30-35 % recycled PET,
+# cans mostly recycled aluminium, refillable glass some cullet, crates are moulded from
+# ground-up old crates, and a fibre bottle (paper shell, thin bio-based lining) is sold
+# on trial in small volume.
 PACKAGING_TYPES = {
     t.id: t
     for t in (
