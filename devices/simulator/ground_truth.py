@@ -234,8 +234,8 @@ class GroundTruth:
         """`/v1/stats/materials?bucket=total&from=start&to=end` rows (docs/materials.md):
         per material (None for GTINs not registered) with any sold, returned or sorted
         event in [start, end), in material order, None last. kg are rounded to the gram;
-        each rate is the row's rounded numerator / its rounded denominator (None when that
-        is 0), so that it is what a reader re-aggregating the row's fields gets."""
+        each rate is its exact numerator / exact denominator (None when that is 0), as
+        the API computes it before rounding the kg."""
         low, high = to_us(start), to_us(end)
         grams: dict[str | None, dict[str, Decimal]] = {}
         unweighed: Counter[str | None] = Counter()
@@ -267,16 +267,16 @@ class GroundTruth:
                 sums[SORTED_FIELDS[outcome]] += weight
         rows = []
         for material in sorted(grams, key=lambda m: (m is None, m or "")):
-            kg = {name: _to_kg(grams[material][name]) for name in MATERIAL_KG_FIELDS}
+            exact = grams[material]
             rows.append(
                 {
                     "bucket_start": start.isoformat(),
                     "material": material,
-                    **{name: float(value) for name, value in kg.items()},
+                    **{name: float(_to_kg(exact[name])) for name in MATERIAL_KG_FIELDS},
                     "unweighed_qty": unweighed[material],
                     **{
-                        rate: float(kg[numerator] / kg[denominator]) if kg[denominator] else None
-                        for rate, (numerator, denominator) in MATERIAL_RATES.items()
+                        rate: float(exact[above] / exact[below]) if exact[below] else None
+                        for rate, (above, below) in MATERIAL_RATES.items()
                     },
                 }
             )

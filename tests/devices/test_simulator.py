@@ -534,11 +534,11 @@ def test_material_flows_of_a_hand_made_history() -> None:
         "sorted_unmapped_kg": 0.023,  # 22.5 g
         "recycled_content_kg": 0.140,  # 225 g x 50 % + 90 g x 30 % = 139.5 g
         "unweighed_qty": 0,
-        # Rates are the row's (rounded) numerator over its denominator.
-        "collection_rate": pytest.approx(68 / 315, rel=1e-12),
-        "material_recycling_rate": pytest.approx(115 / 315, rel=1e-12),
+        # Rates divide the exact grams, not the kg rounded to the gram.
+        "collection_rate": pytest.approx(67.5 / 315, rel=1e-12),
+        "material_recycling_rate": pytest.approx(115.1 / 315, rel=1e-12),
         "reuse_share": 0.0,
-        "recycled_content_share": pytest.approx(140 / 315, rel=1e-12),
+        "recycled_content_share": pytest.approx(139.5 / 315, rel=1e-12),
         "renewable_content_share": 0.0,
         "fibre_share": 0.0,
     }  # fmt: skip
@@ -571,7 +571,7 @@ def test_material_flows_of_a_hand_made_history() -> None:
         "renewable_content_kg": 0.2,  # 80 % of 250 g
         "fibre_kg": 0.25,
         "unweighed_qty": 0,
-        "collection_rate": pytest.approx(13 / 250, rel=1e-12),
+        "collection_rate": pytest.approx(0.05, rel=1e-12),  # 12.5 g of 250 g
         "material_recycling_rate": pytest.approx(0.28, rel=1e-12),
         "reuse_share": 0.0,
         "recycled_content_share": pytest.approx(0.1, rel=1e-12),
