@@ -55,6 +55,7 @@ PLACED_SIDE = frozenset(
 GRAMS_PER_KG = Decimal(1000)
 GRAM = Decimal("0.001")  # kg are reported to the gram
 MONTHS_OF_TREND = 12
+DAYS_PER_YEAR = 365.25  # of a projection's horizon
 
 
 def rate(row: Mapping[str, Any], metric: Metric) -> float | None:
@@ -153,7 +154,7 @@ def targets(conn: psycopg.Connection[Any], today: date | None = None) -> list[di
         latest = rate(whole, metric)
         slope = _slope_per_year(values)
         projected, on_track = _trajectory(
-            latest, slope, float(target["value"]), target["year"], today
+            latest, slope, float(target["value"]), target["year"], window, today
         )
         answers.append(
             {
@@ -208,17 +209,23 @@ def _slope_per_year(points: list[tuple[int, float | None]]) -> float | None:
 
 
 def _trajectory(
-    latest: float | None, slope: float | None, goal: float, year: int, today: date
+    latest: float | None,
+    slope: float | None,
+    goal: float,
+    year: int,
+    window: Window,
+    today: date,
 ) -> tuple[float | None, bool | None]:
-    """The value projected to the end of `year` from the middle of the latest window
-    (half a year ago), and whether it reaches `goal`; a year already over is judged on
-    the latest value."""
+    """The value projected from the middle of the latest window to the end of `year`
+    (in the window's zone), and whether it reaches `goal`; a year already over is judged
+    on the latest value."""
     if latest is None:
         return None, None
     if today.year > year:
         return latest, latest >= goal
-    middle = date.fromordinal(today.replace(day=1).toordinal() - 182)
-    years = (date(year + 1, 1, 1).toordinal() - middle.toordinal()) / 365.25
+    middle = window.start + (window.end - window.start) / 2
+    year_end = datetime(year + 1, 1, 1, tzinfo=window.tz)
+    years = (year_end - middle).total_seconds() / (DAYS_PER_YEAR * 86_400)
     projected = latest + (slope or 0.0) * years
     return projected, projected >= goal
 

@@ -299,6 +299,21 @@ def test_bad_stream_name(stream: str) -> None:
     assert error_types(event(type="sorted", stream=stream)) == ["string_pattern_mismatch"]
 
 
+def test_a_sorted_event_may_carry_its_measured_weight() -> None:
+    sorted_ = {"type": "sorted", "stream": "PET", "qty": 40}
+    assert valid(event(**sorted_, weight_g=1234.25)).weight_g == 1234.25
+    assert valid(event(**sorted_, weight_g=880)).weight_g == 880
+    assert valid(event(**sorted_, weight_g=100_000_000)).weight_g == 100_000_000
+    assert valid(event(**sorted_)).weight_g is None
+    assert error_types(event(**sorted_, weight_g=0)) == ["greater_than"]
+    assert error_types(event(**sorted_, weight_g=-5)) == ["greater_than"]
+    assert error_types(event(**sorted_, weight_g=100_000_000.5)) == ["less_than_equal"]
+    assert error_types(event(**sorted_, weight_g="880")) == ["float_type"]
+    assert error_types(event(**sorted_, weight_g=True)) == ["float_type"]
+    # A returned bottle's weight is not a sorting site's measurement.
+    assert error_types(event(type="returned", weight_g=22)) == ["event_rule"]
+
+
 def test_unknown_type() -> None:
     assert error_types(event(type="stolen")) == ["enum"]
 
