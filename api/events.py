@@ -61,6 +61,7 @@ class StoredEvent(BaseModel):
     site_id: str | None
     reason: str | None
     stream: str | None
+    weight_g: float | None = None  # a sorted event's measured weight of all qty (g)
     attrs: dict[str, Any] | None
 
 

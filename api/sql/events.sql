@@ -2,7 +2,7 @@
 -- Newest first, keyset-paginated on (ts, event_id): a page never shifts when events are
 -- inserted meanwhile. %(brand)s limits a brand key to its own products' events.
 SELECT e.event_id, e.ts, e.received_at, e.type, e.gtin, e.serial, e.qty, e.seq,
-       e.device_id, e.site_id, e.reason, e.stream, e.attrs
+       e.device_id, e.site_id, e.reason, e.stream, e.weight_g, e.attrs
 FROM events e
 WHERE (%(gtin)s::text IS NULL OR e.gtin = %(gtin)s)
   AND (%(serial)s::text IS NULL OR e.serial = %(serial)s)

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.problem_assertions import assert_problem
 from tests.factories import GTIN_COLA, GTIN_CRATE, seed_registry
+from tests.storing import store
 
 BASE = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -106,3 +107,15 @@ def test_bad_event_queries(client: TestClient, keys: dict[str, Any]) -> None:
         422,
         "from must be before to",
     )
+
+
+def test_a_sorted_event_shows_its_stream_and_measured_weight(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    seed_registry(db, ["sorter-1"])
+    store(db, "sorter-1", [
+        {"event_id": str(uuid.uuid4()), "ts": BASE.isoformat(), "type": "sorted",
+         "gtin": GTIN_COLA, "qty": 40, "stream": "PET", "weight_g": 905.25},
+    ])  # fmt: skip
+    (event,) = client.get("/v1/events", headers=keys["operator"]).json()["events"]
+    assert (event["qty"], event["stream"], event["weight_g"]) == (40, "PET", 905.25)
