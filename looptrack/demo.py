@@ -278,6 +278,7 @@ def _print_welcome(
         f"  try          curl -H 'Authorization: Bearer {key}' "
         f"'{base}/v1/stats/return-rates?bucket=total'\n"
         f"               curl -H 'Authorization: Bearer {key}' '{base}/v1/stats/reuse'\n"
+        f"               curl -H 'Authorization: Bearer {key}' '{base}/v1/stats/materials'\n"
         f"  broker       {settings.mqtt_url}  (topics {settings.topic_root}/devices/+/events)\n"
         f"  database     {settings.database_url}\n"
         f"  logs         {log_dir}\n"
