@@ -66,4 +66,4 @@ SELECT bucket_start, material,
        sum(unweighed)::bigint AS unweighed_qty
 FROM weighed
 GROUP BY 1, 2
-ORDER BY 1, 2 NULLS LAST
+ORDER BY 1, material COLLATE "C" NULLS LAST
