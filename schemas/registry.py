@@ -342,12 +342,17 @@ def insert_device(conn: psycopg.Connection[Any], record: Device) -> None:
 
 def apply_seed(conn: psycopg.Connection[Any], seed: SeedFile) -> dict[str, int]:
     """Upsert everything in `seed`, in dependency order; returns counts per section."""
-    for packaging_type in seed.packaging_types:
-        upsert_packaging_type(conn, packaging_type)
-    # All product slots at once, in order, before any waiting on a running ingest batch.
+    # All product slots at once, in order, before any waiting on a running ingest batch:
+    # those of the seed's products and of the products its packaging types declare for.
     item_classes = [product.gtin for product in seed.products]
     item_classes += [grai_item_class(asset.grai) for asset in seed.asset_types]
+    for packaging_type in seed.packaging_types:
+        item_classes += [
+            row[0] for row in conn.execute(QUERIES["products_of_type"], {"id": packaging_type.id})
+        ]
     lock_products(conn, item_classes)
+    for packaging_type in seed.packaging_types:
+        upsert_packaging_type(conn, packaging_type)
     for product in seed.products:
         upsert_product(conn, product)
     for asset_type in seed.asset_types:

@@ -240,3 +240,30 @@ def test_targets_report_latest_value_trend_and_trajectory(
     assert content["on_track"] is False and content["projected"] == pytest.approx(0.25)
     fibre = rows["no-fibre-replacement-2025"]  # its year is over: judged on the latest value
     assert fibre["latest"]["value"] == 0 and fibre["on_track"] is False
+
+
+def test_events_counted_before_their_product_is_registered_take_its_first_declaration(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    db.execute("INSERT INTO sites (id, name, kind) VALUES ('s', 'S', 'shop')")
+    db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('d', 's', 'pos')")
+    ts = "2026-02-10T10:00:00+01:00"
+    store(db, "d", [{"event_id": str(uuid.uuid4()), "ts": ts, "type": "sold", "gtin": BOTTLE,
+                     "qty": 10}])  # fmt: skip
+    params = {"from": "2026-02-01", "to": "2026-03-01", "bucket": "total", "tz": "UTC"}
+    (unknown,) = client.get("/v1/stats/materials", params=params, headers=keys["operator"]).json()[
+        "rows"
+    ]
+    assert (unknown["material"], unknown["placed_kg"], unknown["unweighed_qty"]) == (None, 0, 10)
+
+    client.put("/v1/packaging-types/pet", json=PET, headers=keys["operator"])
+    body = {"packaging_type": "pet", "brand": "fjord", "name": "Cola"}
+    assert client.put(
+        f"/v1/products/{BOTTLE}", json=body, headers=keys["operator"]
+    ).status_code == (201)
+    (known,) = client.get("/v1/stats/materials", params=params, headers=keys["fjord"]).json()[
+        "rows"
+    ]
+    assert (known["material"], known["placed_kg"], known["recycled_content_kg"]) == (
+        "PET", 0.2, 0.05,
+    )  # fmt: skip
