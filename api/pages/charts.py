@@ -113,14 +113,137 @@ def _grid(highest: float, *, whole: bool) -> list[float]:
     return [0.0, highest]
 
 
-def _open(title: str) -> str:
+def _open(title: str, width: int = WIDTH, height: int = HEIGHT, font_size: int = 11) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" class="chart" font-size="11" font-family="sans-serif">'
-        f"<title>{escape(title)}</title>"
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" class="chart" font-size="{font_size}" '
+        f'font-family="sans-serif"><title>{escape(title)}</title>'
     )
 
 
 def _tick_indexes(n: int, most: int = 8) -> range:
     """At most `most` evenly spread label positions out of n."""
     return range(0, n, max(1, -(-n // most)))
+
+
+# -- horizontal stacked bars: material flows and content ---------------------------------
+
+# Flow and content charts are narrower than the line chart: two fit side by side on a
+# desktop and their text stays legible when the browser scales them down.
+BARS_WIDTH = 480
+BAR_LABEL_W = 118  # the stage or material name, right-aligned left of its bar
+BAR_VALUE_W = 92  # the bar's total, right-aligned at the right edge
+BAR_H, BAR_GAP = 24, 22  # a bar's height, and the space between bars (the funnel's band)
+LEGEND_ROW_H, LEGEND_COLUMNS = 18, 2
+
+
+@dataclass(frozen=True)
+class Segment:
+    name: str
+    value: float
+    colour: str
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    segments: list[Segment]
+
+    @property
+    def total(self) -> float:
+        return sum(s.value for s in self.segments)
+
+
+def stacked_bars(
+    title: str,
+    bars: Sequence[Bar],
+    *,
+    legend: Sequence[tuple[str, str]] = (),
+    funnel: bool = False,
+    unit: str = "kg",
+) -> str:
+    """Horizontal bars, each a stack of segments, on one scale (the longest bar fills the
+    width); the total in `unit` at the right. `funnel` shades the band from each bar's
+    end to the next one's, so the chart reads as a flow from stage to stage. `legend` is
+    (text, colour) pairs, drawn below the bars."""
+    top_value = max([b.total for b in bars] + [0.0])
+    x0 = BAR_LABEL_W + 6
+    span = BARS_WIDTH - x0 - BAR_VALUE_W - 6
+    legend_rows = -(-len(legend) // LEGEND_COLUMNS)
+    bars_h = len(bars) * BAR_H + max(0, len(bars) - 1) * BAR_GAP
+    height = 4 + bars_h + (10 + legend_rows * LEGEND_ROW_H if legend else 0) + 4
+
+    def width(value: float) -> float:
+        return span * value / top_value if top_value > 0 else 0.0
+
+    parts = [_open(title, BARS_WIDTH, height, font_size=12)]
+    for i, bar in enumerate(bars):
+        y = 4 + i * (BAR_H + BAR_GAP)
+        if funnel and i + 1 < len(bars):
+            here, after = width(bar.total), width(bars[i + 1].total)
+            parts.append(
+                f'<polygon points="{x0},{y + BAR_H} {x0 + here:.1f},{y + BAR_H} '
+                f'{x0 + after:.1f},{y + BAR_H + BAR_GAP} {x0},{y + BAR_H + BAR_GAP}" '
+                'fill="#e3e7ec"/>'
+            )
+        parts.append(
+            f'<rect x="{x0}" y="{y}" width="{span}" height="{BAR_H}" fill="none" stroke="#d9dce0"/>'
+        )
+        left = float(x0)
+        for segment in bar.segments:
+            w = width(segment.value)
+            if w <= 0:
+                continue
+            parts.append(
+                f'<rect x="{left:.1f}" y="{y}" width="{w:.1f}" height="{BAR_H}" '
+                f'fill="{segment.colour}"><title>{escape(bar.label)}, {escape(segment.name)}: '
+                f"{amount(segment.value, unit)}</title></rect>"
+            )
+            left += w
+        middle = y + BAR_H / 2 + 4
+        parts.append(
+            f'<text x="{BAR_LABEL_W}" y="{middle:.1f}" text-anchor="end">'
+            f"{escape(bar.label)}</text>"
+            f'<text x="{BARS_WIDTH - 2}" y="{middle:.1f}" text-anchor="end">'
+            f"{amount(bar.total, unit)}</text>"
+        )
+    legend_top = 4 + bars_h + 10
+    column_w = (BARS_WIDTH - x0) / LEGEND_COLUMNS
+    for n, (text, colour) in enumerate(legend):
+        row, column = divmod(n, LEGEND_COLUMNS)
+        parts.append(
+            f'<g transform="translate({x0 + column * column_w:.1f},'
+            f'{legend_top + row * LEGEND_ROW_H})"><rect width="10" height="10" y="2" '
+            f'fill="{colour}"/><text x="14" y="11">{escape(text)}</text></g>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def amount(value: float, unit: str) -> str:
+    """A total as a person reads it: fewer decimals the larger it is (the tables beside
+    the charts give every figure to the gram)."""
+    decimals = 0 if value >= 100 else 1 if value >= 10 else 2 if value >= 1 else 3
+    return f"{value:,.{decimals}f} {unit}"
+
+
+def progress_bar(label: str, latest: float | None, goal: float) -> str:
+    """A target's progress: the latest value as a filled bar on a scale that holds both it
+    and the goal, the goal as a marked line. Colour only repeats what the text beside it
+    says."""
+    w, h = 200, 18
+    scale = max(goal, latest or 0.0) or 1.0
+    filled = w * (latest or 0.0) / scale
+    mark = w * goal / scale
+    reached = latest is not None and latest >= goal
+    words = "no data" if latest is None else f"{100 * latest:.1f} %"
+    text = f"{label}: {words} against a target of {100 * goal:.1f} %"
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
+        f'height="{h}" role="img" aria-label="{escape(text)}" class="progress">'
+        f"<title>{escape(text)}</title>"
+        f'<rect width="{w}" height="{h}" fill="#eceff3"/>'
+        f'<rect width="{filled:.1f}" height="{h}" fill="{PALETTE[2] if reached else PALETTE[0]}"/>'
+        f'<line x1="{mark:.1f}" x2="{mark:.1f}" y1="0" y2="{h}" stroke="#1d1d1f" '
+        'stroke-width="2" stroke-dasharray="3 2"/></svg>'
+    )

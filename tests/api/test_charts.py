@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import re
 
-from api.pages.charts import Series, bar_chart, line_chart
+import pytest
+
+from api.pages.charts import (
+    Bar,
+    Segment,
+    Series,
+    amount,
+    bar_chart,
+    line_chart,
+    progress_bar,
+    stacked_bars,
+)
 
 
 def axis_labels(svg: str) -> list[str]:
@@ -31,3 +42,47 @@ def test_return_rate_gridlines_are_round_percentages() -> None:
     assert labels(0.8) == ["0%", "25%", "50%", "75%", "100%"]
     assert labels(5.33) == ["0%", "200%", "400%", "600%"]
     assert labels(1.3) == ["0%", "50%", "100%", "150%"]
+
+
+def bar_widths(svg: str) -> list[float]:
+    """The widths of the filled segments, in drawing order (the outlines have no fill)."""
+    return [float(w) for w in re.findall(r'<rect x="[^"]+" y="[^"]+" width="([^"]+)" '
+                                         r'height="\d+" fill="#', svg)]  # fmt: skip
+
+
+def test_stacked_bars_share_one_scale_and_stack_in_order() -> None:
+    svg = stacked_bars(
+        "PET: material flow",
+        [Bar("Placed", [Segment("placed", 4.0, "#000")]),
+         Bar("Sorted", [Segment("recycling", 2.0, "#111"), Segment("residual", 1.0, "#222"),
+                        Segment("unmapped", 0.0, "#333")])],
+        legend=[("recycling 2.00 kg", "#111")],
+        funnel=True,
+    )  # fmt: skip
+    placed, recycling, residual = bar_widths(svg)  # an empty segment draws nothing
+    assert recycling == 2 * residual and placed == pytest.approx(recycling + 2 * residual, abs=0.2)
+    assert svg.count("<polygon") == 1  # one band between the two bars
+    assert 'aria-label="PET: material flow"' in svg and ">recycling 2.00 kg</text>" in svg
+    assert ">4.00 kg</text>" in svg and ">3.00 kg</text>" in svg
+
+
+def test_stacked_bars_of_nothing_draw_no_division_by_zero() -> None:
+    svg = stacked_bars("empty", [Bar("Placed", [Segment("placed", 0.0, "#000")])], funnel=True)
+    assert bar_widths(svg) == [] and ">0.000 kg</text>" in svg
+
+
+def test_amounts_keep_about_three_significant_digits() -> None:
+    assert [amount(v, "kg") for v in (0.06, 2.64, 12.345, 1234.5)] == [
+        "0.060 kg", "2.64 kg", "12.3 kg", "1,234 kg"
+    ]  # fmt: skip
+
+
+def test_a_progress_bar_says_its_numbers_in_words() -> None:
+    svg = progress_bar("Recycling", 0.367, 0.55)
+    assert 'aria-label="Recycling: 36.7 % against a target of 55.0 %"' in svg
+    filled = re.findall(r'<rect width="([\d.]+)" height="18" fill="(#[0-9A-Fa-f]+)"', svg)[1]
+    assert float(filled[0]) == pytest.approx(200 * 0.367 / 0.55, abs=0.1)
+    beyond = progress_bar("Fibre", 0.073, 0.05)  # past the goal: the bar is full, the goal marked
+    assert re.findall(r'<rect width="([\d.]+)" height="18"', beyond)[1] == "200.0"
+    assert 'x1="137.0"' in beyond
+    assert "no data against a target of 90.0 %" in progress_bar("Collection", None, 0.9)
