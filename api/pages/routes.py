@@ -1,5 +1,6 @@
 """The pages' endpoints: thin, as the JSON ones are; the numbers come from the same
-functions (return_rates_json, reuse, the registry's and dead letters' queries)."""
+functions (return_rates_json, reuse, material_rows, targets, the registry's and dead
+letters' queries)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -23,7 +25,8 @@ from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import QUERIES as ITEM_QUERIES
 from api.labels import LabelFormat, labels_for, render
-from api.pages import charts
+from api.materials import material_rows, targets
+from api.pages import charts, material_pages
 from api.pages.session import (
     COOKIE,
     COOKIE_MAX_AGE_S,
@@ -67,7 +70,15 @@ COLUMNS = {
     "rejects": ["reason", "packaging_type", "rejected"],
     "products": ["gtin", "grai", "name", "packaging_type", "packaging_name", "material",
                  "reusable", "deposit"],
+    "materials": material_pages.columns(material_pages.FLOW_COLUMNS),
+    "targets": material_pages.TARGET_COLUMNS,
 }  # fmt: skip
+# A brand's material CSV: its placed-on-market side, without the scheme's flow columns.
+BRAND_MATERIAL_COLUMNS = material_pages.columns(material_pages.PLACED_COLUMNS)
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection):
+# such a text cell gets a leading apostrophe, which spreadsheets show as text. Numbers
+# are written as numbers (a negative one is no formula).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _period(default: Bucket) -> Any:
@@ -207,6 +218,51 @@ def _reuse_page(
     return TEMPLATES.TemplateResponse(request, "reuse.html", context)
 
 
+@router.get("/dashboard/materials", response_class=HTMLResponse)
+def dashboard_materials(
+    request: Request, conn: Conn, caller: OperatorPage, view: MonthlyView
+) -> Response:
+    """Material flows per material (placed on market → collected → sorted by outcome) and
+    the circularity targets: one material_rows and one targets call, both from rollups."""
+    rows = _material_rows(conn, view, brand=None)
+    material_totals = material_pages.totals(rows)
+    context = {
+        "caller": caller,
+        "view": view,
+        "buckets": [b.value for b in Bucket],
+        "csv_query": _csv_query(request, view),
+        "columns": material_pages.FLOW_COLUMNS,
+        "rows": rows,
+        "totals": material_totals,
+        "flows": [(t, material_pages.flow_chart(t)) for t in material_totals],
+        "targets": material_pages.target_rows(targets(conn)),
+    }
+    return TEMPLATES.TemplateResponse(request, "materials.html", context)
+
+
+@router.get("/portal/materials", response_class=HTMLResponse)
+def portal_materials(
+    request: Request, conn: Conn, caller: BrandPage, view: MonthlyView
+) -> Response:
+    """A brand's packaging placed on the market per material, with its recycled, renewable
+    and fibre-based content; never the scheme's collected and sorted figures."""
+    brand = _brand_of(caller)
+    rows = _material_rows(conn, view, brand=brand)
+    material_totals = material_pages.totals(rows)
+    context = {
+        "caller": caller,
+        "brand": brand,
+        "view": view,
+        "buckets": [b.value for b in Bucket],
+        "csv_query": _csv_query(request, view),
+        "columns": material_pages.PLACED_COLUMNS,
+        "rows": rows,
+        "totals": material_totals,
+        "chart": material_pages.content_chart(material_totals) if material_totals else "",
+    }
+    return TEMPLATES.TemplateResponse(request, "portal_materials.html", context)
+
+
 @router.post("/dashboard/dead-letters/replay")
 def replay_dead_letters(
     request: Request,
@@ -313,7 +369,7 @@ def portal_csv(
     caller: BrandPage,
     view: MonthlyView,
 ) -> Response:
-    if table not in ("return-rates", "rejects", "reuse", "products", "duplicates"):
+    if table not in ("return-rates", "rejects", "reuse", "products", "duplicates", "materials"):
         raise Problem(404, "not-found", f"no table {table!r} in the portal")
     return _csv_table(conn, table, _brand_of(caller), view)
 
@@ -323,6 +379,7 @@ def _csv_table(
 ) -> Response:
     """The rows a page shows, as CSV (one header line, then the values as shown)."""
     rows: list[dict[str, Any]]
+    columns = COLUMNS.get(table, [])
     if table == "return-rates":
         rows = _return_rates(conn, view, brand=brand)
     elif table == "rejects":
@@ -337,10 +394,15 @@ def _csv_table(
         rows = _duplicates(conn, brand=brand)
     elif table == "products" and brand is not None:
         rows = _products(conn, brand)
+    elif table == "materials":
+        rows = material_pages.csv_rows(_material_rows(conn, view, brand=brand))
+        columns = COLUMNS[table] if brand is None else BRAND_MATERIAL_COLUMNS
+    elif table == "targets" and brand is None:
+        rows = material_pages.target_rows(targets(conn))
     else:
         raise Problem(404, "not-found", f"no table {table!r}; one of {', '.join(COLUMNS)}")
     return Response(
-        _to_csv(rows, COLUMNS[table]),
+        _to_csv(rows, columns),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{table}.csv"'},
     )
@@ -351,8 +413,16 @@ def _to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 # -- what the pages show ------------------------------------------------------------------
@@ -380,6 +450,22 @@ def _return_rates(
     )
     rows: list[dict[str, Any]] = json.loads(body)["rows"]
     return rows
+
+
+def _material_rows(
+    conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
+) -> list[dict[str, Any]]:
+    """Material rows of the page's period; a brand's are its placed-on-market side only."""
+    return material_rows(
+        conn, view["bounds"], view["bucket"], brand=brand, packaging_type=None,
+        placed_only=brand is not None,
+    )  # fmt: skip
+
+
+def _csv_query(request: Request, view: dict[str, Any]) -> str:
+    """The page's query for its CSV links, with the bucket named: the CSV endpoints'
+    default bucket need not be the page's."""
+    return urlencode({**request.query_params, "bucket": view["bucket"].value})
 
 
 def _rejects(
