@@ -135,6 +135,7 @@ BAR_LABEL_W = 118  # the stage or material name, right-aligned left of its bar
 BAR_VALUE_W = 92  # the bar's total, right-aligned at the right edge
 BAR_H, BAR_GAP = 24, 22  # a bar's height, and the space between bars (the funnel's band)
 LEGEND_ROW_H, LEGEND_COLUMNS = 18, 2
+PROGRESS_W, PROGRESS_H = 160, 18  # a target's progress bar, in a table cell
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def progress_bar(label: str, latest: float | None, goal: float) -> str:
     """A target's progress: the latest value as a filled bar on a scale that holds both it
     and the goal, the goal as a marked line. Colour only repeats what the text beside it
     says."""
-    w, h = 200, 18
+    w, h = PROGRESS_W, PROGRESS_H
     scale = max(goal, latest or 0.0) or 1.0
     filled = w * (latest or 0.0) / scale
     mark = w * goal / scale
