@@ -341,3 +341,32 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(
     log_in(client, keys["fjord"])
     _, products = read_csv(client.get("/portal/products.csv"))
     assert "'+1-2 cola" in {p["name"] for p in products}
+
+
+def test_each_table_asks_for_its_figures_once(
+    client: TestClient, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures come from the rollups through material_rows and targets, one call per
+    table: the flow charts are drawn from the table's own rows."""
+    from api.pages import routes
+
+    calls: list[str] = []
+
+    def counted(name: str) -> Any:
+        real = getattr(routes, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("material_rows", "targets"):
+        monkeypatch.setattr(routes, name, counted(name))
+    log_in(client, keys["operator"])
+    assert client.get("/dashboard/materials").status_code == 200
+    assert sorted(calls) == ["material_rows", "targets"]
+    log_in(client, keys["fjord"])
+    calls.clear()
+    assert client.get("/portal/materials").status_code == 200
+    assert calls == ["material_rows"]
