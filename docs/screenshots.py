@@ -1,11 +1,13 @@
-"""Retakes docs/dashboard.png and docs/portal.png for the README from a running demo.
+"""Retakes docs/dashboard.png, docs/materials.png and docs/portal.png for the README from a
+running demo.
 
     python docs/screenshots.py
 
 Runs `looptrack demo` (its own database, its own Mosquitto, a free port), waits until its
 30 days of simulated history are stored, then logs in with headless Debian chromium
-(Playwright, `LOOPTRACK_TEST_CHROMIUM` or `chromium` on the PATH) as the operator and as
-a brand owner and saves full-page screenshots. Stops the demo with Ctrl-C (SIGINT).
+(Playwright, `LOOPTRACK_TEST_CHROMIUM` or `chromium` on the PATH) as the operator (the
+dashboard and its material page) and as a brand owner and saves full-page screenshots.
+Stops the demo with Ctrl-C (SIGINT).
 """
 
 from __future__ import annotations
@@ -92,11 +94,14 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 log_in(page, base, operator)
                 page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+                page.get_by_role("navigation").get_by_role("link", name="Materials").click()
+                page.get_by_role("heading", name="Material flows and targets").wait_for()
+                page.screenshot(path=str(ROOT / "docs" / "materials.png"), full_page=True)
                 page.get_by_role("button", name="Log out").click()
                 log_in(page, base, brand)
                 page.screenshot(path=str(ROOT / "docs" / "portal.png"), full_page=True)
                 browser.close()
-            print(f"docs/dashboard.png and docs/portal.png from {now:,} events")
+            print(f"docs/dashboard.png, docs/materials.png and docs/portal.png from {now:,} events")
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(60)
