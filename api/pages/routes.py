@@ -48,6 +48,7 @@ from schemas.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
+TEMPLATES.env.globals["figure"] = material_pages.figure
 QUERIES = load_queries("api", "pages/pages.sql")
 router = APIRouter(include_in_schema=False)
 Config = Annotated[Settings, Depends(settings)]
@@ -232,7 +233,7 @@ def dashboard_materials(
         "buckets": [b.value for b in Bucket],
         "csv_query": _csv_query(request, view),
         "columns": material_pages.FLOW_COLUMNS,
-        "rows": rows,
+        "table": material_pages.table(rows, material_pages.FLOW_COLUMNS, view["bucket"]),
         "totals": material_totals,
         "flows": [(t, material_pages.flow_chart(t)) for t in material_totals],
         "targets": material_pages.target_rows(targets(conn)),
@@ -256,7 +257,7 @@ def portal_materials(
         "buckets": [b.value for b in Bucket],
         "csv_query": _csv_query(request, view),
         "columns": material_pages.PLACED_COLUMNS,
-        "rows": rows,
+        "table": material_pages.table(rows, material_pages.PLACED_COLUMNS, view["bucket"]),
         "totals": material_totals,
         "chart": material_pages.content_chart(material_totals) if material_totals else "",
     }
