@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from api.return_rates import Bucket, local_midnight
+from api.return_rates import Bucket, rollup_days
 from api.time_window import Window
 from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
@@ -91,11 +91,10 @@ def material_rows(
         "packaging_type": packaging_type,
         "placed_only": placed_only,
     }
-    from_day = local_midnight(window.start, window.tz)
-    to_day = local_midnight(window.end, window.tz)
-    if window.tz.key == rollup_zone(conn) and from_day is not None and to_day is not None:
+    days = rollup_days(conn, window)
+    if days is not None:
         query = _FLOWS["material_window_daily"]
-        params |= {"from_day": from_day, "to_day": to_day}
+        params |= {"from_day": days[0], "to_day": days[1]}
     else:
         query = _FLOWS["material_window_15m"]
     rows = []

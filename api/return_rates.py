@@ -52,6 +52,16 @@ def local_midnight(instant: datetime, zone: ZoneInfo) -> date | None:
     return local.date() if local.time() == time() else None
 
 
+def rollup_days(conn: psycopg.Connection[Any], window: Window) -> tuple[date, date] | None:
+    """The first and the end day of `window` when it is made of whole local days in the
+    day rollups' zone (so the day rollups can answer it), else None."""
+    from_day = local_midnight(window.start, window.tz)
+    to_day = local_midnight(window.end, window.tz)
+    if from_day is None or to_day is None or window.tz.key != rollup_zone(conn):
+        return None
+    return from_day, to_day
+
+
 def _on_whole_hours(window: Window) -> bool:
     """Whether every local day of `window` is made of whole UTC hours: bounds on the hour
     and the zone's offset a whole number of hours throughout (checked once a day: offsets
@@ -91,11 +101,10 @@ def return_rates_json(
         "brand": brand,
         "site_id": site_id,
     }
-    from_day = local_midnight(window.start, window.tz)
-    to_day = local_midnight(window.end, window.tz)
-    if window.tz.key == rollup_zone(conn) and from_day is not None and to_day is not None:
+    days = rollup_days(conn, window)
+    if days is not None:
         query = _JSON_QUERIES["return_rates_daily"]
-        params |= {"from_day": from_day, "to_day": to_day}
+        params |= {"from_day": days[0], "to_day": days[1]}
     elif site_id is None and _on_whole_hours(window):
         query = _JSON_QUERIES["return_rates_hourly"]
     else:
