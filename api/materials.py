@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from api.return_rates import Bucket, rollup_days
+from api.return_rates import Bucket, on_whole_hours, rollup_days
 from api.time_window import Window
 from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
@@ -23,7 +23,7 @@ from schemas.rollups import rollup_zone
 QUERIES = load_queries("api", "sql/materials.sql")
 _FLOWS = {
     name: QUERIES["material_flows"].replace("{window}", QUERIES[name])
-    for name in ("material_window_daily", "material_window_15m")
+    for name in ("material_window_daily", "material_window_hourly", "material_window_15m")
 }
 
 # The kg fields of a row, each the Σ grams of `<field without _kg>_g` in material_flows.
@@ -80,8 +80,8 @@ def material_rows(
     """Rows of `GET /v1/stats/materials`: per bucket and material (None: unregistered
     GTINs), the kg of each flow, the rates with their parts and `unweighed_qty`. With
     `placed_only` (brand keys) only sold events count and the other fields are None.
-    Whole local days of the rollup zone read the day rollup, anything else the quarter
-    hours."""
+    Whole local days of the rollup zone read the day rollup, whole hours of whole-hour
+    zones the hourly one, anything else the quarter hours."""
     params: dict[str, Any] = {
         "unit": bucket.value,
         "from": window.start,
@@ -95,6 +95,8 @@ def material_rows(
     if days is not None:
         query = _FLOWS["material_window_daily"]
         params |= {"from_day": days[0], "to_day": days[1]}
+    elif on_whole_hours(window):
+        query = _FLOWS["material_window_hourly"]
     else:
         query = _FLOWS["material_window_15m"]
     rows = []

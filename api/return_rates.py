@@ -62,7 +62,7 @@ def rollup_days(conn: psycopg.Connection[Any], window: Window) -> tuple[date, da
     return from_day, to_day
 
 
-def _on_whole_hours(window: Window) -> bool:
+def on_whole_hours(window: Window) -> bool:
     """Whether every local day of `window` is made of whole UTC hours: bounds on the hour
     and the zone's offset a whole number of hours throughout (checked once a day: offsets
     change at most a few times a year)."""
@@ -105,7 +105,7 @@ def return_rates_json(
     if days is not None:
         query = _JSON_QUERIES["return_rates_daily"]
         params |= {"from_day": days[0], "to_day": days[1]}
-    elif site_id is None and _on_whole_hours(window):
+    elif site_id is None and on_whole_hours(window):
         query = _JSON_QUERIES["return_rates_hourly"]
     else:
         query = _JSON_QUERIES["return_rates"]

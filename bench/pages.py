@@ -14,10 +14,11 @@ year by day and week, a brand's portal, the CSV of a year by day, the two reuse 
 the table they are built by migration 0010's backfill, as for a database upgraded with
 events in it), the material flows pages (issue 19: the operator's with its targets, a
 brand's), and the API requests behind them: /v1/stats/materials for the year by day and
-month (day rollups), in UTC (quarter hours, as for any zone but the rollup zone) and for
-a brand, and /v1/stats/targets. Prints p50/p95/max in ms per request; every one must
-stay under 300 ms at p95. A page that answers 404 (not deployed yet) is reported as not
-measured.
+month (day rollups), in UTC (hourly rollup, as for any whole-hour zone but the rollup
+zone) for all and for a brand, and /v1/stats/targets. Prints p50/p95/max in ms per
+request; every one must stay under 300 ms at p95, except a year of material flows in a
+zone with a :30 offset (Asia/Kolkata), which reads quarter hours and is reported only.
+A page that answers 404 (not deployed yet) is reported as not measured.
 """
 
 from __future__ import annotations
@@ -139,21 +140,22 @@ def describe(url: str, items: int) -> str:
             "SELECT count(*), coalesce(sum(qty), 0), count(weight_g), count(DISTINCT stream)"
             " FROM events WHERE type = 'sorted'"
         ).fetchone() or (0, 0, 0, 0)
-        returned_qty, declarations, gtins, quarter_rows, day_rows = conn.execute(
+        returned_qty, declarations, gtins, quarter_rows, hour_rows, day_rows = conn.execute(
             "SELECT (SELECT coalesce(sum(qty), 0) FROM events WHERE type = 'returned'),"
             " (SELECT count(*) FROM material_declarations),"
             " (SELECT count(DISTINCT gtin) FROM material_declarations),"
             " (SELECT count(*) FROM material_counts_15m),"
-            " (SELECT count(*) FROM material_counts_daily)"
-        ).fetchone() or (0, 0, 0, 0, 0)
+            " (SELECT count(*) FROM material_grams_hourly),"
+            " (SELECT count(*) FROM material_grams_daily)"
+        ).fetchone() or (0, 0, 0, 0, 0, 0)
     return (
         f"{events:,} events over {YEAR[0]} to {YEAR[1]} ({loops:,} of {items:,} serialised"
         f" crates, {trips:,} trips; {rejects:,} rows of rejects by day, GTIN and reason)\n"
         f"{sorted_events:,} sorted events ({sorted_events / max(events, 1):.1%}) of"
         f" {sorted_qty:,} containers ({returned_qty:,} returned) into {streams} streams,"
         f" {weighed / max(sorted_events, 1):.0%} weighed; {declarations:,} declarations of"
-        f" {gtins:,} products; material rollups: {quarter_rows:,} quarter-hour rows,"
-        f" {day_rows:,} day rows"
+        f" {gtins:,} products; material rollups: {quarter_rows:,} quarter-hour rows"
+        f" (per GTIN), {hour_rows:,} hour and {day_rows:,} day rows (weighed)"
     )
 
 
@@ -228,12 +230,20 @@ def main() -> None:
              materials + urlencode({**year, "bucket": "month", "tz": ZONE}), args.requests),
             ("API materials, brand, month", brand_api,
              materials + urlencode({**year, "bucket": "month", "tz": ZONE}), args.requests),
-            # Any zone but the rollup zone reads the quarter hours.
-            ("API materials, UTC day (15m)", operator_api,
-             materials + urlencode({**year, "bucket": "day", "tz": "UTC"}),
-             min(args.requests, QUARTER_HOUR_REQUESTS)),
+            # Any whole-hour zone but the rollup zone reads the hourly rollup.
+            ("API materials, UTC day", operator_api,
+             materials + urlencode({**year, "bucket": "day", "tz": "UTC"}), args.requests),
+            ("API materials, brand, UTC day", brand_api,
+             materials + urlencode({**year, "bucket": "day", "tz": "UTC"}), args.requests),
             ("API targets", operator_api, "/v1/stats/targets", args.requests),
         ]  # fmt: skip
+        # Reported without a target: a zone with a :30 offset reads a year of quarter hours.
+        untargeted = {"API materials, Kolkata (15m)"}
+        requests.append(
+            ("API materials, Kolkata (15m)", operator_api,
+             materials + urlencode({**year, "bucket": "month", "tz": "Asia/Kolkata"}),
+             min(args.requests, QUARTER_HOUR_REQUESTS)),
+        )  # fmt: skip
         print(describe(url, args.items))
         if args.database is None:
             print(f"loaded in {load_s:.0f} s")
@@ -247,7 +257,8 @@ def main() -> None:
                 print(f"{label:<30} {n:>8} {'not measured: HTTP ' + str(measured):>26}")
                 continue
             p50, p95, most = measured
-            worst[label] = p95
+            if label not in untargeted:
+                worst[label] = p95
             print(f"{label:<30} {n:>8} {p50:>8.1f} {p95:>8.1f} {most:>8.1f}", flush=True)
         slow = {label: p95 for label, p95 in worst.items() if p95 >= TARGET_MS}
         verdict = "FAIL" if slow else "INCOMPLETE" if absent else "PASS"

@@ -239,7 +239,8 @@ ROLLUP = [
     "VACUUM ANALYZE return_counts_hourly",
     "VACUUM ANALYZE material_declarations",
     "VACUUM ANALYZE material_counts_15m",
-    "VACUUM ANALYZE material_counts_daily",
+    "VACUUM ANALYZE material_grams_daily",
+    "VACUUM ANALYZE material_grams_hourly",
 ]
 
 

@@ -25,8 +25,9 @@ COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, 
 
 -- name: add_counts
 -- One round trip for everything a batch adds up: the 15-minute, hourly and day rollups,
--- rejects by reason, material quantities and weights, per-device daily counts, device last-seen and the worker's counters. Rollup rows arrive
--- pre-aggregated and sorted by key, so concurrent workers lock them in the same order.
+-- rejects by reason, material quantities and grams, per-device daily counts, device
+-- last-seen and the worker's counters. Rollup rows arrive pre-aggregated and sorted by
+-- key, so concurrent workers lock them in the same order.
 WITH rollup AS (
     INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
     SELECT * FROM unnest(%(bucket)s::timestamptz[], %(site_id)s::text[], %(gtin)s::text[],
@@ -108,16 +109,52 @@ WITH rollup AS (
     ON CONFLICT (bucket, gtin, declared_from, type, stream) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, measured_g = r.measured_g + EXCLUDED.measured_g,
         measured_qty = r.measured_qty + EXCLUDED.measured_qty
-), weighed_daily AS (
-    INSERT INTO material_counts_daily AS r
-        (day, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
-    SELECT (w.bucket AT TIME ZONE z.zone)::date, w.gtin, w.declared_from, w.type, w.stream,
-           sum(w.qty), sum(w.measured_g), sum(w.measured_qty)
-    FROM weighed w CROSS JOIN rollup_zone z
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (day, gtin, declared_from, type, stream) DO UPDATE
-    SET qty = r.qty + EXCLUDED.qty, measured_g = r.measured_g + EXCLUDED.measured_g,
-        measured_qty = r.measured_qty + EXCLUDED.measured_qty
+), grams AS (
+    -- Their grams (material_grams_15m weighs the quarter hours the same way), under the
+    -- packaging type and brand of their products as they are now.
+    SELECT w.bucket, p.packaging_type_id AS packaging_type, p.brand, d.material, w.type,
+           w.stream, w.qty, g.grams,
+           coalesce(g.grams * d.recycled_content_pct / 100, 0) AS recycled_g,
+           coalesce(g.grams * d.renewable_content_pct / 100, 0) AS renewable_g,
+           CASE WHEN d.fibre_based THEN g.grams ELSE 0 END AS fibre_g,
+           material_unweighed_qty(w.qty, w.measured_qty, d.weight_g) AS unweighed_qty
+    FROM weighed w
+    LEFT JOIN material_declarations d
+           ON d.gtin = w.gtin AND d.declared_from = w.declared_from
+    LEFT JOIN products p ON p.gtin = w.gtin
+    CROSS JOIN LATERAL (
+        SELECT material_grams(w.qty, w.measured_g, w.measured_qty, d.weight_g) AS grams
+    ) g
+), grams_daily AS (
+    INSERT INTO material_grams_daily AS r
+        (day, packaging_type, brand, material, type, stream, qty, grams, recycled_g,
+         renewable_g, fibre_g, unweighed_qty)
+    SELECT (g.bucket AT TIME ZONE z.zone)::date, g.packaging_type, g.brand, g.material,
+           g.type, g.stream, sum(g.qty), sum(g.grams), sum(g.recycled_g),
+           sum(g.renewable_g), sum(g.fibre_g), sum(g.unweighed_qty)
+    FROM grams g CROSS JOIN rollup_zone z
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, packaging_type, brand, material, type, stream) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, grams = r.grams + EXCLUDED.grams,
+        recycled_g = r.recycled_g + EXCLUDED.recycled_g,
+        renewable_g = r.renewable_g + EXCLUDED.renewable_g,
+        fibre_g = r.fibre_g + EXCLUDED.fibre_g,
+        unweighed_qty = r.unweighed_qty + EXCLUDED.unweighed_qty
+), grams_hourly AS (
+    INSERT INTO material_grams_hourly AS r
+        (hour, packaging_type, brand, material, type, stream, qty, grams, recycled_g,
+         renewable_g, fibre_g, unweighed_qty)
+    SELECT date_bin('1 hour', g.bucket, TIMESTAMPTZ '2000-01-01 00:00+00'), g.packaging_type,
+           g.brand, g.material, g.type, g.stream, sum(g.qty), sum(g.grams),
+           sum(g.recycled_g), sum(g.renewable_g), sum(g.fibre_g), sum(g.unweighed_qty)
+    FROM grams g
+    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (hour, packaging_type, brand, material, type, stream) DO UPDATE
+    SET qty = r.qty + EXCLUDED.qty, grams = r.grams + EXCLUDED.grams,
+        recycled_g = r.recycled_g + EXCLUDED.recycled_g,
+        renewable_g = r.renewable_g + EXCLUDED.renewable_g,
+        fibre_g = r.fibre_g + EXCLUDED.fibre_g,
+        unweighed_qty = r.unweighed_qty + EXCLUDED.unweighed_qty
 ), daily AS (
     INSERT INTO device_counts_daily AS d (day, device_id, events)
     SELECT * FROM unnest(%(day)s::date[], %(day_device_id)s::text[], %(day_events)s::bigint[])

@@ -58,10 +58,11 @@ def move_counts(
     old: tuple[str | None, str | None],
     new: tuple[str | None, str | None],
 ) -> None:
-    """Move a GTIN's day counts from (packaging type, brand) `old` to `new`; the caller
-    holds the GTIN's slot (lock_products)."""
+    """Move a GTIN's day and hour counts and its material grams from (packaging type,
+    brand) `old` to `new`; the caller holds the GTIN's slot (lock_products)."""
     if old != new:
         conn.execute("SELECT move_return_counts(%s, %s, %s, %s, %s)", (gtin, old[0], old[1], *new))
+        conn.execute("SELECT move_material_grams(%s, %s, %s, %s, %s)", (gtin, old[0], old[1], *new))
 
 
 def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:

@@ -267,3 +267,36 @@ def test_events_counted_before_their_product_is_registered_take_its_first_declar
     assert (known["material"], known["placed_kg"], known["recycled_content_kg"]) == (
         "PET", 0.2, 0.05,
     )  # fmt: skip
+
+
+def test_a_product_moved_to_another_brand_and_type_takes_its_material_flows_along(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    """Read from each rollup: days of the rollup zone, UTC hours, quarter hours (:30 zone)."""
+    db.execute("INSERT INTO sites (id, name, kind) VALUES ('s', 'S', 'shop')")
+    db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('d', 's', 'pos')")
+    operator = keys["operator"]
+    for type_id, body in (("pet", PET), ("can", CAN)):
+        client.put(f"/v1/packaging-types/{type_id}", json=body, headers=operator)
+    product = {"packaging_type": "pet", "brand": "fjord", "name": "Cola"}
+    assert client.put(f"/v1/products/{BOTTLE}", json=product, headers=operator).status_code == 201
+    store(db, "d", [{"event_id": str(uuid.uuid4()), "ts": "2026-02-10T10:00:00+01:00",
+                     "type": "sold", "gtin": BOTTLE, "qty": 10}])  # fmt: skip
+
+    def placed(zone: str, **only: str) -> list[tuple[str | None, float]]:
+        params = {"from": "2026-02-01", "to": "2026-03-01", "bucket": "total", "tz": zone}
+        response = client.get("/v1/stats/materials", params=params | only, headers=operator)
+        rows = response.json()["rows"]
+        return [(row["material"], row["placed_kg"]) for row in rows]
+
+    zones = ("Europe/Oslo", "UTC", "Asia/Kolkata")
+    for zone in zones:
+        assert placed(zone, brand="fjord") == placed(zone, packaging_type="pet") == [("PET", 0.2)]
+    moved = {"packaging_type": "can", "brand": "nordlys", "name": "Cola"}
+    assert client.put(f"/v1/products/{BOTTLE}", json=moved, headers=operator).status_code == 200
+    for zone in zones:
+        # Sold in a PET bottle: still PET, now under the product's brand and type.
+        now_placed = placed(zone, brand="nordlys")
+        assert now_placed == placed(zone, packaging_type="can") == [("PET", 0.2)], zone
+        assert placed(zone, brand="fjord") == placed(zone, packaging_type="pet") == [], zone
+        assert placed(zone) == [("PET", 0.2)], zone

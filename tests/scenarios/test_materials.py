@@ -310,7 +310,7 @@ def assert_rows_equal(
                 assert got[key][field] == value, (key, field)
 
 
-@pytest.mark.parametrize("tz_name", ["Europe/Oslo", "UTC"])
+@pytest.mark.parametrize("tz_name", ["Europe/Oslo", "UTC", "Asia/Kolkata"])
 @pytest.mark.parametrize("unit", ["day", "month", "total"])
 def test_material_figures_match_the_scenario(
     world: list[dict[str, Any]], db: psycopg.Connection[Any], db_url: str, broker: Broker,

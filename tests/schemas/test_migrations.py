@@ -193,15 +193,48 @@ EXPECTED_COLUMNS = {
         "measured_g",
         "measured_qty",
     },
-    "material_counts_daily": {
-        "day",
+    "material_grams_15m": {
+        "bucket",
         "gtin",
-        "declared_from",
+        "packaging_type",
+        "brand",
+        "material",
         "type",
         "stream",
         "qty",
-        "measured_g",
-        "measured_qty",
+        "grams",
+        "recycled_g",
+        "renewable_g",
+        "fibre_g",
+        "unweighed_qty",
+    },
+    "material_grams_daily": {
+        "day",
+        "packaging_type",
+        "brand",
+        "material",
+        "type",
+        "stream",
+        "qty",
+        "grams",
+        "recycled_g",
+        "renewable_g",
+        "fibre_g",
+        "unweighed_qty",
+    },
+    "material_grams_hourly": {
+        "hour",
+        "packaging_type",
+        "brand",
+        "material",
+        "type",
+        "stream",
+        "qty",
+        "grams",
+        "recycled_g",
+        "renewable_g",
+        "fibre_g",
+        "unweighed_qty",
     },
 }
 
@@ -210,7 +243,7 @@ ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
-    "0013_bounded_dead_letters, 0014_material_flows"
+    "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams"
 )
 
 
