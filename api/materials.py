@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +19,6 @@ from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
 from schemas.named_queries import load_queries
 from schemas.rollups import rollup_zone
-
-QUERIES = load_queries("api", "sql/materials.sql")
-_FLOWS = {
-    name: QUERIES["material_flows"].replace("{window}", QUERIES[name])
-    for name in ("material_window_daily", "material_window_hourly", "material_window_15m")
-}
 
 # The kg fields of a row, each the Σ grams of `<field without _kg>_g` in material_flows.
 KG_FIELDS = (
@@ -52,8 +46,33 @@ PLACED_SIDE = frozenset(
     {"placed_kg", "recycled_content_kg", "renewable_content_kg", "fibre_kg"}
     | {Metric.RECYCLED_CONTENT_SHARE, Metric.RENEWABLE_CONTENT_SHARE, Metric.FIBRE_SHARE}
 )
-GRAMS_PER_KG = Decimal(1000)
-GRAM = Decimal("0.001")  # kg are reported to the gram
+
+
+def _grams(kg_field: str) -> str:
+    """The grams column of material_flows that `kg_field` is made of."""
+    return kg_field.removesuffix("_kg") + "_g"
+
+
+# Each flow query answers a row's fields: kg rounded to the gram (half up), the rates of
+# the unrounded grams (RATES, written here once), unweighed_qty.
+_ROW = """SELECT bucket_start, material, {kg}, {rates}, unweighed_qty FROM (
+{flows}
+) f
+ORDER BY bucket_start, material COLLATE "C" NULLS LAST"""
+QUERIES = load_queries("api", "sql/materials.sql")
+_FLOWS = {
+    name: _ROW.format(
+        kg=", ".join(f"round({_grams(f)} / 1000, 3)::float8 AS {f}" for f in KG_FIELDS),
+        rates=", ".join(
+            f"(({' + '.join(_grams(n) for n in RATES[m][0])})"
+            f" / nullif({_grams(RATES[m][1])}, 0))::float8 AS {m.value}"
+            for m in ROW_RATES
+        ),
+        flows=QUERIES["material_flows"].replace("{window}", QUERIES[name]),
+    )
+    for name in ("material_window_daily", "material_window_hourly", "material_window_15m")
+}
+GROUPING_WORK_MEM = "64MB"
 MONTHS_OF_TREND = 12
 DAYS_PER_YEAR = 365.25  # of a projection's horizon
 
@@ -95,33 +114,21 @@ def material_rows(
     if days is not None:
         query = _FLOWS["material_window_daily"]
         params |= {"from_day": days[0], "to_day": days[1]}
-    elif on_whole_hours(window):
-        query = _FLOWS["material_window_hourly"]
     else:
-        query = _FLOWS["material_window_15m"]
-    rows = []
-    for grams in conn.cursor(row_factory=dict_row).execute(query, params):
-        row: dict[str, Any] = {
-            "bucket_start": grams["bucket_start"].astimezone(window.tz),
-            "material": grams["material"],
-        }
-        for kg_field in KG_FIELDS:
-            row[kg_field] = grams[kg_field.removesuffix("_kg") + "_g"] / GRAMS_PER_KG
-        for metric in ROW_RATES:
-            row[metric.value] = rate(row, metric)
-        for kg_field in KG_FIELDS:
-            row[kg_field] = _to_gram(row[kg_field])
-        row["unweighed_qty"] = grams["unweighed_qty"]
+        hourly = on_whole_hours(window)
+        query = _FLOWS["material_window_hourly" if hourly else "material_window_15m"]
+        # Hundreds of thousands of rows to group for a year: in memory rather than sorted
+        # on disk (a year by day in UTC: 480 → 290 ms at 20 M events). For this
+        # transaction only.
+        conn.execute("SELECT set_config('work_mem', %s, true)", (GROUPING_WORK_MEM,))
+    rows = conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
+    for row in rows:
+        row["bucket_start"] = row["bucket_start"].astimezone(window.tz)
         if placed_only:
             for field in (*KG_FIELDS, *ROW_RATES):
                 if field not in PLACED_SIDE:
                     row[field] = None
-        rows.append(row)
     return rows
-
-
-def _to_gram(kg: Decimal) -> float:
-    return float(kg.quantize(GRAM, rounding=ROUND_HALF_UP))
 
 
 def targets(conn: psycopg.Connection[Any], today: date | None = None) -> list[dict[str, Any]]:

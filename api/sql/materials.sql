@@ -35,7 +35,7 @@ WHERE c.bucket >= %(from)s AND c.bucket < %(to)s
 
 -- name: material_flows
 -- Grams per bucket and material; a stream's outcome is read now. The window's grams come
--- from one of the queries above.
+-- from one of the queries above; api/materials.py turns them into kg and rates.
 WITH grams AS (
 {window}
 ), flows AS (
@@ -67,4 +67,3 @@ SELECT bucket_start, material,
 FROM flows
 GROUP BY 1, 2
 HAVING sum(qty) > 0
-ORDER BY 1, material COLLATE "C" NULLS LAST
