@@ -121,7 +121,9 @@ def material_rows(
         # on disk (a year by day in UTC: 480 → 290 ms at 20 M events). For this
         # transaction only.
         conn.execute("SELECT set_config('work_mem', %s, true)", (GROUPING_WORK_MEM,))
-    rows = conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
+    # Never prepared: a generic plan, which PostgreSQL picks after five runs, cannot prune
+    # by the window or the unit, and took three times as long for a year by day in UTC.
+    rows = conn.cursor(row_factory=dict_row).execute(query, params, prepare=False).fetchall()
     for row in rows:
         row["bucket_start"] = row["bucket_start"].astimezone(window.tz)
         if placed_only:
