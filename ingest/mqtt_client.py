@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 # Bytes asked of the socket per read: many small MQTT packets per system call.
 RECV_BUFFER_BYTES = 256 * 1024
+
+# What a received QoS 1 PUBLISH is handed over as: (topic, packet id, retain, payload).
+PublishHandler = Callable[[str, int, bool, bytes], None]
 
 
 class BurstReadingClient(mqtt.Client):
@@ -21,6 +26,8 @@ class BurstReadingClient(mqtt.Client):
     (unchanged through 2.x; the dependency is pinned below 3 in pyproject.toml)."""
 
     _rbuf: bytearray
+    # Set to take QoS 1 PUBLISH packets straight from the wire (see _handle_publish).
+    on_publish_received: PublishHandler | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buffer = self.__dict__.setdefault("_rbuf", bytearray())
@@ -50,3 +57,43 @@ class BurstReadingClient(mqtt.Client):
                 return self._loop_rc_handle(rc)
             if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """A QoS 1 PUBLISH (every event message) goes to `on_publish_received` without
+        paho's per-message objects: its MQTT 5 properties are skipped unread, where paho
+        builds a Properties object, an MQTTMessage and walks its callback matcher for each
+        one (a third of the network thread's time at one event per message). Anything
+        else, and anything unusual (another QoS, an empty topic or one that is not UTF-8,
+        a malformed length), takes paho's own path, which also reports errors."""
+        handler = self.on_publish_received
+        header = self._in_packet["command"]
+        if handler is None or (header & 0x06) >> 1 != 1 or not self._manual_ack:
+            return super()._handle_publish()
+        packet = self._in_packet["packet"]
+        topic_end = 2 + int.from_bytes(packet[0:2], "big")
+        props_at = topic_end + 2  # after the packet identifier
+        props_length, payload_at = _varint(packet, props_at)
+        if topic_end == 2 or props_length is None or payload_at + props_length > len(packet):
+            return super()._handle_publish()
+        try:
+            topic = packet[2:topic_end].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        mid = int.from_bytes(packet[topic_end:props_at], "big")
+        handler(topic, mid, bool(header & 0x01), bytes(packet[payload_at + props_length :]))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def _varint(data: bytes | bytearray, at: int) -> tuple[int | None, int]:
+    """The MQTT variable byte integer at `at` and the offset after it; None when it runs
+    past the data or over 4 bytes."""
+    value = 0
+    for shift in range(0, 28, 7):
+        if at >= len(data):
+            return None, at
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+    return None, at

@@ -108,6 +108,7 @@ class IngestWorker:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_publish_received = self._on_publish_received
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -173,6 +174,10 @@ class IngestWorker:
                 connection=self.connection,
             )
         )
+
+    def _on_publish_received(self, topic: str, mid: int, retained: bool, payload: bytes) -> None:
+        # A QoS 1 message taken straight from the wire (BurstReadingClient): as _on_message.
+        self.inbox.put(Received(mid, 1, topic, payload, retained, time.time(), self.connection))
 
     # -- Parsing (main thread) and writing (writer thread) ----------------------------------
 

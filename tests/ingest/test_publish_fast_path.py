@@ -1,0 +1,83 @@
+"""Event messages are read straight from the wire (ingest.mqtt_client): whatever MQTT 5
+properties a device's client adds, and at whatever QoS it publishes, the payload stored
+is exactly the one sent."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ingest.mqtt_client import _varint
+from tests.conftest import Broker, wait_until
+from tests.factories import count, event, seed_registry
+
+DEVICE = "rvm-props"
+
+
+def _publish(broker: Broker, topic: str, payloads: list[tuple[bytes, int, Properties]]) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        for payload, qos, properties in payloads:
+            client.publish(topic, payload, qos=qos, properties=properties).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _properties(**values: Any) -> Properties:
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(properties, name, value)
+    return properties
+
+
+def test_payloads_are_stored_whatever_properties_and_qos_they_came_with(
+    db: psycopg.Connection[Any], broker: Broker, topic_root: str, make_worker: Any
+) -> None:
+    seed_registry(db, [DEVICE])
+    sent = [
+        (event(qty=1), 1, _properties()),
+        # A property block long enough that its length takes two bytes.
+        (event(qty=2), 1, _properties(UserProperty=[("firmware", "x" * 200)])),
+        (event(qty=3), 1, _properties(ContentType="application/json", MessageExpiryInterval=60)),
+        (event(qty=4), 0, _properties(UserProperty=[("k", "v")])),  # QoS 0: paho's own path
+    ]
+    worker = make_worker()
+    try:
+        _publish(
+            broker,
+            f"{topic_root}/devices/{DEVICE}/events",
+            [(json.dumps(e).encode(), qos, props) for e, qos, props in sent],
+        )
+        wait_until(lambda: count(db, "SELECT count(*) FROM events") == 4, 30, "four events")
+    finally:
+        assert worker.terminate() == 0
+    stored = dict(db.execute("SELECT event_id::text, qty FROM events").fetchall())
+    assert stored == {e["event_id"]: e["qty"] for e, _, _ in sent}
+    assert count(db, "SELECT count(*) FROM dead_letters") == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "value", "end"),
+    [
+        (b"\x00", 0, 1),
+        (b"\x7f", 127, 1),
+        (b"\x80\x01", 128, 2),
+        (b"\xff\xff\xff\x7f", 268_435_455, 4),
+        (b"\x80", None, 1),  # runs past the data
+        (b"\x80\x80\x80\x80\x01", None, 4),  # over four bytes
+    ],
+)
+def test_variable_byte_integers_decode_as_mqtt_5_defines_them(
+    data: bytes, value: int | None, end: int
+) -> None:
+    assert _varint(data, 0) == (value, end)
