@@ -8,15 +8,20 @@ CREATE TEMP TABLE IF NOT EXISTS claims (event_id uuid, ts timestamptz) ON COMMIT
 COPY claims (event_id, ts) FROM STDIN (FORMAT BINARY)
 
 -- name: claim_event_ids
--- The idempotency gate: inserts and returns the ids of this batch never stored before.
--- An anti-join rather than ON CONFLICT DO NOTHING, whose speculative insertion costs
--- about half as much again; the rare race with another worker storing the same id at
--- the same moment ends in a unique violation on event_ids_pkey, and the worker retries
--- the batch, which then sees the other's row.
-INSERT INTO event_ids (event_id, ts)
-SELECT c.event_id, c.ts FROM claims c
-WHERE NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.event_id = c.event_id)
-RETURNING event_id
+-- The idempotency gate: inserts the ids of this batch never stored before, and returns
+-- the others (the duplicates: usually none, so the worker does not read back a row per
+-- event). An anti-join rather than ON CONFLICT DO NOTHING, whose speculative insertion
+-- costs about half as much again; the rare race with another worker storing the same id
+-- at the same moment ends in a unique violation on event_ids_pkey, and the worker
+-- retries the batch, which then sees the other's row.
+WITH fresh AS (
+    INSERT INTO event_ids (event_id, ts)
+    SELECT c.event_id, c.ts FROM claims c
+    WHERE NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.event_id = c.event_id)
+    RETURNING event_id
+)
+SELECT c.event_id FROM claims c
+WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = c.event_id)
 
 -- name: copy_events
 -- COPY takes PostgreSQL's bulk-insert path: several times cheaper than INSERT … SELECT.

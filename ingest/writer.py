@@ -195,7 +195,8 @@ def _store_events(
         # small, that plan scans all of it, and the gate took 6 ms a batch at first and
         # 200 ms at 400,000 events, growing without bound. An ANALYZE would replace the
         # plan, but nothing may rely on autovacuum; planning anew costs under 1 ms.
-        fresh = {row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)}
+        duplicates = [row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)]
+    fresh = set(accepted).difference(duplicates)
     tally = _Tally(stored=len(fresh), fresh=fresh)
     counts, per_day, seqs, items = tally.counts, tally.per_day, tally.seqs, tally.items
     with conn.cursor() as cur, cur.copy(QUERIES["copy_events"]) as copy:

@@ -5,6 +5,7 @@ is exactly the one sent."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -14,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt_client import _varint
+from ingest.mqtt_client import BurstReadingClient, _varint
 from tests.conftest import Broker, wait_until
 from tests.factories import count, event, seed_registry
 
@@ -81,3 +82,29 @@ def test_variable_byte_integers_decode_as_mqtt_5_defines_them(
     data: bytes, value: int | None, end: int
 ) -> None:
     assert _varint(data, 0) == (value, end)
+
+
+def test_messages_over_the_in_flight_limit_wait_their_turn_and_all_go_out(broker: Broker) -> None:
+    """The worker's own publishes (receipts): paho queues those over the in-flight limit
+    and sends each when an earlier one is acknowledged; BurstReadingClient only skips
+    that walk while nothing can be queued."""
+    got: list[bytes] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    listener.on_message = lambda _c, _u, message: got.append(message.payload)
+    listener.connect("127.0.0.1", broker.port)
+    listener.loop_start()
+    sender = BurstReadingClient(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.max_inflight_messages_set(2)
+    sender.connect("127.0.0.1", broker.port)
+    sender.loop_start()
+    try:
+        listener.subscribe("fast-path/receipts", qos=1)
+        time.sleep(0.5)
+        infos = [sender.publish("fast-path/receipts", b"%d" % i, qos=1) for i in range(50)]
+        wait_until(lambda: all(i.is_published() for i in infos), 10, "every acknowledgement")
+        wait_until(lambda: len(got) == 50, 10, "every message")
+    finally:
+        for client in (sender, listener):
+            client.disconnect()
+            client.loop_stop()
+    assert sorted(got, key=int) == [b"%d" % i for i in range(50)]
