@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     mqtt_key_file: Path | None = None
     # Most labels (items) one request or command may commission.
     labels_max_count: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Longest a statistics statement may run when it adds up hourly or 15-minute counts
+    # (windows other than whole days of the rollup zone) before the request is refused
+    # with a 422 naming the windows answered fast (ms); 0: no limit.
+    stats_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
 
     @field_validator("topic_root")
     @classmethod
