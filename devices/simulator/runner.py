@@ -232,6 +232,10 @@ def run_history(
                 last_report = time.monotonic()
                 fraction = (latest - start).total_seconds() / span_s
                 on_progress(Progress(published, last_report - began, latest, fraction))
+    if not stopped and timing.compress is not None:
+        # The span ends at `end`, not at its last scan (hours before, when `end` falls in
+        # a night without scans): its compressed length is the run's.
+        _sleep_until(began + span_s / timing.compress, stop)
     elapsed = time.monotonic() - began
     if on_progress is not None:
         on_progress(Progress(published, elapsed, latest, 1.0 if not stopped else None))
