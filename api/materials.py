@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from api.return_rates import Bucket, on_whole_hours, rollup_days
+from api.return_rates import Bucket, hours_and_quarters, rollup_days, whole_days_around
+from api.time_limit import SETTING, SlowWindow, time_limited
 from api.time_window import Window
 from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
@@ -70,7 +71,7 @@ _FLOWS = {
         ),
         flows=QUERIES["material_flows"].replace("{window}", QUERIES[name]),
     )
-    for name in ("material_window_daily", "material_window_hourly", "material_window_15m")
+    for name in ("material_window_daily", "material_window_hourly")
 }
 GROUPING_WORK_MEM = "64MB"
 MONTHS_OF_TREND = 12
@@ -95,12 +96,15 @@ def material_rows(
     brand: str | None,
     packaging_type: str | None,
     placed_only: bool,
+    timeout_ms: int | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of `GET /v1/stats/materials`: per bucket and material (None: unregistered
     GTINs), the kg of each flow, the rates with their parts and `unweighed_qty`. With
     `placed_only` (brand keys) only sold events count and the other fields are None.
-    Whole local days of the rollup zone read the day rollup, whole hours of whole-hour
-    zones the hourly one, anything else the quarter hours."""
+    Whole local days of the rollup zone read the day rollup, with no time limit; any other
+    window the hourly one, and the quarter hours of the hours a bound or a bucket's start
+    cuts (hours_and_quarters), in statements that may run `timeout_ms` each (None or 0: no
+    limit), else SlowWindow (422)."""
     params: dict[str, Any] = {
         "unit": bucket.value,
         "from": window.start,
@@ -110,20 +114,22 @@ def material_rows(
         "packaging_type": packaging_type,
         "placed_only": placed_only,
     }
+    cursor = conn.cursor(row_factory=dict_row)
     days = rollup_days(conn, window)
-    if days is not None:
-        query = _FLOWS["material_window_daily"]
-        params |= {"from_day": days[0], "to_day": days[1]}
-    else:
-        hourly = on_whole_hours(window)
-        query = _FLOWS["material_window_hourly" if hourly else "material_window_15m"]
-        # Hundreds of thousands of rows to group for a year: in memory rather than sorted
-        # on disk (a year by day in UTC: 480 → 290 ms at 20 M events). For this
-        # transaction only.
-        conn.execute("SELECT set_config('work_mem', %s, true)", (GROUPING_WORK_MEM,))
     # Never prepared: a generic plan, which PostgreSQL picks after five runs, cannot prune
     # by the window or the unit, and took three times as long for a year by day in UTC.
-    rows = conn.cursor(row_factory=dict_row).execute(query, params, prepare=False).fetchall()
+    if days is not None:
+        params |= {"from_day": days[0], "to_day": days[1]}
+        rows = cursor.execute(_FLOWS["material_window_daily"], params, prepare=False).fetchall()
+    else:
+        with time_limited(conn, timeout_ms, lambda: _slow(conn, window, timeout_ms)):
+            params |= hours_and_quarters(conn, window, bucket)
+            # Hundreds of thousands of rows to group for a year: in memory rather than
+            # sorted on disk (a year by day in UTC: 480 → 290 ms at 20 M events). For this
+            # transaction only.
+            conn.execute("SELECT set_config('work_mem', %s, true)", (GROUPING_WORK_MEM,))
+            query = _FLOWS["material_window_hourly"]
+            rows = cursor.execute(query, params, prepare=False).fetchall()
     for row in rows:
         row["bucket_start"] = row["bucket_start"].astimezone(window.tz)
         if placed_only:
@@ -131,6 +137,16 @@ def material_rows(
                 if field not in PLACED_SIDE:
                     row[field] = None
     return rows
+
+
+def _slow(conn: psycopg.Connection[Any], window: Window, timeout_ms: int | None) -> SlowWindow:
+    zone = rollup_zone(conn)
+    detail = (
+        "material flows of this window add up hourly and 15-minute counts and took longer "
+        f"than {timeout_ms} ms (the server's {SETTING}): ask for whole days in {zone} "
+        f"(from and to as dates, tz={zone}), read from day totals"
+    )
+    return SlowWindow(detail, timeout_ms or 0, [whole_days_around(zone, window)])
 
 
 def targets(conn: psycopg.Connection[Any], today: date | None = None) -> list[dict[str, Any]]:

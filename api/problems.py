@@ -32,10 +32,25 @@ class ProblemDetails(BaseModel):
 
 
 def _documented(status: int, meaning: str) -> dict[str, Any]:
-    return {
-        "description": meaning,
-        "content": {PROBLEM_JSON: {"schema": ProblemDetails.model_json_schema()}},
-    }
+    return documented(meaning, ProblemDetails)
+
+
+def documented(meaning: str, model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI response of problem+json shaped as `model` (ProblemDetails or one with
+    more members), its nested models written in place: the document has no `$defs`."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inlined(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inlined(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inlined(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inlined(value) for value in node]
+        return node
+
+    return {"description": meaning, "content": {PROBLEM_JSON: {"schema": inlined(schema)}}}
 
 
 # For the OpenAPI document: the errors every authenticated endpoint may answer.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from api.stats_queries import QUERIES
-from api.time_window import Window
+from api.time_limit import SETTING, SlowWindow, time_limited
+from api.time_window import MAX_WINDOW, Window
 from schemas.rollups import rollup_zone
 
 
@@ -45,6 +46,7 @@ _JSON_QUERIES = {
     for name in ("return_rates", "return_rates_daily", "return_rates_hourly")
 }
 HOUR = timedelta(hours=1)
+QUARTER_HOUR = timedelta(minutes=15)
 
 
 def local_midnight(instant: datetime, zone: ZoneInfo) -> date | None:
@@ -78,6 +80,71 @@ def on_whole_hours(window: Window) -> bool:
     return offset is not None and not offset % HOUR
 
 
+def hours_and_quarters(
+    conn: psycopg.Connection[Any], window: Window, bucket: Bucket
+) -> dict[str, Any]:
+    """The parameters of the hourly queries: `from_hour` (the UTC hour the window starts
+    in), `split_hours` (the hours no bucket holds whole: cut by the window's bounds or, in
+    a zone with a :30 or :45 offset, by a bucket's start) and `quarters` (their quarter
+    hours inside the window, read from the quarter-hour rollups instead). The quarter
+    hours grow with the buckets, not with the window's length: a year by month in
+    Asia/Kolkata reads 13 hours of them."""
+    from_hour = window.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if on_whole_hours(window):
+        return {"from_hour": from_hour, "split_hours": [], "quarters": []}
+    # PostgreSQL finds the bucket boundaries: with the same zone rules as the query that
+    # buckets the counts, whatever the zone data Python has.
+    params = {"from": window.start, "to": window.end, "from_hour": from_hour,
+              "unit": bucket.value, "tz": window.tz.key}  # fmt: skip
+    row = conn.execute(QUERIES["hours_across_buckets"], params).fetchone()
+    assert row is not None  # an aggregate always returns one row
+    split_hours: list[datetime] = row[0]
+    quarters = [
+        quarter
+        for hour in split_hours
+        for quarter in (hour + k * QUARTER_HOUR for k in range(4))
+        if window.start <= quarter < window.end
+    ]
+    return {"from_hour": from_hour, "split_hours": split_hours, "quarters": quarters}
+
+
+def whole_days_around(zone: str, window: Window) -> dict[str, Any]:
+    """A fast window (SlowWindow.fast_windows): the whole local days of the rollup zone
+    `zone` around `window`, which the day rollups answer with any filter."""
+    tz = ZoneInfo(zone)
+    first = window.start.astimezone(tz).date()
+    end = window.end.astimezone(tz)
+    last = end.date() if end.time() == time() else end.date() + timedelta(days=1)
+    last = min(last, first + MAX_WINDOW)
+    return {
+        "rollup": "day",
+        "tz": zone,
+        "bounds": "local-midnight",
+        "site_id": True,
+        "query": {"from": first.isoformat(), "to": last.isoformat(), "tz": zone},
+    }
+
+
+def whole_hours_around(window: Window) -> dict[str, Any]:
+    """A fast window (SlowWindow.fast_windows): the whole UTC hours around `window`, which
+    the hourly rollups answer without a site filter in any zone whose UTC offset is whole
+    hours (`tz` null); the suggested `query` keeps the request's zone when it is one."""
+    start = window.start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end = window.end.astimezone(UTC)
+    if end.timestamp() % HOUR.total_seconds():
+        end = end.replace(minute=0, second=0, microsecond=0) + HOUR
+    end = min(end, start + MAX_WINDOW)
+    zone = window.tz.key if on_whole_hours(Window(start, end, window.tz)) else "UTC"
+    return {
+        "rollup": "hour",
+        "tz": None,
+        "bounds": "whole-hour",
+        "site_id": False,
+        "query": {"from": f"{start:%Y-%m-%dT%H:%M:%SZ}", "to": f"{end:%Y-%m-%dT%H:%M:%SZ}",
+                  "tz": zone},
+    }  # fmt: skip
+
+
 def return_rates_json(
     conn: psycopg.Connection[Any],
     window: Window,
@@ -86,12 +153,16 @@ def return_rates_json(
     packaging_type: str | None,
     brand: str | None,
     site_id: str | None,
+    timeout_ms: int | None = None,
 ) -> str:
     """`{"rows": [{bucket_start, packaging_type, sold, returned, rejected, return_rate,
     sold_kg, returned_kg}]}` as JSON text; buckets without any event are left out. Whole
     local days in the zone of the day rollups (LOOPTRACK_TIMEZONE at migration) are read
-    from them; whole hours of whole-hour zones, without a site filter, from the hourly
-    rollup; anything else from the 15-minute rollup. Sets the transaction's TimeZone."""
+    from them, with no time limit. Without a site filter, any other window reads the
+    hourly rollup, and the 15-minute rollup for the hours a bound or a bucket's start cuts
+    (hours_and_quarters); with one, the 15-minute rollup. Those statements may run
+    `timeout_ms` each (None or 0: no limit), else SlowWindow (422). Sets the
+    transaction's TimeZone."""
     params: dict[str, Any] = {
         "unit": bucket.value,
         "from": window.start,
@@ -101,15 +172,41 @@ def return_rates_json(
         "brand": brand,
         "site_id": site_id,
     }
+    conn.execute("SELECT set_config('TimeZone', %s, true)", (window.tz.key,))
     days = rollup_days(conn, window)
     if days is not None:
-        query = _JSON_QUERIES["return_rates_daily"]
         params |= {"from_day": days[0], "to_day": days[1]}
-    elif site_id is None and on_whole_hours(window):
-        query = _JSON_QUERIES["return_rates_hourly"]
+        row = conn.execute(_JSON_QUERIES["return_rates_daily"], params).fetchone()
+    elif site_id is None:
+        with time_limited(conn, timeout_ms, lambda: _slow(conn, window, site_id, timeout_ms)):
+            params |= hours_and_quarters(conn, window, bucket)
+            # Never prepared: a generic plan cannot size the window's hours or quarters.
+            query = _JSON_QUERIES["return_rates_hourly"]
+            row = conn.execute(query, params, prepare=False).fetchone()
     else:
-        query = _JSON_QUERIES["return_rates"]
-    conn.execute("SELECT set_config('TimeZone', %s, true)", (window.tz.key,))
-    row = conn.execute(query, params).fetchone()
+        with time_limited(conn, timeout_ms, lambda: _slow(conn, window, site_id, timeout_ms)):
+            row = conn.execute(_JSON_QUERIES["return_rates"], params).fetchone()
     assert row is not None  # an aggregate always returns one row
     return str(row[0])
+
+
+def _slow(
+    conn: psycopg.Connection[Any], window: Window, site_id: str | None, timeout_ms: int | None
+) -> SlowWindow:
+    zone = rollup_zone(conn)
+    days = f"whole days in {zone} (from and to as dates, tz={zone}), read from day totals"
+    if site_id is None:
+        read, instead = "hourly and 15-minute counts", f"ask for {days}"
+        fast = [whole_days_around(zone, window)]
+    else:
+        read = "15-minute counts (sites are counted per day in the rollup zone only)"
+        instead = (
+            f"ask for {days}, or leave out site_id: whole hours in a zone whose UTC offset "
+            "is whole hours are read from hourly totals"
+        )
+        fast = [whole_days_around(zone, window), whole_hours_around(window)]
+    detail = (
+        f"return rates of this window add up {read} and took longer than {timeout_ms} ms "
+        f"(the server's {SETTING}): {instead}"
+    )
+    return SlowWindow(detail, timeout_ms or 0, fast)

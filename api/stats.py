@@ -18,6 +18,7 @@ from api.problems import ERROR_RESPONSES, Problem
 from api.return_rates import Bucket, return_rates_json
 from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
 from api.stats_queries import QUERIES
+from api.time_limit import SLOW_WINDOW_RESPONSES
 from api.time_window import Instant, window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
@@ -61,7 +62,7 @@ class ReturnRates(BaseModel):
     rows: list[ReturnRateRow]
 
 
-@router.get("/return-rates", response_model=ReturnRates)
+@router.get("/return-rates", response_model=ReturnRates, responses=SLOW_WINDOW_RESPONSES)
 def get_return_rates(
     conn: Conn,
     caller: StatsReader,
@@ -76,14 +77,18 @@ def get_return_rates(
 ) -> Response:
     """Sold, returned and rejected per packaging type and bucket; return_rate =
     returned / sold (null when nothing was sold; above 1 when returns of earlier sales
-    fall in the period)."""
+    fall in the period). Whole days in the day rollups' zone are read from day totals;
+    other windows add up hourly and 15-minute counts (with site_id: 15-minute counts)
+    under a time limit, over which the answer is a 422 /problems/slow-window naming the
+    windows answered fast (docs/statistics.md)."""
     bounds = window(from_, to, tz or config.timezone)
     brand, visible = scoped_brand(caller, brand)
     if not visible:
         return JSONResponse({"rows": []})
     body = return_rates_json(
-        conn, bounds, bucket, packaging_type=packaging_type, brand=brand, site_id=site_id
-    )
+        conn, bounds, bucket, packaging_type=packaging_type, brand=brand, site_id=site_id,
+        timeout_ms=config.stats_timeout_ms,
+    )  # fmt: skip
     # Already JSON in the response's shape (built by PostgreSQL): sent as it is.
     return Response(body, media_type="application/json")
 
@@ -144,7 +149,7 @@ class Materials(BaseModel):
     rows: list[MaterialRow]
 
 
-@router.get("/materials", response_model=Materials)
+@router.get("/materials", response_model=Materials, responses=SLOW_WINDOW_RESPONSES)
 def get_materials(
     conn: Conn,
     caller: StatsReader,
@@ -159,7 +164,9 @@ def get_materials(
     """Packaging by weight per material and bucket: placed on the market (sold), collected
     (returned), sorted per outcome, and the rates built on them, each with its numerator
     and denominator (docs/materials.md). A brand key sees its own products' placed-on-market
-    side only: the collected and sorted fields are null."""
+    side only: the collected and sorted fields are null. Windows other than whole days in
+    the day rollups' zone add up hourly and 15-minute counts under a time limit, over which
+    the answer is a 422 /problems/slow-window (docs/statistics.md)."""
     bounds = window(from_, to, tz or config.timezone)
     brand, visible = scoped_brand(caller, brand)
     if not visible:
@@ -171,6 +178,7 @@ def get_materials(
         brand=brand,
         packaging_type=packaging_type,
         placed_only=caller.role is Role.BRAND,
+        timeout_ms=config.stats_timeout_ms,
     )
     # Rows already in the response's shape: written as JSON directly, not validated again
     # (a year by day is thousands of rows).

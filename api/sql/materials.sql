@@ -14,24 +14,26 @@ FROM material_grams_daily c
 WHERE c.day >= %(from_day)s AND c.day < %(to_day)s
 
 -- name: material_window_hourly
--- Whole UTC hours whose local days are made of whole hours (the caller checks).
+-- Any window on quarter hours, in any zone: the UTC hours one bucket holds whole from the
+-- hour rows; the hours %(split_hours)s that the window's bounds or a bucket boundary cut
+-- (in a zone with a :30 or :45 offset, each local midnight cuts an hour) by their quarter
+-- hours %(quarters)s, weighed at query time (the caller finds both).
 SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
             ELSE date_trunc(%(unit)s, c.hour AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
        END AS bucket_start,
        c.packaging_type, c.brand, c.material, c.type, c.stream, c.qty, c.grams, c.recycled_g,
        c.renewable_g, c.fibre_g, c.unweighed_qty
 FROM material_grams_hourly c
-WHERE c.hour >= %(from)s AND c.hour < %(to)s
-
--- name: material_window_15m
--- Any window on quarter hours, in any zone.
+WHERE c.hour >= %(from_hour)s AND c.hour < %(to)s
+  AND c.hour <> ALL (%(split_hours)s::timestamptz[])
+UNION ALL
 SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
             ELSE date_trunc(%(unit)s, c.bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
-       END AS bucket_start,
+       END,
        c.packaging_type, c.brand, c.material, c.type, c.stream, c.qty, c.grams, c.recycled_g,
        c.renewable_g, c.fibre_g, c.unweighed_qty
 FROM material_grams_15m c
-WHERE c.bucket >= %(from)s AND c.bucket < %(to)s
+WHERE c.bucket = ANY (%(quarters)s::timestamptz[])
 
 -- name: material_flows
 -- Grams per bucket and material; a stream's outcome is read now. The window's grams come
