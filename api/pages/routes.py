@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +38,7 @@ from api.problems import Problem
 from api.return_rates import Bucket, return_rates_json
 from api.reuse import reuse
 from api.stats_queries import QUERIES as STATS_QUERIES
+from api.time_limit import SlowWindow
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
@@ -174,10 +175,11 @@ def dashboard(
     view: DailyView,
     replayed: int | None = None,
 ) -> Response:
-    rates = _return_rates(conn, view, brand=None)
+    rates, slow = _unless_slow(request, lambda: _return_rates(conn, view, brand=None))
     context = {
         "caller": caller,
         "view": view,
+        "slow": slow,
         "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
         "rates": rates,
         "totals": _totals(rates),
@@ -186,7 +188,9 @@ def dashboard(
         "devices": _devices(conn),
         "dead_letters": _dead_letters(conn),
         "replayed": replayed,
-        "refresh_s": 30,
+        # Not again every 30 s a period that ran into the time limit: each try holds a
+        # connection for as long as the limit.
+        "refresh_s": None if slow else 30,
     }
     return TEMPLATES.TemplateResponse(request, "dashboard.html", context)
 
@@ -225,11 +229,12 @@ def dashboard_materials(
 ) -> Response:
     """Material flows per material (placed on market → collected → sorted by outcome) and
     the circularity targets: one material_rows and one targets call, both from rollups."""
-    rows = _material_rows(conn, view, brand=None)
+    rows, slow = _unless_slow(request, lambda: _material_rows(conn, view, brand=None))
     material_totals = material_pages.totals(rows)
     context = {
         "caller": caller,
         "view": view,
+        "slow": slow,
         "buckets": [b.value for b in Bucket],
         "csv_query": _csv_query(request, view),
         "columns": material_pages.FLOW_COLUMNS,
@@ -248,12 +253,13 @@ def portal_materials(
     """A brand's packaging placed on the market per material, with its recycled, renewable
     and fibre-based content; never the scheme's collected and sorted figures."""
     brand = _brand_of(caller)
-    rows = _material_rows(conn, view, brand=brand)
+    rows, slow = _unless_slow(request, lambda: _material_rows(conn, view, brand=brand))
     material_totals = material_pages.totals(rows)
     context = {
         "caller": caller,
         "brand": brand,
         "view": view,
+        "slow": slow,
         "buckets": [b.value for b in Bucket],
         "csv_query": _csv_query(request, view),
         "columns": material_pages.PLACED_COLUMNS,
@@ -293,11 +299,12 @@ def portal(
     serial: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
     brand = _brand_of(caller)
-    rates = _return_rates(conn, view, brand=brand)
+    rates, slow = _unless_slow(request, lambda: _return_rates(conn, view, brand=brand))
     context = {
         "caller": caller,
         "brand": brand,
         "view": view,
+        "slow": slow,
         "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
         "products": _products(conn, brand),
         "rates": rates,
@@ -434,6 +441,7 @@ def _view(
 ) -> dict[str, Any]:
     bounds = window(start, end, tz or config.timezone)
     return {
+        "timeout_ms": config.stats_timeout_ms,
         "bucket": bucket,
         "tz": bounds.tz.key,
         "bounds": bounds,
@@ -447,8 +455,9 @@ def _return_rates(
     conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
 ) -> list[dict[str, Any]]:
     body = return_rates_json(
-        conn, view["bounds"], view["bucket"], packaging_type=None, brand=brand, site_id=None
-    )
+        conn, view["bounds"], view["bucket"], packaging_type=None, brand=brand, site_id=None,
+        timeout_ms=view["timeout_ms"],
+    )  # fmt: skip
     rows: list[dict[str, Any]] = json.loads(body)["rows"]
     return rows
 
@@ -459,8 +468,29 @@ def _material_rows(
     """Material rows of the page's period; a brand's are its placed-on-market side only."""
     return material_rows(
         conn, view["bounds"], view["bucket"], brand=brand, packaging_type=None,
-        placed_only=brand is not None,
+        placed_only=brand is not None, timeout_ms=view["timeout_ms"],
     )  # fmt: skip
+
+
+def _unless_slow(
+    request: Request, read: Callable[[], list[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """`read()`, or, when its window takes longer than the time limit, no rows and what
+    the page says about it: the reason and a link to each window answered fast (the same
+    page and bucket, the window widened to it). The rest of the page is still shown."""
+    try:
+        return read(), None
+    except SlowWindow as refused:
+        links = []
+        for fast in refused.fast_windows:
+            query = fast["query"]
+            if fast["rollup"] == "day":
+                last = date.fromisoformat(query["to"]) - timedelta(days=1)
+                label = f"Whole days in {query['tz']}: {query['from']} to {last.isoformat()}"
+            else:
+                label = f"Whole hours in {query['tz']}: {query['from']} to {query['to']}"
+            links.append((label, "?" + urlencode({**request.query_params, **query})))
+        return [], {"detail": refused.detail, "links": links}
 
 
 def _csv_query(request: Request, view: dict[str, Any]) -> str:
