@@ -20,6 +20,10 @@ def reuse(
     loss_after_days: int = DEFAULT_LOSS_AFTER_DAYS,
 ) -> list[dict[str, Any]]:
     """One row per packaging type with serialised items."""
+    # Until the request's transaction ends: the planner prices the median's lookups (a few
+    # rows each) by row counts it cannot know, far above jit_above_cost, and compiling
+    # took seconds for a statement of milliseconds.
+    conn.execute("SET LOCAL jit = off")
     rows = conn.execute(
         QUERIES["reuse"],
         {"packaging_type": packaging_type, "brand": brand, "loss_after_days": loss_after_days},

@@ -1,4 +1,5 @@
-"""Reuse aggregates of serialised items (migration 0010), kept in the batch's transaction.
+"""Reuse aggregates of serialised items (migrations 0010 and 0017: items, trips, duplicate
+returns, trip lengths per packaging type and brand), kept in the batch's transaction.
 
 SPEC §7 counts trips in the order of the events' `ts` (ties by event_id), whatever order
 they arrive in. New events that come after everything an item has seen so far (nearly
@@ -23,6 +24,8 @@ QUERIES = load_queries("ingest", "queries.sql")
 LOOP_TYPES = frozenset({"sold", "filled", "returned"})
 
 ItemKey = tuple[str, str]  # (gtin, serial)
+# A stored trip a refold took away, with a start: (gtin, started_at, ended_at).
+ForgottenTrip = tuple[str, datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +124,8 @@ def track(conn: psycopg.Connection, new: dict[ItemKey, list[ItemEvent]]) -> None
             redo.append(key)
         else:
             state.fold(events)
-    if redo:
-        _refold(conn, redo, states, new)
-    _write(conn, keys, states)
+    forgotten = _refold(conn, redo, states, new) if redo else []
+    _write(conn, keys, states, forgotten)
 
 
 def _state(row: list[Any]) -> ItemState:
@@ -140,32 +142,41 @@ def _refold(
     keys: list[ItemKey],
     states: dict[ItemKey, ItemState],
     new: dict[ItemKey, list[ItemEvent]],
-) -> None:
+) -> list[ForgottenTrip]:
     """Items with an event older than their latest trip event: fold all their stored trip
-    events (this batch's included) from the start, replacing their trips and duplicates."""
+    events (this batch's included) from the start, replacing their trips and duplicates.
+    Returns the trips taken away, whose lengths _write takes off the counts."""
     params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     history: dict[ItemKey, list[ItemEvent]] = {key: [] for key in keys}
     for gtin, serial, ts, event_id, type_, device_id, site_id in conn.execute(
         QUERIES["item_loop_events"], params, prepare=False
     ):
         history[(gtin, serial)].append(ItemEvent(ts, event_id, type_, device_id, site_id))
-    conn.execute(QUERIES["forget_item_loops"], params, prepare=False)
+    forgotten: list[ForgottenTrip] = conn.execute(
+        QUERIES["forget_item_loops"], params, prepare=False
+    ).fetchall()
     for key in keys:
         fresh = ItemState()
         fresh.fold(history[key])
         candidates = [e for e in (states[key].last, fresh.last, *new[key]) if e is not None]
         fresh.last = max(candidates, key=lambda e: e.order)
         states[key] = fresh
+    return forgotten
 
 
-def _write(conn: psycopg.Connection, keys: list[ItemKey], states: dict[ItemKey, ItemState]) -> None:
+def _write(
+    conn: psycopg.Connection,
+    keys: list[ItemKey],
+    states: dict[ItemKey, ItemState],
+    forgotten: list[ForgottenTrip],
+) -> None:
     columns: list[list[Any]] = [[k[0] for k in keys], [k[1] for k in keys]]
     columns += [list(values) for values in zip(*(states[k].row() for k in keys), strict=True)]
     names = ["gtin", "serial", "trips", "in_loop", "last_type", "last_ts", "last_event_id",
              "loop_type", "loop_ts", "loop_event_id", "open_sold", "open_filled"]  # fmt: skip
     conn.execute(QUERIES["set_items"], dict(zip(names, columns, strict=True)), prepare=False)
     trips = [(k, t) for k in keys for t in states[k].new_trips]
-    if trips:
+    if trips or forgotten:
         conn.execute(
             QUERIES["insert_trips"],
             {
@@ -174,6 +185,9 @@ def _write(conn: psycopg.Connection, keys: list[ItemKey], states: dict[ItemKey, 
                 "serial": [k[1] for k, _ in trips],
                 "started_at": [t.started_at for _, t in trips],
                 "ended_at": [t.ended_at for _, t in trips],
+                "removed_gtin": [f[0] for f in forgotten],
+                "removed_started_at": [f[1] for f in forgotten],
+                "removed_ended_at": [f[2] for f in forgotten],
             },
         )
     duplicates = [(k, d) for k in keys for d in states[k].new_duplicates]

@@ -254,14 +254,19 @@ WHERE e.type IN ('sold', 'filled', 'returned')
 ORDER BY e.gtin, e.serial, e.ts, e.event_id
 
 -- name: forget_item_loops
-WITH trips AS (
+-- Returns the trips taken away that have a start, for insert_trips to take their
+-- lengths off the counts.
+WITH duplicates AS (
+    DELETE FROM duplicate_returns d
+    USING unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
+    WHERE d.gtin = k.gtin AND d.serial = k.serial
+), trips AS (
     DELETE FROM item_trips t
     USING unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
     WHERE t.gtin = k.gtin AND t.serial = k.serial
+    RETURNING t.gtin, t.started_at, t.ended_at
 )
-DELETE FROM duplicate_returns d
-USING unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
-WHERE d.gtin = k.gtin AND d.serial = k.serial
+SELECT gtin, started_at, ended_at FROM trips WHERE started_at IS NOT NULL
 
 -- name: set_items
 UPDATE item_loops AS l
@@ -277,9 +282,28 @@ FROM unnest(%(gtin)s::text[], %(serial)s::text[], %(trips)s::int[], %(in_loop)s:
 WHERE l.gtin = v.gtin AND l.serial = v.serial
 
 -- name: insert_trips
-INSERT INTO item_trips (end_event_id, gtin, serial, started_at, ended_at)
-SELECT * FROM unnest(%(end_event_id)s::uuid[], %(gtin)s::text[], %(serial)s::text[],
-                     %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[])
+-- New trips, and the trip-length counts (migration 0017) under their products' packaging
+-- type and brand: the new trips' lengths added, and those of the trips forget_item_loops
+-- took away (the removed_ arrays) taken off, in one call that locks the counts' rows in
+-- key order. The caller holds the GTINs' lock slots (schemas.rollups).
+WITH added AS (
+    INSERT INTO item_trips (end_event_id, gtin, serial, started_at, ended_at)
+    SELECT * FROM unnest(%(end_event_id)s::uuid[], %(gtin)s::text[], %(serial)s::text[],
+                         %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[])
+), lengths AS (
+    SELECT gtin, trip_seconds(started_at, ended_at) AS seconds, 1 AS sign
+    FROM unnest(%(gtin)s::text[], %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[])
+         AS a (gtin, started_at, ended_at)
+    WHERE started_at IS NOT NULL
+    UNION ALL
+    SELECT gtin, trip_seconds(started_at, ended_at), -1
+    FROM unnest(%(removed_gtin)s::text[], %(removed_started_at)s::timestamptz[],
+                %(removed_ended_at)s::timestamptz[]) AS r (gtin, started_at, ended_at)
+)
+SELECT count_trip_lengths(array_agg(p.packaging_type_id), array_agg(p.brand),
+                          array_agg(l.seconds), array_agg(l.sign))
+FROM lengths l
+JOIN products p ON p.gtin = l.gtin
 
 -- name: insert_duplicates
 INSERT INTO duplicate_returns (event_id, gtin, serial, ts, previous_ts, device_id, site_id)
