@@ -40,6 +40,7 @@ from schemas.grai import (
     validate_asset_type,
 )
 from schemas.gtin import InvalidGtin, normalize_gtin, shown
+from schemas.settings import get_settings
 
 
 class EventType(StrEnum):
@@ -79,6 +80,7 @@ EARLIEST_TS_TEXT = "2000-01-01T00:00:00Z"
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
 """The earliest `ts` accepted (SPEC §5): an older clock is unset or broken, and bounding
 the past keeps every later step (UTC conversion, epoch seconds, buckets) in range."""
+RETENTION_SETTING = "LOOPTRACK_RETENTION_DAYS"
 MAX_QTY = 1_000_000
 """Largest `qty` of one event (items)."""
 MAX_SEQ = 2**63 - 1
@@ -116,19 +118,40 @@ CONTEXT_TOPIC_DEVICE_ID = "topic_device_id"
 
 # Derived from CONTEXT_NOW once per message instead of once per event.
 _CONTEXT_LATEST_TS = "latest_ts"
+_CONTEXT_OLDEST_TS = "oldest_ts"
+_CONTEXT_RETENTION = "retention"
 
 
-def validation_context(topic_device_id: str | None, now: datetime) -> dict[str, Any]:
+def configured_retention() -> timedelta:
+    """How long the database keeps events: LOOPTRACK_RETENTION_DAYS."""
+    return timedelta(days=get_settings().retention_days)
+
+
+def oldest_accepted(now: datetime, retention: timedelta) -> datetime:
+    """The oldest `ts` accepted when received at `now`. The database keeps `retention` of
+    events and their ids (schemas.retention prunes only well behind this bound), so an
+    older event could be one already stored and pruned: it is refused rather than stored
+    a second time."""
+    return max(EARLIEST_TS, now - retention)
+
+
+def validation_context(
+    topic_device_id: str | None, now: datetime, retention: timedelta | None = None
+) -> dict[str, Any]:
     """Return the pydantic validation context that Event's checks read.
 
-    `now` is the receiver's clock and must be timezone-aware.
+    `now` is the receiver's clock and must be timezone-aware; `retention` is how far back
+    from it `ts` may lie (default: configured_retention()).
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    kept = configured_retention() if retention is None else retention
     return {
         CONTEXT_NOW: now,
         CONTEXT_TOPIC_DEVICE_ID: topic_device_id,
         _CONTEXT_LATEST_TS: now + MAX_CLOCK_SKEW,
+        _CONTEXT_OLDEST_TS: oldest_accepted(now, kept),
+        _CONTEXT_RETENTION: kept,
     }
 
 
@@ -205,8 +228,9 @@ class Event(BaseModel):
         description="When it happened: RFC 3339 date-time with a UTC offset ('Z' or "
         "±hh:mm; without one the event is dead-lettered as naive_timestamp). At most "
         f"{int(MAX_CLOCK_SKEW.total_seconds()) // 60} minutes ahead of the receiver's "
-        "clock and not before "
-        f"{EARLIEST_TS_TEXT} (else clock_skew).",
+        "clock, not before "
+        f"{EARLIEST_TS_TEXT} and not older than the deployment keeps events "
+        f"({RETENTION_SETTING}, 5 years by default) (else clock_skew).",
         json_schema_extra={
             "pattern": TIMESTAMP_PATTERN,
             "examples": ["2025-06-01T12:30:00Z", "2025-06-01T14:30:00.250+02:00"],
@@ -357,14 +381,22 @@ class Event(BaseModel):
         else:
             raise _error("timestamp_type", "ts must be an RFC 3339 date-time string")
         context = info.context or {}
-        latest = context.get(_CONTEXT_LATEST_TS)
-        if latest is None:
-            latest = (context.get(CONTEXT_NOW) or datetime.now(UTC)) + MAX_CLOCK_SKEW
+        latest, oldest = context.get(_CONTEXT_LATEST_TS), context.get(_CONTEXT_OLDEST_TS)
+        if latest is None or oldest is None:
+            context = validation_context(None, context.get(CONTEXT_NOW) or datetime.now(UTC))
+            latest, oldest = context[_CONTEXT_LATEST_TS], context[_CONTEXT_OLDEST_TS]
         if ts < EARLIEST_TS:
             raise _error(
                 "clock_skew",
                 f"ts {ts.isoformat()}: before {EARLIEST_TS_TEXT}, the earliest time accepted "
                 "(is the device's clock set?)",
+            )
+        if ts < oldest:
+            raise _error(
+                "clock_skew",
+                f"ts {ts.isoformat()}: before {oldest.isoformat()}, the oldest time accepted: "
+                f"events are kept {context[_CONTEXT_RETENTION].days} days "
+                f"({RETENTION_SETTING}) and an older one may have been stored and pruned",
             )
         if ts > latest:
             now = latest - MAX_CLOCK_SKEW

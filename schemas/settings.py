@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # (windows other than whole days of the rollup zone) before the request is refused
     # with a 422 naming the windows answered fast (ms); 0: no limit.
     stats_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
+    # How long raw events, their idempotency keys, the quarter-hour rollups and dead letters
+    # are kept (days; 1827: 5 years with their leap days). Events older than this are
+    # refused as clock_skew, so a pruned event cannot be stored again. The same value for
+    # every process: docs/operations.md, Retention.
+    retention_days: int = Field(default=1827, ge=1, le=36_525)
 
     @field_validator("topic_root")
     @classmethod

@@ -15,6 +15,7 @@ from schemas.events import (
     MAX_BATCH_EVENTS,
     MAX_CLOCK_SKEW,
     MAX_PAYLOAD_BYTES,
+    RETENTION_SETTING,
     Event,
     EventBatch,
 )
@@ -46,7 +47,8 @@ def payload_json_schema() -> dict[str, Any]:
             "express: the GTIN check digit (GS1 mod-10), a serial inside `code` also "
             "forces qty 1, `ts` at most "
             f"{int(MAX_CLOCK_SKEW.total_seconds()) // 60} minutes ahead of the receiver's "
-            f"clock and not before {EARLIEST_TS_TEXT}, `attrs` at most {MAX_ATTRS_BYTES} "
+            f"clock, not before {EARLIEST_TS_TEXT} and not older than the deployment keeps "
+            f"events ({RETENTION_SETTING}, 5 years by default), `attrs` at most {MAX_ATTRS_BYTES} "
             "bytes as compact JSON, and "
             "`device_id` equal to the topic's."
         ),
