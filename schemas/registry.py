@@ -3,7 +3,7 @@ their upserts."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from schemas.grai import ASSET_TYPE_PATTERN, grai_item_class, validate_asset_type
 from schemas.gtin import normalize_gtin
 from schemas.named_queries import load_queries
+from schemas.retention import pruned_horizon
 from schemas.rollups import lock_products, move_counts
 
 QUERIES = load_queries("schemas", "sql/queries/registry.sql")
@@ -286,9 +287,19 @@ def declare_materials(
     `declared_from` (rounded down to the quarter hour), else from the next quarter hour,
     and re-file their counted events from then on (docs/materials.md). A first
     declaration covers all time. The caller holds the products' lock slots; raises
-    DeclarationError when the figures are impossible."""
+    DeclarationError when the figures are impossible, or when `declared_from` is before
+    the retention's horizon (schemas.retention): the counts to re-file are gone."""
     if not item_classes:
         return
+    # Asked with the slots held: a retention run advances its horizon holding them shared.
+    horizon = pruned_horizon(conn) if declared_from is not None else None
+    if declared_from is not None and horizon is not None and declared_from < horizon:
+        since = horizon.astimezone(UTC).isoformat()
+        raise DeclarationError(
+            f"declared_from {declared_from.isoformat()} is before {since}: the counts of "
+            "earlier events were pruned (LOOPTRACK_RETENTION_DAYS) and cannot be re-filed; "
+            f"declare from {since} or later"
+        )
     try:
         with conn.transaction():  # a savepoint: the error leaves the caller's transaction usable
             # The start used is not fetched: a first declaration's, -infinity, has no

@@ -52,6 +52,12 @@ def lock_products(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
     _lock(conn, (gtin_slot(g) for g in gtins), exclusive=True)
 
 
+def lock_all_shared(conn: psycopg.Connection[Any]) -> None:
+    """Every slot shared, as a batch counting every GTIN would: for work beside the ingest
+    that must not interleave with a product change or a rebuild (schemas.retention)."""
+    _lock(conn, range(LOCK_SLOTS), exclusive=False)
+
+
 def move_counts(
     conn: psycopg.Connection[Any],
     gtin: str,
@@ -72,6 +78,15 @@ def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:
     if old == zone:
         return False
     _lock(conn, range(LOCK_SLOTS), exclusive=True)
+    # The rebuild reads quarter-hour rows and raw events from the beginning. Asked with
+    # the slots held: a retention run advances its horizon holding them shared.
+    conn.execute(
+        "SELECT require_complete_history(%s, %s)",
+        (
+            f"LOOPTRACK_TIMEZONE={zone}: rebuilding the day rollups kept in {old}",
+            f"keep LOOPTRACK_TIMEZONE={old}",
+        ),
+    )
     conn.execute("UPDATE rollup_zone SET zone = %s", (zone,))
     conn.execute("SELECT rebuild_return_counts_daily()")
     conn.execute("SELECT rebuild_reject_counts_daily()")

@@ -237,6 +237,7 @@ EXPECTED_COLUMNS = {
         "fibre_g",
         "unweighed_qty",
     },
+    "retention_state": {"only_row", "horizon", "done_before"},
 }
 
 
@@ -244,7 +245,8 @@ ALL_MIGRATIONS = (
     "0001_init, 0002_api_keys, 0003_loop_events, 0004_daily_rollups, 0005_return_counts_daily, "
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
-    "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0017_trip_day_counts"
+    "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0016_retention, "
+    "0017_trip_day_counts"
 )
 
 
