@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from schemas.broker_accounts import AccountError, AccountRole, set_password
 from schemas.logs import configure_logging
+from schemas.retention import PRUNE_BATCH_ROWS
 from schemas.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ app.add_typer(broker_app, name="broker")
 
 log = logging.getLogger("looptrack.cli")
 
+# How long a stopping worker waits for a retention batch in progress to end (s).
+PRUNE_STOP_WAIT_S = 10.0
 # Exit codes: 1 = failed at run time, 2 = bad input (typer uses 2 for usage errors too).
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -87,10 +90,52 @@ def db_migrate() -> None:
     typer.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
+@db_app.command("prune")
+def db_prune(
+    batch_rows: Annotated[
+        int, typer.Option(min=1, max=1_000_000, help="Rows deleted per transaction.")
+    ] = PRUNE_BATCH_ROWS,
+) -> None:
+    """Delete raw events, their ids, quarter-hour rollups and dead letters older than
+    LOOPTRACK_RETENTION_DAYS (in short batches, beside a running ingest; idempotent). Hour
+    and day rollups are kept. Waits while another run is in progress."""
+    from datetime import timedelta
+
+    from schemas.retention import prune
+
+    settings = _settings()
+    retention = timedelta(days=settings.retention_days)
+    try:
+        report = prune(settings.database_url, retention, batch_rows=batch_rows)
+    except psycopg.OperationalError as exc:
+        raise _fail(f"cannot connect to the database: {exc}".strip()) from exc
+    except psycopg.Error as exc:
+        raise _fail(f"prune failed: {exc}".strip()) from exc
+    assert report is not None  # None only when not waiting for another run
+    typer.echo(
+        f"pruned what is older than {report.cutoff:%Y-%m-%dT%H:%M:%SZ} "
+        f"(LOOPTRACK_RETENTION_DAYS={settings.retention_days}) in {report.batches} batches, "
+        f"{report.seconds:.1f} s:"
+    )
+    for table, count in report.deleted.items():
+        typer.echo(f"  {table}: {count} rows")
+    if report.chunks_dropped:
+        typer.echo(f"  events: {report.chunks_dropped} TimescaleDB chunks dropped")
+    if report.horizon_ahead:
+        typer.echo(
+            "warning: the database had been pruned further than this setting: another "
+            "process runs with a shorter LOOPTRACK_RETENTION_DAYS",
+            err=True,
+        )
+
+
 @app.command()
 def ingest() -> None:
     """Run the ingest worker until SIGTERM/SIGINT, then drain and exit 0."""
+    from datetime import timedelta
+
     from ingest.worker import IngestWorker, open_pool
+    from schemas.retention import prune_periodically
 
     settings = _settings()
     stop = threading.Event()
@@ -102,10 +147,15 @@ def ingest() -> None:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     pool = open_pool(settings)
+    # Retention runs beside the ingest, on its own connection (schemas.retention).
+    pruning = prune_periodically(
+        settings.database_url, timedelta(days=settings.retention_days), stop
+    )
     try:
         drained = IngestWorker(settings, pool).run(stop)
     finally:
         pool.close()
+        pruning.join(PRUNE_STOP_WAIT_S)
     if not drained:
         raise typer.Exit(EXIT_FAILED)
 
