@@ -23,7 +23,7 @@ from referencing.jsonschema import DRAFT7
 from api.app import create_app
 from api.epcis_export import SUPPORTED_PARAMETERS
 from schemas.api_keys import Role, create_key
-from schemas.settings import Settings
+from schemas.settings import Settings, get_settings
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import Broker, fresh_database, wait_until
 from tests.factories import (
@@ -398,14 +398,26 @@ def test_export_then_capture_stores_identical_events(
 # --- (c) the standard's own example -------------------------------------------------------
 
 
+@pytest.fixture
+def kept_since_2005(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """LOOPTRACK_RETENTION_DAYS reaching back to the example's 2005, for the API (process
+    settings) and for the worker it starts with the value yielded."""
+    days = "36500"
+    monkeypatch.setenv("LOOPTRACK_RETENTION_DAYS", days)
+    get_settings.cache_clear()
+    yield days
+    get_settings.cache_clear()
+
+
 def test_the_standards_example_object_event(
     epcis: TestClient,
     db: psycopg.Connection[Any],
     operator: dict[str, str],
     make_worker: Callable[..., Any],
+    kept_since_2005: str,
 ) -> None:
     seed_registry(db, [])
-    make_worker()
+    make_worker(LOOPTRACK_RETENTION_DAYS=kept_since_2005)
     example = (EPCIS_DIR / "ObjectEvent.json").read_bytes()
     # Its readPoint is a GLN of the standard's example company (SGLN 0614141.07346.1234):
     # captured events need a device there, registered under the SGLN's "sgln-" id.
