@@ -22,6 +22,8 @@ from tests.factories import GTIN_COLA, assert_identity, count, event, seed_regis
 DEVICE = "rvm-prop"
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
+# The worker's LOOPTRACK_RETENTION_DAYS: nothing older is accepted (docs/operations.md).
+RETENTION = timedelta(days=1827)
 # Numbers JSON can carry but a double cannot: written into the payload as they are.
 HUGE_NUMBERS = ["1e400", "-1e400", "1E+309"]
 _RAW = "__raw_number_{}__"
@@ -122,7 +124,7 @@ def plain(fields: dict[str, Any]) -> bool:
 @pytest.fixture
 def worker(db: psycopg.Connection[Any], make_worker: Any) -> Worker:
     seed_registry(db, [DEVICE])
-    started: Worker = make_worker()
+    started: Worker = make_worker(LOOPTRACK_RETENTION_DAYS=str(RETENTION.days))
     return started
 
 
@@ -150,6 +152,8 @@ def test_every_event_is_stored_or_dead_lettered_and_ingest_goes_on(
         "the good event after the fuzzed ones",
     )
     now = datetime.now(UTC)
+    # Received less than a minute before `now`, so refused for its age if older than this.
+    oldest = max(EARLIEST, now - RETENTION - timedelta(minutes=1))
     for fields in sent:
         event_id = fields["event_id"]
         is_stored = count(db, "SELECT count(*) FROM events WHERE event_id = %s", event_id)
@@ -165,9 +169,9 @@ def test_every_event_is_stored_or_dead_lettered_and_ingest_goes_on(
         instant = utc_instant(fields["ts"])
         if not strict_json(encode(fields)):
             assert reasons == ["invalid_json"], fields  # NaN, Infinity: not JSON at all
-        elif instant is None or instant < EARLIEST or instant > now + SKEW:
+        elif instant is None or instant < oldest or instant > now + SKEW:
             assert reasons == ["clock_skew"], fields
-        elif plain(fields) and instant < now + SKEW - timedelta(minutes=1):
+        elif plain(fields) and now - RETENTION < instant < now + SKEW - timedelta(minutes=1):
             assert is_stored, (fields, reasons)
     worker.assert_running()
     assert_identity(db)
