@@ -20,7 +20,7 @@ import psycopg
 
 from schemas.named_queries import load_queries
 
-QUERIES = load_queries("ingest", "queries.sql")
+QUERIES = load_queries("ingest", "item_loops.sql")
 LOOP_TYPES = frozenset({"sold", "filled", "returned"})
 
 ItemKey = tuple[str, str]  # (gtin, serial)

@@ -57,7 +57,7 @@ _RETRYABLE = (
 
 def _retryable(exc: psycopg.Error) -> bool:
     """An outage or a conflict with another worker, as opposed to a refused batch. A
-    unique violation on event_ids is the claim race of queries.sql: the retry sees the
+    unique violation on event_ids is the claim race of ingest/queries.sql: the retry sees the
     other worker's row and skips the event."""
     if isinstance(exc, psycopg.errors.UniqueViolation):
         return exc.diag.constraint_name == "event_ids_pkey"

@@ -178,7 +178,7 @@ outside = [m.__name__ for m in (api, devices, ingest, looptrack, schemas)
 assert not outside, f"not imported from the wheel: {outside}"
 
 from api.app import create_app  # every api module reads its named queries on import
-import ingest.item_loops, ingest.writer  # ingest/queries.sql
+import ingest.item_loops, ingest.writer  # ingest/queries.sql, ingest/item_loops.sql
 from api.pages.routes import TEMPLATES
 from devices.simulator.scenario import builtin_scenario
 from schemas.jsonschema import PAYLOAD_SCHEMA_PATH
