@@ -1,6 +1,6 @@
 """Ingest throughput, MQTT → committed rows, next to a bare COPY of the same rows.
 
-    python bench/ingest.py [--batched 200000] [--single 50000]
+    python bench/ingest.py [--batched 200000] [--single 50000] [--only single,serial]
 
 Starts its own Mosquitto (the project's config) and its own database on the local
 PostgreSQL, then measures in one run:
@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,15 @@ PG_SERVER = os.environ.get("LOOPTRACK_BENCH_PG", "postgresql://postgres@127.0.0.
 DEVICES = [f"rvm-{i:03d}" for i in range(50)]
 GTINS = ["07038010001239", "07038010002342", "07310865004703", "07038010009990"]
 BATCH = 500
+# The measurements, by the name --only takes.
+RUNS = {
+    "batched": f"MQTT batched ({BATCH}/msg), 1 worker",
+    "batched2": f"MQTT batched ({BATCH}/msg), 2 workers",
+    "serial": f"MQTT batched ({BATCH}/msg), serialised, 1 w.",
+    "single": "MQTT single (1/msg), 1 worker",
+    "single2": "MQTT single (1/msg), 2 workers",
+    "live": "MQTT single, live publisher, 1 worker",
+}
 
 
 def gtin13(gtin14: str) -> str:
@@ -290,7 +300,17 @@ def main() -> None:
     parser.add_argument(
         "--receipts", choices=sorted(RECEIPTS), default="on", help="workers publish receipts"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated runs to measure (batched, batched2, serial, single, single2, "
+        "live); all by default. The bare COPY always runs: it is what the ratios divide by",
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    unknown = only - set(RUNS)
+    if unknown:
+        parser.error(f"unknown runs: {', '.join(sorted(unknown))} (known: {', '.join(RUNS)})")
     os.environ["BENCH_RECEIPTS"] = RECEIPTS[args.receipts]
 
     def batched_messages(serials: str | None = None) -> list[tuple[str, Any]]:
@@ -312,20 +332,21 @@ def main() -> None:
         devices = ReceiptTaker(broker) if args.receipts == "on" else None
         try:
             copy_rate = bare_copy(url, copy_rows)
-            results = [
-                (f"MQTT batched ({BATCH}/msg), 1 worker",
-                 backlog_run(url, broker, workdir, batched_messages(), "batched")),
-                (f"MQTT batched ({BATCH}/msg), 2 workers",
-                 backlog_run(url, broker, workdir, batched_messages(), "batched2", workers=2)),
-                (f"MQTT batched ({BATCH}/msg), serialised, 1 w.",
-                 backlog_run(url, broker, workdir, batched_messages("S"), "serial")),
-                ("MQTT single (1/msg), 1 worker",
-                 backlog_run(url, broker, workdir, single_messages(), "single")),
-                ("MQTT single (1/msg), 2 workers",
-                 backlog_run(url, broker, workdir, single_messages(), "single2", workers=2)),
-                ("MQTT single, live publisher, 1 worker",
-                 live_run(url, broker, workdir, single_messages(), args.single)),
-            ]  # fmt: skip
+            runs: dict[str, Callable[[], tuple[float, float]]] = {
+                "batched": lambda: backlog_run(url, broker, workdir, batched_messages(), "batched"),
+                "batched2": lambda: backlog_run(
+                    url, broker, workdir, batched_messages(), "batched2", workers=2
+                ),
+                "serial": lambda: backlog_run(
+                    url, broker, workdir, batched_messages("S"), "serial"
+                ),
+                "single": lambda: backlog_run(url, broker, workdir, single_messages(), "single"),
+                "single2": lambda: backlog_run(
+                    url, broker, workdir, single_messages(), "single2", workers=2
+                ),
+                "live": lambda: live_run(url, broker, workdir, single_messages(), args.single),
+            }
+            results = [(RUNS[key], run()) for key, run in runs.items() if not only or key in only]
         finally:
             if devices is not None:
                 devices.stop()
