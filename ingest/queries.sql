@@ -10,14 +10,16 @@ COPY claims (event_id, ts) FROM STDIN (FORMAT BINARY)
 -- name: claim_event_ids
 -- The idempotency gate: inserts the ids of this batch never stored before, and returns
 -- the others (the duplicates: usually none, so the worker does not read back a row per
--- event). An anti-join rather than ON CONFLICT DO NOTHING, whose speculative insertion
--- costs about half as much again; the rare race with another worker storing the same id
--- at the same moment ends in a unique violation on event_ids_pkey, and the worker
--- retries the batch, which then sees the other's row.
+-- event). ON CONFLICT rather than an anti-join against event_ids: the arbiter index is
+-- always probed, whereas an anti-join's plan depends on the planner's guess of the
+-- unanalysed claims table and, below a few million ids, was a hash join over the whole of
+-- event_ids (11-23 ms a batch of 500 at 60,000 ids, growing with the table, against 3 ms
+-- here). A concurrent worker inserting the same id makes this one wait for its commit and
+-- then skip the id.
 WITH fresh AS (
     INSERT INTO event_ids (event_id, ts)
-    SELECT c.event_id, c.ts FROM claims c
-    WHERE NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.event_id = c.event_id)
+    SELECT event_id, ts FROM claims
+    ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 )
 SELECT c.event_id FROM claims c

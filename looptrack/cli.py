@@ -134,9 +134,10 @@ def ingest() -> None:
     """Run the ingest worker until SIGTERM/SIGINT, then drain and exit 0."""
     from datetime import timedelta
 
-    from ingest.worker import IngestWorker, open_pool
+    from ingest.worker import GIL_SWITCH_INTERVAL_S, IngestWorker, open_pool
     from schemas.retention import prune_periodically
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     settings = _settings()
     stop = threading.Event()
 
