@@ -15,7 +15,7 @@ from schemas.messages import ParsedMessage, parse_message
 log = logging.getLogger("looptrack.ingest")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see ingest.batcher.Received
 class Intake:
     """One received message after parsing: exactly one of parsed/status/failure is set
     (none for an ignored status)."""

@@ -86,7 +86,7 @@ class DeadLetterPayload:
         return cls(stored, len(payload), hashlib.sha256(payload).digest())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per message (see ingest.batcher.Received)
 class ParsedMessage:
     """The outcome of one payload: valid events in payload order, and the rejected parts."""
 
