@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -28,9 +28,11 @@ ItemKey = tuple[str, str]  # (gtin, serial)
 ForgottenTrip = tuple[str, datetime, datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemEvent:
-    """A stored event of a serialised item, as the reuse aggregates need it."""
+class ItemEvent(NamedTuple):
+    """A stored event of a serialised item, as the reuse aggregates need it. Its first
+    fields make events compare in SPEC §7's order, (ts, event_id): the ids are unique,
+    so the fields after them never decide (a tuple compares in C, many times faster
+    than a sort key)."""
 
     ts: datetime
     event_id: UUID
@@ -43,15 +45,13 @@ class ItemEvent:
         return (self.ts, self.event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Trip:
+class Trip(NamedTuple):
     end_event_id: UUID
     started_at: datetime | None
     ended_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class DuplicateReturn:
+class DuplicateReturn(NamedTuple):
     event: ItemEvent
     previous_ts: datetime
 
@@ -71,26 +71,34 @@ class ItemState:
 
     def fold(self, events: Iterable[ItemEvent]) -> None:
         """Apply events that all come after self.loop, in (ts, event_id) order."""
-        for event in sorted(events, key=lambda e: e.order):
-            if self.last is None or event.order > self.last.order:
-                self.last = event
-            if event.type not in LOOP_TYPES:
-                continue
-            if event.type == "returned":
-                if self.loop is not None and self.loop.type == "returned":
-                    self.new_duplicates.append(DuplicateReturn(event, self.loop.ts))
+        ordered = sorted(events)
+        if not ordered:
+            return
+        if self.last is None or ordered[-1] > self.last:
+            self.last = ordered[-1]
+        loop = self.loop
+        for event in ordered:
+            kind = event.type
+            if kind == "returned":
+                if loop is not None and loop.type == "returned":
+                    self.new_duplicates.append(DuplicateReturn(event, loop.ts))
                 else:
                     self.trips += 1
                     started = self.open_sold if self.open_sold is not None else self.open_filled
                     self.new_trips.append(Trip(event.event_id, started, event.ts))
                     self.open_sold = self.open_filled = None
-            else:
+            elif kind == "sold":
                 self.in_loop = True
-                if event.type == "sold" and self.open_sold is None:
+                if self.open_sold is None:
                     self.open_sold = event.ts
-                elif event.type == "filled" and self.open_filled is None:
+            elif kind == "filled":
+                self.in_loop = True
+                if self.open_filled is None:
                     self.open_filled = event.ts
-            self.loop = event
+            else:
+                continue
+            loop = event
+        self.loop = loop
 
     def row(self) -> tuple[Any, ...]:
         last, loop = self.last, self.loop
@@ -106,26 +114,58 @@ def track(conn: psycopg.Connection, new: dict[ItemKey, list[ItemEvent]]) -> None
     """Fold a batch's newly stored events of serialised items into their aggregates.
     Locks the items' rows in key order, after the rollups and device rows."""
     keys = sorted(new)
-    gtins, serials = [k[0] for k in keys], [k[1] for k in keys]
-    conn.execute(QUERIES["add_items"], {"gtin": gtins, "serial": serials})
     states: dict[ItemKey, ItemState] = {}
+    for key in keys:
+        states[key] = state = ItemState()
+        state.fold(new[key])
+    # Items new to the aggregates are written here; those with a row come back, locked.
     # The joins of these statements are never prepared (as the claim query in
     # ingest.writer): a plan kept from when item_loops was small would scan all of it.
-    for gtin, serial, *row in conn.execute(
-        QUERIES["lock_items"], {"gtin": gtins, "serial": serials}, prepare=False
-    ):
-        states[(gtin, serial)] = _state(row)
+    stored: list[ItemKey] = [
+        (gtin, serial)
+        for gtin, serial in conn.execute(
+            QUERIES["add_items"], _columns(keys, states), prepare=False
+        )
+    ]
+    forgotten: list[ForgottenTrip] = []
+    if stored:
+        stored.sort()
+        forgotten = _fold_stored(conn, stored, states, new)
+        conn.execute(QUERIES["set_items"], _columns(stored, states), prepare=False)
+    _write_trips(conn, keys, states, forgotten)
+
+
+def _columns(keys: list[ItemKey], states: dict[ItemKey, ItemState]) -> dict[str, list[Any]]:
+    """The item_loops rows of `keys`, as the arrays add_items and set_items take."""
+    names = ["trips", "in_loop", "last_type", "last_ts", "last_event_id", "loop_type",
+             "loop_ts", "loop_event_id", "open_sold", "open_filled"]  # fmt: skip
+    rows = [states[k].row() for k in keys]
+    columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+    return {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys], **columns}
+
+
+def _fold_stored(
+    conn: psycopg.Connection,
+    keys: list[ItemKey],
+    states: dict[ItemKey, ItemState],
+    new: dict[ItemKey, list[ItemEvent]],
+) -> list[ForgottenTrip]:
+    """Items that had a row: their new events folded into their stored state instead,
+    or, where one is older than their latest trip event, all their events from the start
+    (_refold). Returns the trips a refold took away."""
+    params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     redo: list[ItemKey] = []
-    for key in keys:
-        state, events = states[key], new[key]
+    for gtin, serial, *row in conn.execute(QUERIES["stored_items"], params, prepare=False):
+        key = (gtin, serial)
+        state, events = _state(row), new[key]
         if state.loop is not None and any(
             e.type in LOOP_TYPES and e.order < state.loop.order for e in events
         ):
             redo.append(key)
         else:
             state.fold(events)
-    forgotten = _refold(conn, redo, states, new) if redo else []
-    _write(conn, keys, states, forgotten)
+        states[key] = state
+    return _refold(conn, redo, states, new) if redo else []
 
 
 def _state(row: list[Any]) -> ItemState:
@@ -145,7 +185,7 @@ def _refold(
 ) -> list[ForgottenTrip]:
     """Items with an event older than their latest trip event: fold all their stored trip
     events (this batch's included) from the start, replacing their trips and duplicates.
-    Returns the trips taken away, whose lengths _write takes off the counts."""
+    Returns the trips taken away, whose lengths _write_trips takes off the counts."""
     params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     history: dict[ItemKey, list[ItemEvent]] = {key: [] for key in keys}
     for gtin, serial, ts, event_id, type_, device_id, site_id in conn.execute(
@@ -164,43 +204,49 @@ def _refold(
     return forgotten
 
 
-def _write(
+def _write_trips(
     conn: psycopg.Connection,
     keys: list[ItemKey],
     states: dict[ItemKey, ItemState],
     forgotten: list[ForgottenTrip],
 ) -> None:
-    columns: list[list[Any]] = [[k[0] for k in keys], [k[1] for k in keys]]
-    columns += [list(values) for values in zip(*(states[k].row() for k in keys), strict=True)]
-    names = ["gtin", "serial", "trips", "in_loop", "last_type", "last_ts", "last_event_id",
-             "loop_type", "loop_ts", "loop_event_id", "open_sold", "open_filled"]  # fmt: skip
-    conn.execute(QUERIES["set_items"], dict(zip(names, columns, strict=True)), prepare=False)
+    """New trips and duplicate returns, and the trip lengths added and taken away."""
     trips = [(k, t) for k in keys for t in states[k].new_trips]
-    if trips or forgotten:
-        conn.execute(
-            QUERIES["insert_trips"],
-            {
-                "end_event_id": [t.end_event_id for _, t in trips],
-                "gtin": [k[0] for k, _ in trips],
-                "serial": [k[1] for k, _ in trips],
-                "started_at": [t.started_at for _, t in trips],
-                "ended_at": [t.ended_at for _, t in trips],
-                "removed_gtin": [f[0] for f in forgotten],
-                "removed_started_at": [f[1] for f in forgotten],
-                "removed_ended_at": [f[2] for f in forgotten],
-            },
-        )
     duplicates = [(k, d) for k in keys for d in states[k].new_duplicates]
-    if duplicates:
-        conn.execute(
-            QUERIES["insert_duplicates"],
-            {
-                "event_id": [d.event.event_id for _, d in duplicates],
-                "gtin": [k[0] for k, _ in duplicates],
-                "serial": [k[1] for k, _ in duplicates],
-                "ts": [d.event.ts for _, d in duplicates],
-                "previous_ts": [d.previous_ts for _, d in duplicates],
-                "device_id": [d.event.device_id for _, d in duplicates],
-                "site_id": [d.event.site_id for _, d in duplicates],
-            },
-        )
+    if not (trips or duplicates or forgotten):
+        return
+    # Trips of a GTIN with the same length go to the counts as one, their number as its
+    # sign: exact, the counts add sign x length. A trip a refold took away and put back
+    # as it was cancels out.
+    lengths: dict[tuple[str, timedelta], list[Any]] = {}
+    for (gtin, _), trip in trips:
+        if trip.started_at is not None:
+            length = lengths.setdefault(
+                (gtin, trip.ended_at - trip.started_at), [trip.started_at, trip.ended_at, 0]
+            )
+            length[2] += 1
+    for gtin, started_at, ended_at in forgotten:
+        length = lengths.setdefault((gtin, ended_at - started_at), [started_at, ended_at, 0])
+        length[2] -= 1
+    counted = [(gtin, *length) for (gtin, _), length in lengths.items() if length[2]]
+    conn.execute(
+        QUERIES["insert_trips"],
+        {
+            "end_event_id": [t.end_event_id for _, t in trips],
+            "gtin": [k[0] for k, _ in trips],
+            "serial": [k[1] for k, _ in trips],
+            "started_at": [t.started_at for _, t in trips],
+            "ended_at": [t.ended_at for _, t in trips],
+            "d_event_id": [d.event.event_id for _, d in duplicates],
+            "d_gtin": [k[0] for k, _ in duplicates],
+            "d_serial": [k[1] for k, _ in duplicates],
+            "d_ts": [d.event.ts for _, d in duplicates],
+            "d_previous_ts": [d.previous_ts for _, d in duplicates],
+            "d_device_id": [d.event.device_id for _, d in duplicates],
+            "d_site_id": [d.event.site_id for _, d in duplicates],
+            "l_gtin": [c[0] for c in counted],
+            "l_started_at": [c[1] for c in counted],
+            "l_ended_at": [c[2] for c in counted],
+            "l_sign": [c[3] for c in counted],
+        },
+    )

@@ -1,27 +1,47 @@
 -- Queries of the reuse aggregates (ingest/item_loops.py), loaded once at start by
--- schemas.named_queries.
+-- schemas.named_queries. Arrays are sent in binary (%()b): psycopg dumps a list of
+-- timestamps as text ten times slower than as binary, and these carry one per item.
 
 -- name: add_items
--- Reuse aggregates (ingest/item_loops.py): a row for each item new to them, in key order.
-INSERT INTO item_loops (gtin, serial)
-SELECT * FROM unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
-ORDER BY 1, 2
-ON CONFLICT (gtin, serial) DO NOTHING
+-- Every item of the batch in one pass, in key order: an item new to the aggregates gets its
+-- row with the state its events fold to from nothing, which is final (it has no stored
+-- events); an item with a row has it locked (ON CONFLICT DO UPDATE locks the row it meets
+-- even when its WHERE is false, and writes nothing) and is returned, to be folded from its
+-- stored state.
+WITH added AS (
+    INSERT INTO item_loops AS l (gtin, serial, trips, in_loop, last_type, last_ts,
+                                 last_event_id, loop_type, loop_ts, loop_event_id, open_sold,
+                                 open_filled)
+    SELECT * FROM unnest(%(gtin)b::text[], %(serial)b::text[], %(trips)b::int[],
+                         %(in_loop)b::bool[], %(last_type)b::text[],
+                         %(last_ts)b::timestamptz[], %(last_event_id)b::uuid[],
+                         %(loop_type)b::text[], %(loop_ts)b::timestamptz[],
+                         %(loop_event_id)b::uuid[], %(open_sold)b::timestamptz[],
+                         %(open_filled)b::timestamptz[])
+         AS v (gtin, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,
+               loop_ts, loop_event_id, open_sold, open_filled)
+    ORDER BY gtin, serial
+    ON CONFLICT (gtin, serial) DO UPDATE SET trips = l.trips WHERE false
+    RETURNING gtin, serial
+)
+SELECT * FROM unnest(%(gtin)b::text[], %(serial)b::text[])
+EXCEPT ALL
+SELECT gtin, serial FROM added
 
--- name: lock_items
+-- name: stored_items
+-- The stored state of items add_items locked. A statement of its own: its snapshot is
+-- taken after the locks, so it sees what a worker committed while add_items waited for it.
 SELECT l.gtin, l.serial, l.trips, l.in_loop, l.last_type, l.last_ts, l.last_event_id,
        l.loop_type, l.loop_ts, l.loop_event_id, l.open_sold, l.open_filled
 FROM item_loops l
-JOIN unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
+JOIN unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
   ON l.gtin = k.gtin AND l.serial = k.serial
-ORDER BY l.gtin, l.serial
-FOR UPDATE OF l
 
 -- name: item_loop_events
 -- The trip events of items to fold again from the start, in SPEC §7's order.
 SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, e.device_id, e.site_id
 FROM events e
-JOIN unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
+JOIN unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
   ON e.gtin = k.gtin AND e.serial = k.serial
 WHERE e.type IN ('sold', 'filled', 'returned')
 ORDER BY e.gtin, e.serial, e.ts, e.event_id
@@ -31,55 +51,52 @@ ORDER BY e.gtin, e.serial, e.ts, e.event_id
 -- lengths off the counts.
 WITH duplicates AS (
     DELETE FROM duplicate_returns d
-    USING unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
+    USING unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
     WHERE d.gtin = k.gtin AND d.serial = k.serial
 ), trips AS (
     DELETE FROM item_trips t
-    USING unnest(%(gtin)s::text[], %(serial)s::text[]) AS k (gtin, serial)
+    USING unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
     WHERE t.gtin = k.gtin AND t.serial = k.serial
     RETURNING t.gtin, t.started_at, t.ended_at
 )
 SELECT gtin, started_at, ended_at FROM trips WHERE started_at IS NOT NULL
 
 -- name: set_items
+-- The new state of items that had a row (add_items locked them).
 UPDATE item_loops AS l
 SET trips = v.trips, in_loop = v.in_loop, last_type = v.last_type, last_ts = v.last_ts,
     last_event_id = v.last_event_id, loop_type = v.loop_type, loop_ts = v.loop_ts,
     loop_event_id = v.loop_event_id, open_sold = v.open_sold, open_filled = v.open_filled
-FROM unnest(%(gtin)s::text[], %(serial)s::text[], %(trips)s::int[], %(in_loop)s::bool[],
-            %(last_type)s::text[], %(last_ts)s::timestamptz[], %(last_event_id)s::uuid[],
-            %(loop_type)s::text[], %(loop_ts)s::timestamptz[], %(loop_event_id)s::uuid[],
-            %(open_sold)s::timestamptz[], %(open_filled)s::timestamptz[])
+FROM unnest(%(gtin)b::text[], %(serial)b::text[], %(trips)b::int[], %(in_loop)b::bool[],
+            %(last_type)b::text[], %(last_ts)b::timestamptz[], %(last_event_id)b::uuid[],
+            %(loop_type)b::text[], %(loop_ts)b::timestamptz[], %(loop_event_id)b::uuid[],
+            %(open_sold)b::timestamptz[], %(open_filled)b::timestamptz[])
      AS v (gtin, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,
            loop_ts, loop_event_id, open_sold, open_filled)
 WHERE l.gtin = v.gtin AND l.serial = v.serial
 
 -- name: insert_trips
--- New trips, and the trip-length counts (migration 0017) under their products' packaging
--- type and brand: the new trips' lengths added, and those of the trips forget_item_loops
--- took away (the removed_ arrays) taken off, in one call that locks the counts' rows in
--- key order. The caller holds the GTINs' lock slots (schemas.rollups).
-WITH added AS (
+-- New trips and duplicate returns, and the trip-length counts (migration 0017) under their
+-- products' packaging type and brand, in one call that locks the counts' rows in key
+-- order, last of all the batch's locks. A length is a trip's start and end; its sign is
+-- how many trips of that length and GTIN are added (> 0) or, taken away by
+-- forget_item_loops, removed (< 0). The caller holds the GTINs' lock slots
+-- (schemas.rollups).
+WITH trips AS (
     INSERT INTO item_trips (end_event_id, gtin, serial, started_at, ended_at)
-    SELECT * FROM unnest(%(end_event_id)s::uuid[], %(gtin)s::text[], %(serial)s::text[],
-                         %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[])
-), lengths AS (
-    SELECT gtin, trip_seconds(started_at, ended_at) AS seconds, 1 AS sign
-    FROM unnest(%(gtin)s::text[], %(started_at)s::timestamptz[], %(ended_at)s::timestamptz[])
-         AS a (gtin, started_at, ended_at)
-    WHERE started_at IS NOT NULL
-    UNION ALL
-    SELECT gtin, trip_seconds(started_at, ended_at), -1
-    FROM unnest(%(removed_gtin)s::text[], %(removed_started_at)s::timestamptz[],
-                %(removed_ended_at)s::timestamptz[]) AS r (gtin, started_at, ended_at)
+    SELECT * FROM unnest(%(end_event_id)b::uuid[], %(gtin)b::text[], %(serial)b::text[],
+                         %(started_at)b::timestamptz[], %(ended_at)b::timestamptz[])
+), duplicates AS (
+    INSERT INTO duplicate_returns (event_id, gtin, serial, ts, previous_ts, device_id,
+                                   site_id)
+    SELECT * FROM unnest(%(d_event_id)b::uuid[], %(d_gtin)b::text[], %(d_serial)b::text[],
+                         %(d_ts)b::timestamptz[], %(d_previous_ts)b::timestamptz[],
+                         %(d_device_id)b::text[], %(d_site_id)b::text[])
 )
 SELECT count_trip_lengths(array_agg(p.packaging_type_id), array_agg(p.brand),
-                          array_agg(l.seconds), array_agg(l.sign))
-FROM lengths l
+                          array_agg(trip_seconds(l.started_at, l.ended_at)),
+                          array_agg(l.sign))
+FROM unnest(%(l_gtin)b::text[], %(l_started_at)b::timestamptz[],
+            %(l_ended_at)b::timestamptz[], %(l_sign)b::int[])
+     AS l (gtin, started_at, ended_at, sign)
 JOIN products p ON p.gtin = l.gtin
-
--- name: insert_duplicates
-INSERT INTO duplicate_returns (event_id, gtin, serial, ts, previous_ts, device_id, site_id)
-SELECT * FROM unnest(%(event_id)s::uuid[], %(gtin)s::text[], %(serial)s::text[],
-                     %(ts)s::timestamptz[], %(previous_ts)s::timestamptz[],
-                     %(device_id)s::text[], %(site_id)s::text[])

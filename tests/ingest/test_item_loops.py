@@ -4,17 +4,24 @@ concurrent workers, and rebuilt by the migration from events stored before it.""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from ingest import item_loops
+from ingest.batcher import Received
+from ingest.directory import DeviceDirectory
+from ingest.intake import take_in
+from ingest.writer import QUERIES, prepare_connection, store_batch
 from schemas.migrations import migrate
 from tests.factories import GTIN_CRATE, assert_item_loops, event, seed_registry
-from tests.storing import store
+from tests.storing import TOPIC_ROOT, store
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
 KINDS = ["filled", "sold", "returned", "returned", "washed", "rejected"]
@@ -101,6 +108,78 @@ def test_concurrent_workers_on_the_same_items_agree_with_ts_order(
         thread.join(timeout=120)
     assert not failures, failures
     assert stored_trips(db) == {serial: trips_by_rule(events) for serial, events in items.items()}
+    assert_item_loops(db)
+
+
+def store_as_worker(db_url: str, worker: str, device_id: str, events: list[dict[str, Any]]) -> None:
+    """tests.storing.store on a connection of its own, counted under `worker`: the
+    counters of one worker are one row, which two batches would queue for anyway."""
+    received = max(datetime.fromisoformat(e["ts"]) for e in events) + timedelta(seconds=1)
+    message = Received(
+        mid=0,
+        qos=1,
+        topic=f"{TOPIC_ROOT}/devices/{device_id}/events",
+        payload=json.dumps({"events": events}).encode(),
+        retained=False,
+        received_at=received.timestamp(),
+        connection=0,
+    )
+    with psycopg.connect(db_url) as conn:
+        prepare_connection(conn)
+        with conn.transaction():
+            intake = take_in(message, f"{TOPIC_ROOT}/devices/")
+            store_batch(conn, DeviceDirectory(QUERIES["known_devices"]), [intake], worker)
+
+
+def test_a_batch_waits_for_the_batch_holding_its_item_before_reading_it(
+    db: psycopg.Connection[Any], db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers on a stored item: the second waits at the first's lock on the item's
+    row, taken before the first reads the item's state, and then folds onto what the
+    first committed. Read without that lock, both would fold onto the state from before
+    them, and the second's trip would be lost."""
+    seed_registry(db, ["rvm-1", "rvm-2"])
+    store(db, "rvm-1", [event("sold", gtin=GTIN_CRATE, serial="C1", ts=T0)])
+    # Nothing else in common: other days, devices and workers, so no rollup row or
+    # counter makes the second batch wait before it comes to the item.
+    second = [
+        event("sold", gtin=GTIN_CRATE, serial="C1", ts=T0 + timedelta(days=2)),
+        event("returned", gtin=GTIN_CRATE, serial="C1", ts=T0 + timedelta(days=3)),
+    ]
+    failures: list[BaseException] = []
+
+    def store_second() -> None:
+        try:
+            store_as_worker(db_url, "tests-2", "rvm-2", second)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    other = threading.Thread(target=store_second)
+    fold_stored = item_loops._fold_stored
+
+    def fold_then_let_the_other_batch_in(*args: Any) -> Any:
+        forgotten = fold_stored(*args)
+        if other.ident is None:  # the first batch, having read the item's state
+            other.start()
+            deadline = time.monotonic() + 30
+            with psycopg.connect(db_url, autocommit=True) as watcher:
+                while other.is_alive() and time.monotonic() < deadline:
+                    waiting = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    ).fetchone()
+                    if waiting and waiting[0]:
+                        break
+                    time.sleep(0.01)
+        return forgotten
+
+    monkeypatch.setattr(item_loops, "_fold_stored", fold_then_let_the_other_batch_in)
+    store(
+        db, "rvm-1", [event("returned", gtin=GTIN_CRATE, serial="C1", ts=T0 + timedelta(hours=1))]
+    )
+    other.join(timeout=60)
+    assert not failures, failures
+    assert stored_trips(db) == {"C1": 2}
     assert_item_loops(db)
 
 
