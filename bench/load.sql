@@ -46,17 +46,17 @@ JOIN products pr ON pr.gtin = lpad((7038010000000 + g.p)::text, 14, '0')
 JOIN packaging_types t ON t.id = pr.packaging_type_id
 
 -- name: generate_crate_events
--- Each serialised crate: trips of 13 days (filled, sold 3 days later, returned 9 days
--- after that), 1 to 25 of them.
+-- Each serialised crate: 1 to 25 trips of 13 days, filled on the first, sold on the
+-- fourth and returned on the thirteenth, each at a random time of its day: trips last
+-- 8 to 10 days, to the second, as real ones vary (were they all as long, the median's
+-- last step would read every trip of its one minute of length).
 INSERT INTO chunk (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty)
 SELECT gen_random_uuid(), ts, ts, 'rvm-' || (i %% 400), 'site-' || (i %% 400 / 2),
        kind, %(crate_gtin)s, 'C' || i, 1
-FROM generate_series(1, %(items)s) i,
-     generate_series(0, (i %% 25)) t,
-     LATERAL (VALUES ('filled', %(from)s + (1 + t * 13) * INTERVAL '1 day'),
-                     ('sold', %(from)s + (4 + t * 13) * INTERVAL '1 day'),
-                     ('returned', %(from)s + (13 + t * 13) * INTERVAL '1 day')
-             ) AS v (kind, ts)
+FROM (SELECT i, v.kind, %(from)s + (v.day + t * 13 + random()) * INTERVAL '1 day' AS ts
+      FROM generate_series(1, %(items)s) i,
+           generate_series(0, (i %% 25)) t,
+           (VALUES ('filled', 1), ('sold', 4), ('returned', 13)) AS v (kind, day)) e
 
 -- name: store_chunk
 -- In time order, as a worker appends them.
