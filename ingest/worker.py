@@ -99,7 +99,7 @@ class IngestWorker:
 
     # -- MQTT side (paho's network thread) -------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BurstReadingClient:
         client = BurstReadingClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.ingest_client_id,
@@ -414,10 +414,12 @@ class IngestWorker:
 
     def _ack(self, messages: list[Received]) -> None:
         current = self.connection
+        # A message of an earlier connection is redelivered on this one with its own id;
+        # acknowledging the old id could acknowledge a different message. QoS 1 (all the
+        # subscriptions ask for) in one write, in the order received.
+        self.client.ack_many(m.mid for m in messages if m.qos == 1 and m.connection == current)
         for message in messages:
-            # A message of an earlier connection is redelivered on this one with its own
-            # id; acknowledging the old id could acknowledge a different message.
-            if message.qos > 0 and message.connection == current:
+            if message.qos == 2 and message.connection == current:
                 self.client.ack(message.mid, message.qos)
 
     def _count(self, outcome: Outcome, messages: int, started: float) -> None:

@@ -128,11 +128,15 @@ def store_batch(
         if with_receipts
         else {},
     )
-    if submitted or dead:
-        _add_counts(conn, tally, last_seen, outcome, worker)
-    if tally.seqs:
-        # After _add_counts, which creates the device_state rows this locks.
-        _track_seq_gaps(conn, tally.seqs)
+    # One round trip for the counting and the reading of the seq state: pipelined, the
+    # statements still run one after another, each with its own snapshot, but the writer
+    # waits for the database (and then for the GIL) once rather than once per statement.
+    with conn.pipeline():
+        if submitted or dead:
+            _add_counts(conn, tally, last_seen, outcome, worker)
+        if tally.seqs:
+            # After _add_counts, which creates the device_state rows this locks.
+            _track_seq_gaps(conn, tally.seqs)
     if tally.items:
         # Last: every worker locks rollups, then devices, then items.
         item_loops.track(conn, tally.items)
@@ -296,14 +300,14 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 def _track_seq_gaps(conn: psycopg.Connection, seqs: dict[str, list[int]]) -> None:
     """Fold the seqs of newly stored events into each device's max seq and open gaps."""
     device_ids = sorted(seqs)
-    state: dict[str, int | None] = dict(
-        conn.execute(QUERIES["lock_seq_state"], {"device_ids": device_ids}).fetchall()
-    )
     min_seq = min(min(values) for values in seqs.values())
+    # Both sent before either is read: one round trip in the caller's pipeline. The gaps
+    # are read after the rows are locked, as the statements run in order.
+    locked = conn.execute(QUERIES["lock_seq_state"], {"device_ids": device_ids})
+    open_gaps = conn.execute(QUERIES["open_gaps"], {"device_ids": device_ids, "min_seq": min_seq})
+    state: dict[str, int | None] = dict(locked.fetchall())
     gaps: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for device_id, start, end in conn.execute(
-        QUERIES["open_gaps"], {"device_ids": device_ids, "min_seq": min_seq}
-    ):
+    for device_id, start, end in open_gaps:
         gaps[device_id].append((start, end))
     new_max: list[tuple[str, int | None]] = []
     closed: list[tuple[str, int]] = []

@@ -108,3 +108,53 @@ def test_messages_over_the_in_flight_limit_wait_their_turn_and_all_go_out(broker
             client.disconnect()
             client.loop_stop()
     assert sorted(got, key=int) == [b"%d" % i for i in range(50)]
+
+
+def _session(broker: Broker, client_id: str, got: list[int]) -> BurstReadingClient:
+    """A persistent MQTT 5 session taking `fast-path/acks` at QoS 1 with manual acks, as
+    the worker's; each payload (a number) is appended to `got`."""
+    client = BurstReadingClient(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    client.on_publish_received = lambda _topic, mid, _retain, payload: got.append(
+        (int(payload), mid)  # type: ignore[arg-type]
+    )
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 300
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=properties)
+    client.loop_start()
+    return client
+
+
+@pytest.mark.parametrize("acked", [60, 25])
+def test_messages_acknowledged_in_one_write_are_never_redelivered(
+    broker: Broker, acked: int
+) -> None:
+    """The worker acknowledges a batch's messages with one write of their PUBACKs
+    (BurstReadingClient.ack_many): the broker takes each as acknowledged, and redelivers,
+    to the same session, exactly the ones left unacknowledged."""
+    client_id = f"fast-path-acks-{acked}"
+    received: list[Any] = []
+    first = _session(broker, client_id, received)
+    first.subscribe("fast-path/acks", qos=1)
+    time.sleep(0.5)
+    _publish(broker, "fast-path/acks", [(b"%d" % i, 1, _properties()) for i in range(60)])
+    wait_until(lambda: len(received) == 60, 10, "every message")
+    first.ack_many(mid for _, mid in received[:acked])
+    time.sleep(0.5)  # the PUBACKs out before the connection closes
+    first.disconnect()
+    first.loop_stop()
+
+    redelivered: list[Any] = []
+    second = _session(broker, client_id, redelivered)
+    try:
+        if acked < 60:
+            wait_until(lambda: len(redelivered) == 60 - acked, 10, "the unacknowledged ones")
+        time.sleep(1.0)  # anything more the broker would send
+    finally:
+        second.ack_many(mid for _, mid in redelivered)
+        time.sleep(0.2)
+        second.disconnect()
+        second.loop_stop()
+    assert [n for n, _ in received] == list(range(60))
+    assert sorted(n for n, _ in redelivered) == list(range(acked, 60))
