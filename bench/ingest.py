@@ -13,7 +13,8 @@ PostgreSQL, then measures in one run:
 Prints events/s, the ratio to the bare COPY, and the worker's peak resident memory. A
 backlog is timed from the moment the workers have subscribed: the capacity of running
 workers, without the half second a Python process takes to start (`incl. start` times it
-from the start of the processes).
+from the start of the processes). `worker CPU/event` is the workers' CPU time (user and
+system) per event while timed: steadier than the rates on a machine shared with other work.
 
 The workers publish receipts (`--receipts on`, the default), and a subscriber standing for
 the devices takes them at QoS 1, so the broker delivers them as in production;
@@ -32,6 +33,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -204,6 +206,11 @@ class WorkerProcess:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_s(self) -> float:
+        """CPU time the process has used so far (user + system, s)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
@@ -252,6 +259,14 @@ def wait_for(url: str, target: int, timeout_s: float = 600) -> float:
     return time.perf_counter()
 
 
+@dataclass(frozen=True)
+class Run:
+    rate: float  # events/s: a backlog from the workers' subscription (their capacity)
+    with_start: float  # events/s from the start of the worker processes
+    rss_mb: float  # the largest peak resident memory of a worker
+    cpu_us: float  # the workers' CPU time per event stored while timed (µs)
+
+
 def backlog_run(
     url: str,
     broker: LocalMosquitto,
@@ -259,11 +274,10 @@ def backlog_run(
     messages: list[tuple[str, Any]],
     tag: str,
     workers: int = 1,
-) -> tuple[float, float, float]:
-    """Queue `messages` for stopped workers' sessions, then time the workers draining them.
-    Returns events/s from the moment every worker has subscribed (the workers' capacity),
-    events/s from the moment their processes were started (with the interpreter's start,
-    about half a second), and the largest peak RSS of a worker (MB)."""
+) -> Run:
+    """Queue `messages` for stopped workers' sessions, then time the workers draining them
+    from the moment every worker has subscribed; also from the start of their processes
+    (with the interpreter's start, about half a second)."""
     n = sum(len(p["events"]) if "events" in p else 1 for _, p in messages)
     envs = [env_for(url, broker, f"bench/{tag}", f"bench-{tag}-{i}") for i in range(workers)]
     before = events_count(url)
@@ -275,28 +289,32 @@ def backlog_run(
     started = time.perf_counter()
     running = [WorkerProcess(env, workdir / f"{tag}-{i}.log") for i, env in enumerate(envs)]
     ready = time.perf_counter()
-    stored_before_ready = events_count(url) - before
+    cpu_at_ready = sum(worker.cpu_s() for worker in running)
+    timed = n - (events_count(url) - before)
     done = wait_for(url, before + n)
+    cpu = sum(worker.cpu_s() for worker in running) - cpu_at_ready
     rss = max(worker.peak_rss_mb() for worker in running)
     for worker in running:
         worker.stop()
-    return (n - stored_before_ready) / (done - ready), n / (done - started), rss
+    return Run(timed / (done - ready), n / (done - started), rss, cpu / timed * 1e6)
 
 
 def live_run(
     url: str, broker: LocalMosquitto, workdir: Path, messages: list[tuple[str, Any]], n: int
-) -> tuple[float, float, float]:
+) -> Run:
     env = env_for(url, broker, "bench/live", "bench-live")
     before = events_count(url)
     worker = WorkerProcess(env, workdir / "live.log")
+    cpu_at_start = worker.cpu_s()
     started = time.perf_counter()
     publisher = publish(env, workdir, messages)
     done = wait_for(url, before + n)
     publisher.wait(60)
+    cpu = worker.cpu_s() - cpu_at_start
     rss = worker.peak_rss_mb()
     worker.stop()
     rate = n / (done - started)  # the worker was running before the publisher
-    return rate, rate, rss
+    return Run(rate, rate, rss, cpu / n * 1e6)
 
 
 def main() -> None:
@@ -340,7 +358,7 @@ def main() -> None:
         devices = ReceiptTaker(broker) if args.receipts == "on" else None
         try:
             copy_rate = bare_copy(url, copy_rows)
-            runs: dict[str, Callable[[], tuple[float, float, float]]] = {
+            runs: dict[str, Callable[[], Run]] = {
                 "batched": lambda: backlog_run(url, broker, workdir, batched_messages(), "batched"),
                 "batched2": lambda: backlog_run(
                     url, broker, workdir, batched_messages(), "batched2", workers=2
@@ -371,9 +389,11 @@ def main() -> None:
         f"{'measurement':<42} {'events/s':>10} {'vs COPY':>8} {'peak RSS':>10} {'incl. start':>12}"
     )
     print(f"{'bare COPY of the same rows into events':<42} {copy_rate:>10,.0f} {'1.00':>8}")
-    for label, (rate, with_start, rss) in results:
-        print(f"{label:<42} {rate:>10,.0f} {rate / copy_rate:>8.2f} {rss:>7.0f} MB"
-              f" {with_start:>12,.0f}")  # fmt: skip
+    for label, run in results:
+        print(
+            f"{label:<42} {run.rate:>10,.0f} {run.rate / copy_rate:>8.2f} {run.rss_mb:>7.0f} MB"
+            f" {run.with_start:>12,.0f} {run.cpu_us:>14.1f} µs"
+        )
     print("targets (SPEC §10): batched >= 50,000/s, single >= 10,000/s, worker RSS < 200 MB")
 
 
