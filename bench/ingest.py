@@ -58,10 +58,10 @@ BATCH = 500
 # The measurements, by the name --only takes.
 RUNS = {
     "batched": f"MQTT batched ({BATCH}/msg), 1 worker",
-    "batched2": f"MQTT batched ({BATCH}/msg), 2 workers",
+    "batched2": f"MQTT batched ({BATCH}/msg), N workers",
     "serial": f"MQTT batched ({BATCH}/msg), serialised, 1 w.",
     "single": "MQTT single (1/msg), 1 worker",
-    "single2": "MQTT single (1/msg), 2 workers",
+    "single2": "MQTT single (1/msg), N workers",
     "live": "MQTT single, live publisher, 1 worker",
 }
 
@@ -327,6 +327,9 @@ def main() -> None:
         "--receipts", choices=sorted(RECEIPTS), default="on", help="workers publish receipts"
     )
     parser.add_argument(
+        "--workers", type=int, default=2, help="workers of the batched2 and single2 runs"
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="comma-separated runs to measure (batched, batched2, serial, single, single2, "
@@ -361,18 +364,22 @@ def main() -> None:
             runs: dict[str, Callable[[], Run]] = {
                 "batched": lambda: backlog_run(url, broker, workdir, batched_messages(), "batched"),
                 "batched2": lambda: backlog_run(
-                    url, broker, workdir, batched_messages(), "batched2", workers=2
+                    url, broker, workdir, batched_messages(), "batched2", workers=args.workers
                 ),
                 "serial": lambda: backlog_run(
                     url, broker, workdir, batched_messages("S"), "serial"
                 ),
                 "single": lambda: backlog_run(url, broker, workdir, single_messages(), "single"),
                 "single2": lambda: backlog_run(
-                    url, broker, workdir, single_messages(), "single2", workers=2
+                    url, broker, workdir, single_messages(), "single2", workers=args.workers
                 ),
                 "live": lambda: live_run(url, broker, workdir, single_messages(), args.single),
             }
-            results = [(RUNS[key], run()) for key, run in runs.items() if not only or key in only]
+            results = [
+                (RUNS[key].replace("N workers", f"{args.workers} workers"), run())
+                for key, run in runs.items()
+                if not only or key in only
+            ]
         finally:
             if devices is not None:
                 devices.stop()
