@@ -10,7 +10,6 @@ result is what the loop_events view defines, which the tests check.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -69,15 +68,16 @@ class ItemState:
     new_trips: list[Trip] = field(default_factory=list)
     new_duplicates: list[DuplicateReturn] = field(default_factory=list)
 
-    def fold(self, events: Iterable[ItemEvent]) -> None:
-        """Apply events that all come after self.loop, in (ts, event_id) order."""
-        ordered = sorted(events)
-        if not ordered:
+    def fold(self, events: list[ItemEvent]) -> None:
+        """Apply events that all come after self.loop, in (ts, event_id) order (the
+        order this sorts `events` into)."""
+        if not events:
             return
-        if self.last is None or ordered[-1] > self.last:
-            self.last = ordered[-1]
+        events.sort()
+        if self.last is None or events[-1] > self.last:
+            self.last = events[-1]
         loop = self.loop
-        for event in ordered:
+        for event in events:
             kind = event.type
             if kind == "returned":
                 if loop is not None and loop.type == "returned":
@@ -119,13 +119,12 @@ def track(conn: psycopg.Connection, new: dict[ItemKey, list[ItemEvent]]) -> None
         states[key] = state = ItemState()
         state.fold(new[key])
     # Items new to the aggregates are written here; those with a row come back, locked.
-    # The joins of these statements are never prepared (as the claim query in
-    # ingest.writer): a plan kept from when item_loops was small would scan all of it.
+    # Prepared, as it joins no table; the statements below that join item_loops or events
+    # are not (as the claim query in ingest.writer): a plan kept from when the table was
+    # small would scan all of it.
     stored: list[ItemKey] = [
         (gtin, serial)
-        for gtin, serial in conn.execute(
-            QUERIES["add_items"], _columns(keys, states), prepare=False
-        )
+        for gtin, serial in conn.execute(QUERIES["add_items"], _columns(keys, states))
     ]
     forgotten: list[ForgottenTrip] = []
     if stored:
