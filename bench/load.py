@@ -349,11 +349,11 @@ def load_events(
     if n <= 0:
         return phases
     with psycopg.connect(url, autocommit=True) as conn:
-        definitions = conn.execute(
-            QUERIES["secondary_indexes"], {"names": SECONDARY_INDEXES}
-        ).fetchall()
+        conn.execute(QUERIES["create_dropped_indexes"])
+        conn.execute(QUERIES["save_secondary_indexes"], {"names": SECONDARY_INDEXES})
+        definitions = conn.execute(QUERIES["dropped_indexes"]).fetchall()
         for name, _ in definitions:
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
         for table in BULK_TABLES:
             conn.execute(
                 sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = false)").format(
@@ -393,8 +393,9 @@ def load_events(
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(INDEX_MAINTENANCE_MEM))
-        for _, definition in definitions:
+        for name, definition in definitions:
             conn.execute(definition)
+            conn.execute("DELETE FROM bench_dropped_indexes WHERE name = %s", [name])
     phases["indexes"] = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -72,7 +72,7 @@ Request = tuple[str, dict[str, str], str, int]
 # 1-minute load average under QUIET_LOAD: on 2 cores, anything else running (autovacuum,
 # another benchmark) doubles the latencies of the 50 ms target.
 QUIET_LOAD = 1.0
-QUIET_WAIT_S = 300
+QUIET_WAIT_S = 90
 
 
 def stats_requests(operator: str, brand: str, n: int) -> list[Request]:
