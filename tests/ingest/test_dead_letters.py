@@ -31,26 +31,35 @@ def bad_gtin() -> str:
 
 # reason → (device the message is published as, raw payload)
 NAIVE_TS = (datetime.now(UTC) - timedelta(minutes=1)).replace(tzinfo=None).isoformat()
-CASES: dict[str, tuple[str, bytes]] = {
-    "invalid_json": (DEVICE, b'{"event_id": "not closed'),
-    "too_large": (DEVICE, compact({"events": [event(attrs={"pad": "x" * 3000})] * 100})),
-    "schema": (DEVICE, compact({**event(), "qty": 0})),
-    "invalid_gtin": (DEVICE, compact(event(gtin=bad_gtin()))),
-    "invalid_serial": (DEVICE, compact(event(serial="has space"))),
-    "invalid_code": (
-        DEVICE,
-        compact({k: v for k, v in event(code="https://x.example/no-gtin").items() if k != "gtin"}),
-    ),
-    # A GRAI whose asset type ends in 9 where its check digit is 7.
-    "invalid_grai": (
-        DEVICE,
-        compact({**{k: v for k, v in event().items() if k != "gtin"}, "grai": "07038010000029C1"}),
-    ),
-    "naive_timestamp": (DEVICE, compact({**event(), "ts": NAIVE_TS})),
-    "clock_skew": (DEVICE, compact(event(ts=datetime.now(UTC) + timedelta(minutes=10)))),
-    "unknown_device": ("rvm-not-registered", compact(event())),
-    "device_mismatch": (DEVICE, compact(event(device_id="rvm-other"))),
-}
+
+
+def cases() -> dict[str, tuple[str, bytes]]:
+    """Made when a test runs, not at import: the clock_skew event is 10 minutes ahead of
+    the clock then, and the suite may reach a test more than MAX_CLOCK_SKEW after import."""
+    return {
+        "invalid_json": (DEVICE, b'{"event_id": "not closed'),
+        "too_large": (DEVICE, compact({"events": [event(attrs={"pad": "x" * 3000})] * 100})),
+        "schema": (DEVICE, compact({**event(), "qty": 0})),
+        "invalid_gtin": (DEVICE, compact(event(gtin=bad_gtin()))),
+        "invalid_serial": (DEVICE, compact(event(serial="has space"))),
+        "invalid_code": (
+            DEVICE,
+            compact(
+                {k: v for k, v in event(code="https://x.example/no-gtin").items() if k != "gtin"}
+            ),
+        ),
+        # A GRAI whose asset type ends in 9 where its check digit is 7.
+        "invalid_grai": (
+            DEVICE,
+            compact(
+                {**{k: v for k, v in event().items() if k != "gtin"}, "grai": "07038010000029C1"}
+            ),
+        ),
+        "naive_timestamp": (DEVICE, compact({**event(), "ts": NAIVE_TS})),
+        "clock_skew": (DEVICE, compact(event(ts=datetime.now(UTC) + timedelta(minutes=10)))),
+        "unknown_device": ("rvm-not-registered", compact(event())),
+        "device_mismatch": (DEVICE, compact(event(device_id="rvm-other"))),
+    }
 
 
 def test_each_reason_is_dead_lettered_with_its_payload(
@@ -58,17 +67,18 @@ def test_each_reason_is_dead_lettered_with_its_payload(
 ) -> None:
     seed_registry(db, [DEVICE])
     worker = make_worker()
-    publish_all(broker, topic_root, list(CASES.values()))
+    messages = cases()
+    publish_all(broker, topic_root, list(messages.values()))
     wait_until(
-        lambda: count(db, "SELECT count(*) FROM dead_letters") >= len(CASES), 30, "dead letters"
+        lambda: count(db, "SELECT count(*) FROM dead_letters") >= len(messages), 30, "dead letters"
     )
     rows = db.execute(
         "SELECT reason, payload, topic, device_id, detail, batch_index, received_at,"
         " payload_size, payload_sha256 FROM dead_letters ORDER BY reason"
     ).fetchall()
-    assert sorted(r[0] for r in rows) == sorted(CASES)
+    assert sorted(r[0] for r in rows) == sorted(messages)
     for reason, payload, topic, device_id, detail, batch_index, received_at, *kept in rows:
-        device, sent = CASES[reason]
+        device, sent = messages[reason]
         assert topic == f"{topic_root}/devices/{device}/events"
         assert device_id == device
         assert detail, f"{reason} has no detail"
@@ -85,7 +95,7 @@ def test_each_reason_is_dead_lettered_with_its_payload(
             assert json.loads(payload) == json.loads(sent)  # the bad event, as sent
         assert kept == [len(payload), hashlib.sha256(payload).digest()]
     assert count(db, "SELECT count(*) FROM events") == 0
-    assert count(db, "SELECT dead_lettered FROM ingest_counters") == len(CASES)
+    assert count(db, "SELECT dead_lettered FROM ingest_counters") == len(messages)
     assert_accounted(db)
     worker.assert_running()
 
@@ -97,7 +107,7 @@ def test_an_oversized_message_of_an_unregistered_device_keeps_its_head_only(
     device comes first), and the dead letter still keeps 4 KiB, not 300 KB."""
     seed_registry(db, [DEVICE])
     make_worker()
-    sent = CASES["too_large"][1]
+    sent = cases()["too_large"][1]
     publish_all(broker, topic_root, [("rvm-not-registered", sent)])
     wait_until(lambda: count(db, "SELECT count(*) FROM dead_letters") == 1, 30, "dead letter")
     row = db.execute("SELECT reason, payload, payload_size, payload_sha256 FROM dead_letters")
