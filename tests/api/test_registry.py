@@ -170,8 +170,10 @@ def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
             wait_until(
                 lambda: count(
                     db,
+                    # This test's database only: tests in parallel take row locks too.
                     "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE wait_event_type = 'Lock' AND query LIKE '%%FOR UPDATE%%'"
+                    " WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND query LIKE '%%FOR UPDATE%%'"
                     " AND pid <> %s",
                     other.info.backend_pid,
                 ),
