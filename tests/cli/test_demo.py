@@ -74,16 +74,24 @@ def test_demo_comes_up_shows_statistics_and_stops_cleanly_on_ctrl_c(
         key = key_match.group(1)
         assert f"{base}/docs" in text
 
-        # Non-zero statistics within 30 s of the command.
-        rates = _get(f"{base}/v1/stats/return-rates?bucket=total", key)["rows"]
-        typed = {row["packaging_type"]: row for row in rates if row["packaging_type"]}
-        assert {"pet-0.5l", "can-0.33l", "glass-0.5l", "crate-24"} <= set(typed)
-        assert all(row["sold"] > 0 and row["returned"] > 0 for row in typed.values())
-        reuse = _get(f"{base}/v1/stats/reuse", key)["rows"]
-        assert {row["packaging_type"] for row in reuse if row["trips"] > 0} == {
-            "glass-0.5l",
-            "crate-24",
-        }
+        # Non-zero statistics within 30 s of the command. The welcome comes once the
+        # history is published; the worker may still be storing its last batches then
+        # (on a loaded machine), so the figures are asked for until the 30 s are up.
+        def statistics() -> set[str] | None:
+            """The packaging types with trips, once every type has sales and returns."""
+            rates = _get(f"{base}/v1/stats/return-rates?bucket=total", key)["rows"]
+            typed = {row["packaging_type"]: row for row in rates if row["packaging_type"]}
+            reuse = _get(f"{base}/v1/stats/reuse", key)["rows"]
+            reused = {row["packaging_type"] for row in reuse if row["trips"] > 0}
+            complete = {"pet-0.5l", "can-0.33l", "glass-0.5l", "crate-24"} <= set(typed) and all(
+                row["sold"] > 0 and row["returned"] > 0 for row in typed.values()
+            )
+            return reused if complete and reused >= {"glass-0.5l", "crate-24"} else None
+
+        reused = wait_until(
+            statistics, 30 - (time.monotonic() - began), "non-zero statistics within 30 s"
+        )
+        assert reused == {"glass-0.5l", "crate-24"}
         assert time.monotonic() - began < 30
         # The printed item link resolves on the public resolver.
         item = _get(item_match.group(1))
