@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import signal
@@ -134,10 +135,12 @@ def ingest() -> None:
     """Run the ingest worker until SIGTERM/SIGINT, then drain and exit 0."""
     from datetime import timedelta
 
-    from ingest.worker import GIL_SWITCH_INTERVAL_S, IngestWorker, open_pool
+    from ingest.worker import GC_THRESHOLD, GIL_SWITCH_INTERVAL_S, IngestWorker, open_pool
     from schemas.retention import prune_periodically
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    gc.freeze()  # modules, settings, compiled queries: alive as long as the process
+    gc.set_threshold(*GC_THRESHOLD)
     settings = _settings()
     stop = threading.Event()
 
