@@ -339,10 +339,20 @@ def load_registry(url: str, items: int) -> None:
 
 
 def load_events(
-    url: str, total: int, jobs: int = JOBS, progress: Callable[[str], None] = print
+    url: str,
+    total: int,
+    jobs: int = JOBS,
+    progress: Callable[[str], None] = print,
+    *,
+    keep_indexes: bool = False,
+    vacuum_events: bool = True,
 ) -> dict[str, float]:
     """Add events up to `total` in the database (with their rollups), then build the
-    secondary indexes and VACUUM ANALYZE; seconds per phase."""
+    secondary indexes and VACUUM ANALYZE; seconds per phase. With `keep_indexes` the
+    secondary indexes are kept up while loading instead of built again (on a big
+    database, building them all again may take longer than keeping them); without
+    `vacuum_events` the events table is only analysed (no statistic reads it; VACUUM
+    reads all of it) and every other table vacuumed too."""
     phases: dict[str, float] = {}
     started = time.perf_counter()
     n = total - loaded_events(url)
@@ -350,7 +360,9 @@ def load_events(
         return phases
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(QUERIES["create_dropped_indexes"])
-        conn.execute(QUERIES["save_secondary_indexes"], {"names": SECONDARY_INDEXES})
+        if not keep_indexes:
+            conn.execute(QUERIES["save_secondary_indexes"], {"names": SECONDARY_INDEXES})
+        # With keep_indexes, only those a stopped load left dropped.
         definitions = conn.execute(QUERIES["dropped_indexes"]).fetchall()
         for name, _ in definitions:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
@@ -404,7 +416,16 @@ def load_events(
             conn.execute(
                 sql.SQL("ALTER TABLE {} RESET (autovacuum_enabled)").format(sql.Identifier(table))
             )
-        conn.execute("VACUUM ANALYZE")
+        if vacuum_events:
+            conn.execute("VACUUM ANALYZE")
+        else:
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'events' ORDER BY 1"
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+            conn.execute("ANALYZE events")
     phases["vacuum analyze"] = time.perf_counter() - started
     return phases
 
@@ -458,6 +479,8 @@ def main() -> None:
     parser.add_argument("--database", help="load on into this database (kept)")
     parser.add_argument("--keep", action="store_true", help="keep a new database")
     parser.add_argument("--verify", action="store_true", help="compare rollups with rebuilds")
+    parser.add_argument("--keep-indexes", action="store_true", help="no index drop and build")
+    parser.add_argument("--analyze-events", action="store_true", help="no VACUUM of events")
     args = parser.parse_args()
 
     name = args.database or f"looptrack_bench_load_{uuid.uuid4().hex[:8]}"
@@ -469,7 +492,10 @@ def main() -> None:
             print(f"registry and {args.items:,} crates: {time.perf_counter() - started:.0f} s")
         else:
             url = make_conninfo(PG_SERVER, dbname=name)
-        phases = load_events(url, int(args.millions * 1_000_000), args.jobs)
+        phases = load_events(
+            url, int(args.millions * 1_000_000), args.jobs,
+            keep_indexes=args.keep_indexes, vacuum_events=not args.analyze_events,
+        )  # fmt: skip
         for phase, seconds in phases.items():
             print(f"{phase}: {seconds:.0f} s")
         print(f"{loaded_events(url):,} events in {name}")

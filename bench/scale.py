@@ -174,6 +174,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="loading connections")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--database", help="a database a --keep run loaded (kept)")
+    parser.add_argument(
+        "--keep-indexes",
+        action="store_true",
+        help="keep the secondary indexes up while loading (no drop and build)",
+    )
+    parser.add_argument(
+        "--analyze-events",
+        action="store_true",
+        help="after loading, only ANALYZE events (VACUUM the other tables)",
+    )
     args = parser.parse_args()
     steps = [float(s) for s in args.steps.split(",")]
 
@@ -194,7 +204,10 @@ def main() -> None:
         for millions in steps:
             step = f"{millions:g} M"
             print(f"\n== {step} events (rollup zone {ZONE}, {YEAR[0]} to {YEAR[1]})", flush=True)
-            phases = load_events(url, int(millions * 1_000_000), args.jobs)
+            phases = load_events(
+                url, int(millions * 1_000_000), args.jobs,
+                keep_indexes=args.keep_indexes, vacuum_events=not args.analyze_events,
+            )  # fmt: skip
             if phases:
                 print("load: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
                       + f"; total {sum(phases.values()):.0f} s")  # fmt: skip
