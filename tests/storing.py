@@ -17,9 +17,15 @@ from ingest.writer import QUERIES, Outcome, prepare_connection, store_batch
 TOPIC_ROOT = "looptrack"
 
 
-def store(db: psycopg.Connection[Any], device_id: str, events: list[dict[str, Any]]) -> Outcome:
+def store(
+    db: psycopg.Connection[Any],
+    device_id: str,
+    events: list[dict[str, Any]],
+    worker: str = "tests",
+) -> Outcome:
     """Store `events` (as a device sends them) from registered `device_id` in one batch,
-    committed, received just after the latest of them so no clock check refuses them."""
+    committed, received just after the latest of them so no clock check refuses them;
+    counted under `worker`."""
     latest = max(datetime.fromisoformat(e["ts"]) for e in events)
     received = max(latest, datetime.now(UTC) - timedelta(days=3650)) + timedelta(seconds=1)
     message = Received(
@@ -34,7 +40,7 @@ def store(db: psycopg.Connection[Any], device_id: str, events: list[dict[str, An
     intake = take_in(message, f"{TOPIC_ROOT}/devices/")
     prepare_connection(db)
     with db.transaction():
-        outcome = store_batch(db, DeviceDirectory(QUERIES["known_devices"]), [intake], "tests")
+        outcome = store_batch(db, DeviceDirectory(QUERIES["known_devices"]), [intake], worker)
     if outcome.dead_lettered:
         reasons = db.execute(
             "SELECT reason, detail FROM dead_letters ORDER BY id DESC LIMIT %s",

@@ -4,7 +4,6 @@ concurrent workers, and rebuilt by the migration from events stored before it.""
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -15,13 +14,9 @@ import psycopg
 import pytest
 
 from ingest import item_loops
-from ingest.batcher import Received
-from ingest.directory import DeviceDirectory
-from ingest.intake import take_in
-from ingest.writer import QUERIES, prepare_connection, store_batch
 from schemas.migrations import migrate
 from tests.factories import GTIN_CRATE, assert_item_loops, event, seed_registry
-from tests.storing import TOPIC_ROOT, store
+from tests.storing import store
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
 KINDS = ["filled", "sold", "returned", "returned", "washed", "rejected"]
@@ -114,21 +109,8 @@ def test_concurrent_workers_on_the_same_items_agree_with_ts_order(
 def store_as_worker(db_url: str, worker: str, device_id: str, events: list[dict[str, Any]]) -> None:
     """tests.storing.store on a connection of its own, counted under `worker`: the
     counters of one worker are one row, which two batches would queue for anyway."""
-    received = max(datetime.fromisoformat(e["ts"]) for e in events) + timedelta(seconds=1)
-    message = Received(
-        mid=0,
-        qos=1,
-        topic=f"{TOPIC_ROOT}/devices/{device_id}/events",
-        payload=json.dumps({"events": events}).encode(),
-        retained=False,
-        received_at=received.timestamp(),
-        connection=0,
-    )
     with psycopg.connect(db_url) as conn:
-        prepare_connection(conn)
-        with conn.transaction():
-            intake = take_in(message, f"{TOPIC_ROOT}/devices/")
-            store_batch(conn, DeviceDirectory(QUERIES["known_devices"]), [intake], worker)
+        store(conn, device_id, events, worker)
 
 
 def test_a_batch_waits_for_the_batch_holding_its_item_before_reading_it(
