@@ -22,7 +22,6 @@ QUERIES = load_queries("api", "sql/labels.sql")
 # aloud or typed from the human-readable line is not mistaken; all in GS1 set 82.
 SERIAL_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SERIAL_LENGTH = 12  # 12 characters of 5 bits: 60 bits of randomness (SPEC §8: at least 50)
-FORMATS = ("pdf", "png", "svg", "zip")
 # Rows per COPY flush while commissioning; progress is reported at this pace too.
 CHUNK = 1000
 

@@ -153,7 +153,7 @@ def _render(
 
 
 @router.post("/labels", response_model=LabelBatch, status_code=201)
-def postlabels_for(
+def post_labels(
     body: LabelRequest,
     conn: Conn,
     caller: LabelMaker,

@@ -197,8 +197,9 @@ def dashboard(
 
 @router.get("/dashboard/reuse", response_class=HTMLResponse)
 def dashboard_reuse(request: Request, conn: Conn, caller: OperatorPage) -> Response:
-    """Reuse and duplicate returns: on a page of their own, without auto-refresh, because
-    they are counted from the raw events of serialised items (seconds at millions)."""
+    """Reuse and duplicate returns: on a page of their own, without the dashboard's
+    auto-refresh, because they read the per-item aggregates (a row per serialised item and
+    trip), not the small day rollups the dashboard reloads every 30 s."""
     return _reuse_page(request, conn, caller, brand=None, csv="/dashboard")
 
 

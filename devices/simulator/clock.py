@@ -97,10 +97,6 @@ class OpeningHours:
     def _local_day(self, us: int) -> date:
         return to_datetime(us, self.zone).date()
 
-    def is_open(self, us: int) -> bool:
-        window = self.window_on(self._local_day(us))
-        return window is not None and window[0] <= us < window[1]
-
     def next_window(self, us: int) -> tuple[int, int]:
         """The window containing `us`, else the next one to open after it."""
         day = self._local_day(us)

@@ -38,7 +38,6 @@ class Item:
     loop: ReuseLoop
     cloned: bool
     trips: int = 0
-    bought_at: Shop | None = None
 
 
 class ReuseLoop:
@@ -107,7 +106,6 @@ class ReuseLoop:
 
     def _sell(self, item: Item, shop: Shop) -> None:
         self._engine.emit(shop.pos, "sold", item.product.gtin, serial=item.serial)
-        item.bought_at = shop
         if self._rng.random() < self._params.loss_probability:
             return  # kept, thrown away or taken abroad: never seen again
         days = self._rng.lognormvariate(
