@@ -12,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
 from api import (
-    dead_letter_routes,
     device_events,
     epcis,
     events,
@@ -27,6 +26,7 @@ from api import (
     stats,
 )
 from api.body_limit import BodyLimit
+from api.dead_letters import routes as dead_letter_routes
 from api.epcis_capture import MAX_CAPTURE_BYTES
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page

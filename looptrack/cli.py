@@ -514,16 +514,10 @@ def _one_line(preview: str, encoding: str) -> str:
 def dlq_show(dead_letter_id: Annotated[int, typer.Argument(min=1)]) -> None:
     """Write one dead letter's stored payload to standard output, byte for byte (only its
     first 4 KiB for a payload too large to keep); what it is goes to standard error."""
-    from psycopg.rows import dict_row
-
-    from api.dead_letters import QUERIES
+    from api.dead_letters import stored_dead_letter
 
     with _connect(_settings()) as conn:
-        row = (
-            conn.cursor(row_factory=dict_row)
-            .execute(QUERIES["get_dead_letter"], {"id": dead_letter_id})
-            .fetchone()
-        )
+        row = stored_dead_letter(conn, dead_letter_id)
     if row is None:
         raise _fail(f"no dead letter {dead_letter_id}")
     payload, size = bytes(row["payload"]), row["payload_size"]

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from devices.publisher import Publisher
 from schemas.named_queries import load_queries
 
-QUERIES = load_queries("api", "sql/dead_letters.sql")
+_QUERIES = load_queries("api.dead_letters", "queries.sql")
 # Most dead letters one replay call sends.
 MAX_REPLAY = 10_000
 # Bytes of each payload a list carries (cut in SQL): about a line, enough to recognise it.
@@ -54,7 +54,7 @@ def list_dead_letters(
     where they are UTF-8, else hex: `payload_encoding`), `payload_size` (bytes received),
     `payload_sha256` (hex) and `payload_truncated` (only the head is kept)."""
     records = conn.cursor(row_factory=dict_row).execute(
-        QUERIES["list_dead_letters"],
+        _QUERIES["list_dead_letters"],
         {"reason": which.reason, "device_id": which.device_id, "pending": pending,
          "before": before, "limit": limit, "preview_bytes": PREVIEW_BYTES},
     ).fetchall()  # fmt: skip
@@ -65,14 +65,20 @@ def list_dead_letters(
     return records
 
 
+def stored_dead_letter(conn: psycopg.Connection[Any], dead_letter_id: int) -> dict[str, Any] | None:
+    """One dead letter with `payload`: the bytes stored of it (a head when
+    `payload_truncated`); None if there is no such id."""
+    return (
+        conn.cursor(row_factory=dict_row)
+        .execute(_QUERIES["get_dead_letter"], {"id": dead_letter_id})
+        .fetchone()
+    )
+
+
 def get_dead_letter(conn: psycopg.Connection[Any], dead_letter_id: int) -> dict[str, Any] | None:
     """One dead letter with `payload`: all that is stored of it (a head when
     `payload_truncated`), as text where it is UTF-8, else hex; None if there is no such id."""
-    record = (
-        conn.cursor(row_factory=dict_row)
-        .execute(QUERIES["get_dead_letter"], {"id": dead_letter_id})
-        .fetchone()
-    )
+    record = stored_dead_letter(conn, dead_letter_id)
     if record is not None:
         stored = bytes(record["payload"])
         record["payload"], record["payload_encoding"] = _as_text(
@@ -89,12 +95,12 @@ def replay(
     message becomes a new dead letter. One that keeps only the head of its payload is
     never sent (the worker would take the head for the message) and stays pending."""
     rows = conn.execute(
-        QUERIES["pending_for_replay"],
+        _QUERIES["pending_for_replay"],
         {"ids": which.ids, "reason": which.reason, "device_id": which.device_id, "limit": limit},
     ).fetchall()
     sent = []
     for dead_letter_id, topic, payload in rows:
         publisher.publish(topic, bytes(payload))
-        conn.execute(QUERIES["mark_replayed"], {"id": dead_letter_id})
+        conn.execute(_QUERIES["mark_replayed"], {"id": dead_letter_id})
         sent.append(dead_letter_id)
     return sent

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from api.dead_letters import (
+from api.dead_letters.service import (
     MAX_REPLAY,
     PREVIEW_BYTES,
     DeadLetterFilter,
