@@ -17,7 +17,6 @@ from api import (
     events,
     health,
     items,
-    labels,
     metrics,
     pages,
     problems,
@@ -28,6 +27,7 @@ from api import (
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
 from api.epcis_capture import MAX_CAPTURE_BYTES
+from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
 from devices.publisher import Publisher

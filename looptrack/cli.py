@@ -415,8 +415,14 @@ def labels(
     type) and write their QR labels to FILE."""
     from rich.progress import Progress
 
-    from api.commissioning import UnknownProduct, batch_items, commission
-    from api.labels import LabelFormat, labels_for, render
+    from api.labels import (
+        LabelFormat,
+        UnknownProduct,
+        batch_items,
+        commission,
+        labels_for,
+        render,
+    )
     from schemas.grai import InvalidGrai, grai_item_class, validate_asset_type
     from schemas.gtin import InvalidGtin, normalize_gtin
 

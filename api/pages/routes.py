@@ -20,11 +20,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from psycopg.rows import dict_row
 
-from api.commissioning import UnknownProduct, batch_items, commission
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import QUERIES as ITEM_QUERIES
-from api.labels import LabelFormat, labels_for, render
+from api.labels import LabelFormat, UnknownProduct, batch_items, commission, labels_for, render
 from api.materials import material_rows, targets
 from api.pages import charts, material_pages
 from api.pages.session import (

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.commissioning import SERIAL_ALPHABET, SERIAL_LENGTH, UnknownProduct, commission
+from api.labels.commissioning import SERIAL_ALPHABET, SERIAL_LENGTH, UnknownProduct, commission
 from schemas.digital_link import validate_serial
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from api.label_sheets import Label, pdf_sheet, png, png_zip, svg
+from api.labels.sheets import Label, pdf_sheet, png, png_zip, svg
 from schemas.digital_link import SERIAL_CHARSET_82, build_uri
 from tests.qr import cells, opencv_decode, page_texts, rendered_pages, zxing_decode
 

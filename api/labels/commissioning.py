@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from schemas.named_queries import load_queries
 
-QUERIES = load_queries("api", "sql/labels.sql")
+_QUERIES = load_queries("api.labels", "queries.sql")
 
 # Crockford's base32 alphabet: digits and capitals without I, L, O, U, so a serial read
 # aloud or typed from the human-readable line is not mistaken; all in GS1 set 82.
@@ -58,27 +58,27 @@ def commission(
     """Commission `count` new items of `gtin14` in the caller's transaction; `brand`
     limits it to that brand's products. Raises UnknownProduct. A serial that happens to
     exist already for the GTIN is drawn again: uniqueness is the database's, not luck's."""
-    product = conn.execute(QUERIES["product_of_brand"], {"gtin": gtin14, "brand": brand})
+    product = conn.execute(_QUERIES["product_of_brand"], {"gtin": gtin14, "brand": brand})
     if product.fetchone() is None:
         raise UnknownProduct(gtin14)
     batch_id = uuid.uuid4()
     conn.execute(
-        QUERIES["insert_batch"],
+        _QUERIES["insert_batch"],
         {"id": batch_id, "gtin": gtin14, "count": count, "format": fmt, "by": created_by},
     )
-    conn.execute(QUERIES["create_new_serials"])
+    conn.execute(_QUERIES["create_new_serials"])
     serials: list[str] = []
     while len(serials) < count:
         wanted = min(CHUNK, count - len(serials))
         with conn.cursor() as cur:
-            with cur.copy(QUERIES["copy_new_serials"]) as copy:
+            with cur.copy(_QUERIES["copy_new_serials"]) as copy:
                 for _ in range(wanted):
                     copy.write_row((new_serial(),))
             # Only serials new for this GTIN are kept; a clash (or a repeat within the
             # chunk) simply leaves fewer, and the loop draws again.
-            cur.execute(QUERIES["insert_items"], {"gtin": gtin14, "batch_id": batch_id})
+            cur.execute(_QUERIES["insert_items"], {"gtin": gtin14, "batch_id": batch_id})
             serials += [row[0] for row in cur.fetchall()]
-            cur.execute(QUERIES["clear_new_serials"])
+            cur.execute(_QUERIES["clear_new_serials"])
         if progress is not None:
             progress(len(serials))
     serials.sort()  # the order of the sheet, also when downloaded again
@@ -96,14 +96,14 @@ def _commissioned_events(
     attrs = Jsonb({"batch_id": str(batch_id)})
     ids = [uuid.uuid4() for _ in serials]
     with conn.cursor() as cur:
-        with cur.copy(QUERIES["copy_event_ids"]) as copy:
+        with cur.copy(_QUERIES["copy_event_ids"]) as copy:
             for event_id in ids:
                 copy.write_row((event_id, now))
-        with cur.copy(QUERIES["copy_commissioned"]) as copy:
+        with cur.copy(_QUERIES["copy_commissioned"]) as copy:
             for event_id, serial in zip(ids, serials, strict=True):
                 copy.write_row((event_id, now, now, gtin14, serial, attrs, "commissioned", 1))
         cur.execute(
-            QUERIES["commissioned_item_loops"],
+            _QUERIES["commissioned_item_loops"],
             {"gtin": gtin14, "ts": now, "serials": serials, "event_ids": ids},
         )
 
@@ -112,12 +112,12 @@ def batch_items(
     conn: psycopg.Connection[Any], batch_id: uuid.UUID, brand: str | None
 ) -> tuple[Batch, dict[str, Any]] | None:
     """A batch and its product's name and deposit, or None if unknown or another brand's."""
-    row = conn.execute(QUERIES["batch"], {"id": batch_id, "brand": brand}).fetchone()
+    row = conn.execute(_QUERIES["batch"], {"id": batch_id, "brand": brand}).fetchone()
     if row is None:
         return None
     gtin, fmt, name, deposit = row
     product = {"name": name, "deposit": deposit}
-    serials = [r[0] for r in conn.execute(QUERIES["batch_serials"], {"id": batch_id}).fetchall()]
+    serials = [r[0] for r in conn.execute(_QUERIES["batch_serials"], {"id": batch_id}).fetchall()]
     return Batch(batch_id, gtin, fmt, serials), product
 
 
@@ -126,6 +126,6 @@ def item_product(
 ) -> dict[str, Any] | None:
     """A commissioned item's product name and deposit, or None (unknown, another brand's)."""
     row = conn.execute(
-        QUERIES["item_product"], {"gtin": gtin14, "serial": serial, "brand": brand}
+        _QUERIES["item_product"], {"gtin": gtin14, "serial": serial, "brand": brand}
     ).fetchone()
     return None if row is None else {"name": row[0], "deposit": row[1]}

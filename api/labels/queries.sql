@@ -1,4 +1,4 @@
--- Commissioning items for labels (api/commissioning.py).
+-- Commissioning items for labels (api/labels/commissioning.py).
 
 -- name: product_of_brand
 -- The product labels are printed for; %(brand)s holds a brand key to its own products.

@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api import label_sheets
-from api.commissioning import UnknownProduct, batch_items, commission, item_product
 from api.dependencies import (
     Conn,
     parse_asset_type,
@@ -24,6 +20,8 @@ from api.dependencies import (
     settings,
 )
 from api.items import item_name
+from api.labels.commissioning import UnknownProduct, batch_items, commission, item_product
+from api.labels.sheets import Label, LabelFormat, labels_for, render
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
 from schemas.digital_link import build_uri
@@ -33,13 +31,6 @@ from schemas.settings import Settings
 router = APIRouter(prefix="/v1", tags=["labels"], responses=ERROR_RESPONSES)
 LabelMaker = Annotated[Principal, Depends(require(Role.BRAND))]
 ItemReader = Annotated[Principal, Depends(require(Role.OPERATOR, Role.BRAND))]
-
-
-class LabelFormat(StrEnum):
-    PDF = "pdf"  # A4 label sheets
-    PNG = "png"  # one item's QR code
-    SVG = "svg"  # one item's QR code
-    ZIP = "zip"  # a PNG per item
 
 
 MEDIA_TYPES = {
@@ -108,44 +99,7 @@ class LabelBatch(BaseModel):
     download: str
 
 
-def labels_for(
-    item_class: str, serials: list[str], product: dict[str, Any], base_url: str
-) -> list[label_sheets.Label]:
-    return [
-        label_sheets.Label(
-            uri=build_uri(base_url, item_class, serial),
-            gtin=item_class,
-            serial=serial,
-            product=product["name"],
-            deposit=product["deposit"],
-        )
-        for serial in serials
-    ]
-
-
-def render(
-    labels: list[label_sheets.Label],
-    fmt: LabelFormat,
-    progress: Callable[[int], None] | None = None,
-    grid: tuple[int, int] = (3, 8),
-) -> bytes:
-    """The labels as one file of format `fmt` (png and svg: exactly one label); a PDF
-    has `grid` (columns, rows) labels per A4 page."""
-    if fmt in (LabelFormat.PNG, LabelFormat.SVG) and len(labels) != 1:
-        raise ValueError(f"format {fmt.value} holds one label, not {len(labels)}: use pdf or zip")
-    if fmt is LabelFormat.PDF:
-        columns, rows = grid
-        return label_sheets.pdf_sheet(labels, columns=columns, rows=rows, progress=progress)
-    if fmt is LabelFormat.ZIP:
-        return label_sheets.png_zip(labels)
-    if fmt is LabelFormat.PNG:
-        return label_sheets.png(labels[0])
-    return label_sheets.svg(labels[0])
-
-
-def _render(
-    labels: list[label_sheets.Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8)
-) -> Response:
+def _render(labels: list[Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8)) -> Response:
     try:
         return Response(render(labels, fmt, grid=grid), media_type=MEDIA_TYPES[fmt])
     except ValueError as exc:

@@ -7,6 +7,8 @@ import re
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 from urllib.parse import quote
 
 import zxingcpp
@@ -16,7 +18,7 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from schemas.digital_link import element_strings
+from schemas.digital_link import build_uri, element_strings
 
 # Q (recovers ~25 % of the symbol) rather than M (~15 %): these labels ride on returnable
 # packaging through many trips of handling, washing and reverse vending machines, so scuffs
@@ -253,3 +255,47 @@ def _file_name(label: Label, taken: set[str]) -> str:
         name = f"{stem}_{n}.png"
     taken.add(name.lower())
     return name
+
+
+class LabelFormat(StrEnum):
+    PDF = "pdf"  # A4 label sheets
+    PNG = "png"  # one item's QR code
+    SVG = "svg"  # one item's QR code
+    ZIP = "zip"  # a PNG per item
+
+
+def labels_for(
+    item_class: str, serials: list[str], product: dict[str, Any], base_url: str
+) -> list[Label]:
+    """One label per serial of `item_class`: its Digital Link address under `base_url`,
+    the product's name and deposit (øre)."""
+    return [
+        Label(
+            uri=build_uri(base_url, item_class, serial),
+            gtin=item_class,
+            serial=serial,
+            product=product["name"],
+            deposit=product["deposit"],
+        )
+        for serial in serials
+    ]
+
+
+def render(
+    labels: list[Label],
+    fmt: LabelFormat,
+    progress: Callable[[int], None] | None = None,
+    grid: tuple[int, int] = (3, 8),
+) -> bytes:
+    """The labels as one file of format `fmt` (png and svg: exactly one label); a PDF
+    has `grid` (columns, rows) labels per A4 page."""
+    if fmt in (LabelFormat.PNG, LabelFormat.SVG) and len(labels) != 1:
+        raise ValueError(f"format {fmt.value} holds one label, not {len(labels)}: use pdf or zip")
+    if fmt is LabelFormat.PDF:
+        columns, rows = grid
+        return pdf_sheet(labels, columns=columns, rows=rows, progress=progress)
+    if fmt is LabelFormat.ZIP:
+        return png_zip(labels)
+    if fmt is LabelFormat.PNG:
+        return png(labels[0])
+    return svg(labels[0])

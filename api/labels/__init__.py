@@ -1,0 +1,17 @@
+"""QR labels: commissioning serialised items (`commissioning`), drawing their labels as
+A4 sheets, PNGs, SVGs or a zip (`sheets`), and the endpoints (`routes`)."""
+
+from api.labels.commissioning import Batch, UnknownProduct, batch_items, commission, item_product
+from api.labels.sheets import Label, LabelFormat, labels_for, render
+
+__all__ = [
+    "Batch",
+    "Label",
+    "LabelFormat",
+    "UnknownProduct",
+    "batch_items",
+    "commission",
+    "item_product",
+    "labels_for",
+    "render",
+]
