@@ -4,6 +4,10 @@
 -- Per-connection scratch table for a batch's event ids; emptied at every commit.
 CREATE TEMP TABLE IF NOT EXISTS claims (event_id uuid, ts timestamptz) ON COMMIT DELETE ROWS
 
+-- name: copy_event_ids
+-- The gate's first try (ingest.writer._claim): fails on an id stored before.
+COPY event_ids (event_id, ts) FROM STDIN (FORMAT BINARY)
+
 -- name: copy_claims
 COPY claims (event_id, ts) FROM STDIN (FORMAT BINARY)
 

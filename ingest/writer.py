@@ -184,22 +184,52 @@ class _Tally:
     )
 
 
-def _store_events(
+def _claim(
     conn: psycopg.Connection, accepted: dict[UUID, tuple[Event, str, str, datetime]]
-) -> _Tally:
-    """Insert the events whose id is new; tally exactly those for the aggregates."""
-    # Ids go through a COPY rather than array parameters: many times cheaper to send.
-    with conn.cursor() as cur:
-        with cur.copy(QUERIES["copy_claims"]) as copy:
+) -> set[UUID]:
+    """The idempotency gate: record the batch's event ids in `event_ids`, and return those
+    stored before (the duplicates), which the caller leaves out.
+
+    Duplicates are rare (a device resending after a lost receipt, the broker redelivering
+    after a crash), so the ids are first copied straight into `event_ids`: the bulk-insert
+    path, about half the time of the claim by `INSERT … ON CONFLICT` from a scratch table
+    (5.0 against 9.4 µs per id, 13,000 ids a batch, client side included). A stored id fails that COPY with a unique violation; then the
+    batch rolls back to the savepoint and takes the claim, which skips the stored ids and
+    returns them. A concurrent worker copying the same id makes this one wait for its
+    commit, then fail over to the claim as well. Ids go in sorted order, so two workers
+    holding some of the same ids take their index locks in one order."""
+    ids = sorted(accepted)
+
+    def copy_ids(statement: str) -> None:
+        with cur.copy(statement) as copy:
             copy.set_types(["uuid", "timestamptz"])
-            for event_id, (event, *_) in accepted.items():
-                copy.write_row((event_id, event.ts))
+            for event_id in ids:
+                copy.write_row((event_id, accepted[event_id][0].ts))
+
+    with conn.cursor() as cur:
+        # The statement also opens the batch's transaction when nothing else has: the
+        # savepoint must live inside it, never commit on its own.
+        cur.execute("SAVEPOINT claim")
+        try:
+            copy_ids(QUERIES["copy_event_ids"])
+            return set()
+        except psycopg.errors.UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT claim")
+        # Ids go through a COPY rather than array parameters: many times cheaper to send.
+        copy_ids(QUERIES["copy_claims"])
         # Never prepared: a query without parameters keeps the one plan made when psycopg
         # prepares it (at its 5th run), for tables as they were then. With event_ids
         # small, that plan scans all of it, and the gate took 6 ms a batch at first and
         # 200 ms at 400,000 events, growing without bound. An ANALYZE would replace the
         # plan, but nothing may rely on autovacuum; planning anew costs under 1 ms.
-        duplicates = [row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)]
+        return {row[0] for row in cur.execute(QUERIES["claim_event_ids"], prepare=False)}
+
+
+def _store_events(
+    conn: psycopg.Connection, accepted: dict[UUID, tuple[Event, str, str, datetime]]
+) -> _Tally:
+    """Insert the events whose id is new; tally exactly those for the aggregates."""
+    duplicates = _claim(conn, accepted)
     fresh = set(accepted).difference(duplicates)
     tally = _Tally(stored=len(fresh), fresh=fresh)
     counts, per_day, seqs, items = tally.counts, tally.per_day, tally.seqs, tally.items

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from ingest.directory import DeviceDirectory
+from ingest.writer import QUERIES, prepare_connection, store_batch
 from tests.conftest import Broker, Worker, service_env, wait_until
-from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry, write_replay_file
+from tests.factories import (
+    GTIN_COLA,
+    GTIN_CRATE,
+    assert_stored_exactly,
+    count,
+    event,
+    seed_registry,
+    write_replay_file,
+)
+from tests.storing import intake_of, store, store_as_worker
 
 pytestmark = pytest.mark.slow
 
@@ -89,3 +101,62 @@ def test_single_and_batched_payloads_are_stored_exactly_once(
     assert count(db, "SELECT count(*) FROM seq_gaps") == 0
     assert count(db, "SELECT max_seq FROM device_state WHERE device_id = %s", DEVICES[0]) == 4999
     assert count(db, "SELECT count(*) FROM device_state WHERE online = false") == 2
+
+
+def test_a_batch_holding_some_stored_ids_stores_exactly_the_new_ones(
+    db: psycopg.Connection[Any],
+) -> None:
+    """The gate copies a batch's ids straight into event_ids and, when one was stored
+    before, rolls back to its savepoint and claims them one by one: the new events of
+    the batch are stored and counted once, the old ones are counted as duplicates."""
+    seed_registry(db, DEVICES)
+    first = [event("returned") for _ in range(5)]
+    second = first[2:] + [event("sold") for _ in range(4)]
+    assert store(db, "rvm-a", first).stored == 5
+
+    outcome = store(db, "rvm-b", second)
+
+    assert (outcome.stored, outcome.duplicates) == (4, 3)
+    assert outcome.receipts == {}
+    assert_stored_exactly(db, first + second[3:])
+    assert count(db, "SELECT count(*) FROM event_ids") == 9
+
+
+def test_a_worker_holding_an_id_another_is_storing_waits_and_skips_it(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    """Two workers with one event in common: the second's copy of the ids waits for the
+    first's commit, then takes the claim and stores only its other event. Had the first
+    rolled back, the second would store both; had it not waited, the event would be
+    stored twice."""
+    seed_registry(db, DEVICES)
+    shared, mine, theirs = event("returned"), event("returned"), event("sold")
+    results: list[Any] = []
+    with psycopg.connect(db_url) as first:
+        prepare_connection(first)
+        with first.transaction():
+            directory = DeviceDirectory(QUERIES["known_devices"])
+            store_batch(first, directory, [intake_of("rvm-a", [shared, theirs])], "first")
+            other = threading.Thread(
+                target=lambda: results.append(
+                    store_as_worker(db_url, "second", "rvm-b", [mine, shared])
+                )
+            )
+            other.start()
+            # The second batch waits at the shared id, for the first's commit.
+            wait_until(lambda: waiting_on_a_lock(db), 30, "the second batch to wait")
+            assert results == []
+        other.join(timeout=30)
+    assert [(o.stored, o.duplicates) for o in results] == [(1, 1)]
+    assert_stored_exactly(db, [shared, theirs, mine])
+
+
+def waiting_on_a_lock(db: psycopg.Connection[Any]) -> bool:
+    return (
+        count(
+            db,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        > 0
+    )

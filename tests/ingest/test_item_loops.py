@@ -16,7 +16,7 @@ import pytest
 from ingest import item_loops
 from schemas.migrations import migrate
 from tests.factories import GTIN_CRATE, assert_item_loops, event, seed_registry
-from tests.storing import store
+from tests.storing import store, store_as_worker
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
 KINDS = ["filled", "sold", "returned", "returned", "washed", "rejected"]
@@ -104,13 +104,6 @@ def test_concurrent_workers_on_the_same_items_agree_with_ts_order(
     assert not failures, failures
     assert stored_trips(db) == {serial: trips_by_rule(events) for serial, events in items.items()}
     assert_item_loops(db)
-
-
-def store_as_worker(db_url: str, worker: str, device_id: str, events: list[dict[str, Any]]) -> None:
-    """tests.storing.store on a connection of its own, counted under `worker`: the
-    counters of one worker are one row, which two batches would queue for anyway."""
-    with psycopg.connect(db_url) as conn:
-        store(conn, device_id, events, worker)
 
 
 def test_a_batch_waits_for_the_batch_holding_its_item_before_reading_it(
