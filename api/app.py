@@ -13,7 +13,6 @@ from psycopg_pool import ConnectionPool
 
 from api import (
     device_events,
-    epcis,
     events,
     health,
     items,
@@ -26,7 +25,8 @@ from api import (
 )
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
-from api.epcis_capture import MAX_CAPTURE_BYTES
+from api.epcis import routes as epcis
+from api.epcis.capture import MAX_CAPTURE_BYTES
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page

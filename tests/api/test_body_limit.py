@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.body_limit import MAX_BODY_BYTES
-from api.epcis_capture import MAX_CAPTURE_BYTES
+from api.epcis.capture import MAX_CAPTURE_BYTES
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import Broker
 from tests.live_api import LiveApi, running_api

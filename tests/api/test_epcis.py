@@ -21,7 +21,7 @@ from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT7
 
 from api.app import create_app
-from api.epcis_export import SUPPORTED_PARAMETERS
+from api.epcis.export import SUPPORTED_PARAMETERS
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings, get_settings
 from tests.api.problem_assertions import assert_problem

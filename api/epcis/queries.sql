@@ -1,4 +1,4 @@
--- EPCIS 2.0 export and capture (api/epcis.py).
+-- EPCIS 2.0 export and capture (api/epcis/).
 
 -- name: object_events
 -- Events as ObjectEvents, newest first, keyset-paginated on (ts, event_id) like

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from api.epcis_identifiers import (
+from api.epcis.identifiers import (
     DEVICES_PATH,
     SITES_PATH,
     InvalidEpc,
@@ -26,7 +26,7 @@ from api.epcis_identifiers import (
     parse_item,
     site_of,
 )
-from api.epcis_vocabulary import ATTRS, REASON, SEQ, STREAM, Vocabulary
+from api.epcis.vocabulary import ATTRS, REASON, SEQ, STREAM, Vocabulary
 from api.problems import Problem
 from schemas.api_keys import Principal, Role
 from schemas.dead_letters import DeadLetterReason
@@ -42,7 +42,7 @@ from schemas.gtin import shown
 from schemas.messages import Rejected, parse_event
 from schemas.named_queries import load_queries
 
-QUERIES = load_queries("api", "sql/epcis.sql")
+_QUERIES = load_queries("api.epcis", "queries.sql")
 
 MAX_CAPTURE_BYTES = 4 * 1024 * 1024
 """Largest capture body (bytes), advertised as GS1-EPCIS-Capture-File-Size-Limit."""
@@ -585,7 +585,7 @@ class CapturePlan:
 
 def registered_sites(conn: psycopg.Connection[Any], device_ids: set[str]) -> dict[str, str]:
     """The sites of the registered devices among `device_ids`."""
-    rows = conn.execute(QUERIES["devices"], {"ids": sorted(device_ids)}).fetchall()
+    rows = conn.execute(_QUERIES["devices"], {"ids": sorted(device_ids)}).fetchall()
     return {device_id: site_id for device_id, site_id in rows}
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from api.epcis_identifiers import (
+from api.epcis.identifiers import (
     EpcPattern,
     InvalidEpc,
     class_uri,
@@ -24,12 +24,12 @@ from api.epcis_identifiers import (
     site_of,
     site_uri,
 )
-from api.epcis_vocabulary import ATTRS, REASON, SEQ, STREAM, Vocabulary
+from api.epcis.vocabulary import ATTRS, REASON, SEQ, STREAM, Vocabulary
 from api.problems import Problem
 from schemas.events import EventType
 from schemas.named_queries import load_queries
 
-QUERIES = load_queries("api", "sql/epcis.sql")
+_QUERIES = load_queries("api.epcis", "queries.sql")
 
 QUERY_NAME = "SimpleEventQuery"
 """The standard's name of the event query that GET /events answers."""
@@ -247,7 +247,7 @@ def find_events(
     rows = (
         conn.cursor(row_factory=dict_row)
         .execute(
-            QUERIES["object_events"],
+            _QUERIES["object_events"],
             {
                 **query.parameters(),
                 "brand": brand,

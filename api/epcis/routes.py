@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from api.dependencies import MAX_PAGE, Conn, RegistryReader, require, scoped_brand, settings
 from api.device_events import read_bounded
-from api.epcis_capture import (
+from api.epcis.capture import (
     MAX_CAPTURE_BYTES,
     MAX_CAPTURE_EVENTS,
     ErrorBehaviour,
@@ -25,7 +25,7 @@ from api.epcis_capture import (
     registered_sites,
     rollback_problem,
 )
-from api.epcis_export import (
+from api.epcis.export import (
     LIST_PARAMETERS,
     SUPPORTED_PARAMETERS,
     event_query,
@@ -34,7 +34,7 @@ from api.epcis_export import (
     query_document,
     split_values,
 )
-from api.epcis_vocabulary import Vocabulary
+from api.epcis.vocabulary import Vocabulary
 from api.events import decode_cursor, encode_cursor
 from api.problems import ERROR_RESPONSES, Problem
 from api.time_window import Instant
