@@ -193,18 +193,20 @@ def _claim(
     Duplicates are rare (a device resending after a lost receipt, the broker redelivering
     after a crash), so the ids are first copied straight into `event_ids`: the bulk-insert
     path, about half the time of the claim by `INSERT … ON CONFLICT` from a scratch table
-    (5.0 against 9.4 µs per id, 13,000 ids a batch, client side included). A stored id fails that COPY with a unique violation; then the
-    batch rolls back to the savepoint and takes the claim, which skips the stored ids and
-    returns them. A concurrent worker copying the same id makes this one wait for its
-    commit, then fail over to the claim as well. Ids go in sorted order, so two workers
-    holding some of the same ids take their index locks in one order."""
-    ids = sorted(accepted)
+    (5.0 against 9.4 µs per id, 13,000 ids a batch, client side included). A stored id
+    fails that COPY with a unique violation; then the batch rolls back to the savepoint
+    and takes the claim, which skips the stored ids and returns them. A concurrent worker
+    copying the same id makes this one wait for its commit, then take the claim as well.
+
+    Ids go in arrival order: sorting 13,000 of them costs 28 ms as UUIDs (6 ms by their
+    int), a tenth of the batch. Two batches holding some of the same ids in opposite
+    orders deadlock, and one of them is retried, as with the claim alone."""
 
     def copy_ids(statement: str) -> None:
         with cur.copy(statement) as copy:
             copy.set_types(["uuid", "timestamptz"])
-            for event_id in ids:
-                copy.write_row((event_id, accepted[event_id][0].ts))
+            for event_id, (event, *_) in accepted.items():
+                copy.write_row((event_id, event.ts))
 
     with conn.cursor() as cur:
         # The statement also opens the batch's transaction when nothing else has: the
@@ -230,14 +232,14 @@ def _store_events(
 ) -> _Tally:
     """Insert the events whose id is new; tally exactly those for the aggregates."""
     duplicates = _claim(conn, accepted)
-    fresh = set(accepted).difference(duplicates)
+    # Sets and dicts keep their keys' hashes: no UUID.__hash__ (Python) call per event.
+    fresh = set(accepted) - duplicates
+    new = accepted if not duplicates else {k: v for k, v in accepted.items() if k in fresh}
     tally = _Tally(stored=len(fresh), fresh=fresh)
     counts, per_day, seqs, items = tally.counts, tally.per_day, tally.seqs, tally.items
     with conn.cursor() as cur, cur.copy(QUERIES["copy_events"]) as copy:
         copy.set_types(_EVENT_COPY_TYPES)
-        for event_id, (event, device_id, site_id, received_at) in accepted.items():
-            if event_id not in fresh:
-                continue
+        for event_id, (event, device_id, site_id, received_at) in new.items():
             type_ = event.type.value
             copy.write_row(
                 (
