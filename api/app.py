@@ -21,7 +21,6 @@ from api import (
     problems,
     registry,
     resolver,
-    stats,
 )
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
@@ -30,6 +29,7 @@ from api.epcis.capture import MAX_CAPTURE_BYTES
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
+from api.stats import routes as stats
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings
 

@@ -1,4 +1,4 @@
-"""What the material pages show, built from api.materials' rows and targets: the columns
+"""What the material pages show, built from api.stats.materials' rows and targets: the columns
 of their tables and CSVs, the window's totals per material, the flow and content charts
 and the targets' progress (docs/materials.md defines every figure)."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from api.materials import KG_FIELDS, RATES, ROW_RATES, rate
 from api.pages import charts
-from api.return_rates import Bucket
+from api.stats.materials import KG_FIELDS, RATES, ROW_RATES, rate
+from api.stats.return_rates import Bucket
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -24,7 +22,6 @@ from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import QUERIES as ITEM_QUERIES
 from api.labels import LabelFormat, UnknownProduct, batch_items, commission, labels_for, render
-from api.materials import material_rows, targets
 from api.pages import charts, material_pages
 from api.pages.session import (
     COOKIE,
@@ -34,16 +31,21 @@ from api.pages.session import (
     OperatorPage,
 )
 from api.problems import Problem
-from api.return_rates import Bucket, return_rates_json
-from api.reuse import reuse
-from api.stats_queries import QUERIES as STATS_QUERIES
-from api.time_limit import SlowWindow
+from api.stats import (
+    Bucket,
+    SlowWindow,
+    duplicate_returns,
+    material_rows,
+    rejects_by_reason,
+    return_rate_rows,
+    reuse,
+    targets,
+)
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
 from schemas.named_queries import load_queries
 from schemas.registry import QUERIES as REGISTRY_QUERIES
-from schemas.rollups import rollup_zone
 from schemas.settings import Settings
 
 HERE = Path(__file__).parent
@@ -454,12 +456,10 @@ def _view(
 def _return_rates(
     conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
 ) -> list[dict[str, Any]]:
-    body = return_rates_json(
+    return return_rate_rows(
         conn, view["bounds"], view["bucket"], packaging_type=None, brand=brand, site_id=None,
         timeout_ms=view["timeout_ms"],
     )  # fmt: skip
-    rows: list[dict[str, Any]] = json.loads(body)["rows"]
-    return rows
 
 
 def _material_rows(
@@ -502,32 +502,13 @@ def _csv_query(request: Request, view: dict[str, Any]) -> str:
 def _rejects(
     conn: psycopg.Connection[Any], view: dict[str, Any], *, brand: str | None
 ) -> dict[str, Any]:
-    """Rejects by reason in the window, from the day table kept in the rollup zone: exact
-    when the window is whole days there; otherwise over the zone's days it touches, and
-    `zone` says so."""
-    zone = ZoneInfo(rollup_zone(conn))
-    start, end = (view["bounds"].start.astimezone(zone), view["bounds"].end.astimezone(zone))
-    from_day = start.date()
-    to_day = end.date() if end.time() == time() else end.date() + timedelta(days=1)
-    # Whole months inside [from_day, to_day) come from the month table.
-    first_month = from_day if from_day.day == 1 else _next_month(from_day)
-    end_month = to_day.replace(day=1)
-    if first_month >= end_month:
-        first_month = end_month = to_day  # no whole month: days only
-    params = {"from_day": from_day, "to_day": to_day, "first_month": first_month,
-              "end_month": end_month, "brand": brand}  # fmt: skip
-    rows = conn.cursor(row_factory=dict_row).execute(QUERIES["rejects_by_reason"], params)
-    exact = zone.key == view["tz"] and start.time() == time() and end.time() == time()
-    return {
-        "rows": [{**r, "packaging_type": r["packaging_type"] or "(unregistered)"} for r in rows],
-        "zone": None if exact else zone.key,
-        "from_day": start.date(),
-        "to_day": to_day - timedelta(days=1),
-    }
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+    """Rejects by reason in the page's window (rejects_by_reason: `zone` says when they
+    are counted over whole days of another zone)."""
+    rejects = rejects_by_reason(conn, view["bounds"], brand=brand)
+    rows = [
+        {**r, "packaging_type": r["packaging_type"] or "(unregistered)"} for r in rejects["rows"]
+    ]
+    return {**rejects, "rows": rows}
 
 
 def _totals(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -583,16 +564,10 @@ def _dead_letters(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
 
 
 def _duplicates(conn: psycopg.Connection[Any], *, brand: str | None) -> list[dict[str, Any]]:
+    """The last 30 days' duplicate returns (a brand's without devices and sites)."""
     end = datetime.now(UTC)
-    params = {"from": end - timedelta(days=30), "to": end, "limit": 100, "brand": brand}
-    rows = conn.cursor(row_factory=dict_row).execute(STATS_QUERIES["duplicate_returns"], params)
-    found = []
-    for row in rows:
-        row.update(key_fields(row["gtin"], row["serial"]))
-        if brand is not None:  # a brand sees its products' duplicates, not the operator's sites
-            row["device_id"] = row["site_id"] = None
-        found.append({name: row[name] for name in COLUMNS["duplicates"]})
-    return found
+    rows = duplicate_returns(conn, end - timedelta(days=30), end, brand=brand, limit=100)
+    return [{name: row[name] for name in COLUMNS["duplicates"]} for row in rows]
 
 
 def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from api.return_rates import Bucket, hours_and_quarters
+from api.stats.return_rates import Bucket, hours_and_quarters
 from api.time_window import Window
 
 KOLKATA = ZoneInfo("Asia/Kolkata")

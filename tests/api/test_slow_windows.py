@@ -21,8 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.return_rates import Bucket, return_rates_json
-from api.time_limit import SlowWindow
+from api.stats.return_rates import Bucket, return_rates_json
+from api.stats.time_limit import SlowWindow
 from api.time_window import Window
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings

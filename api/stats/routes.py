@@ -9,19 +9,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Conn, Operator, require, scoped_brand, settings
-from api.materials import material_rows, targets
 from api.problems import ERROR_RESPONSES, Problem
-from api.return_rates import Bucket, return_rates_json
-from api.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
-from api.stats_queries import QUERIES
-from api.time_limit import SLOW_WINDOW_RESPONSES
+from api.stats.anomalies import duplicate_returns, seq_gaps
+from api.stats.materials import material_rows, targets
+from api.stats.return_rates import Bucket, return_rates_json
+from api.stats.reuse import DEFAULT_LOSS_AFTER_DAYS, reuse
+from api.stats.time_limit import SLOW_WINDOW_RESPONSES
 from api.time_window import Instant, window
 from schemas.api_keys import Principal, Role
-from schemas.grai import key_fields
 from schemas.registry import Slug
 from schemas.settings import Settings
 
@@ -407,17 +405,7 @@ def get_anomalies(
     if start >= end:
         raise Problem(422, "invalid-window", "from must be before to")
     brand, _ = scoped_brand(caller, None)
-    window = {"from": start, "to": end, "limit": limit}
-    cursor = conn.cursor(row_factory=dict_row)
-    duplicates = cursor.execute(QUERIES["duplicate_returns"], {**window, "brand": brand}).fetchall()
-    for duplicate in duplicates:
-        duplicate.update(key_fields(duplicate["gtin"], duplicate["serial"]))
+    duplicates = duplicate_returns(conn, start, end, brand=brand, limit=limit)
     if caller.role is Role.BRAND:
-        for duplicate in duplicates:
-            duplicate["device_id"] = duplicate["site_id"] = None
         return {"duplicate_returns": duplicates, "seq_gaps": []}
-    gap_names = ["device_id", "gap_from", "gap_to", "missing", "detected_at"]
-    gaps = [
-        dict(zip(gap_names, row, strict=True)) for row in conn.execute(QUERIES["seq_gaps"], window)
-    ]
-    return {"duplicate_returns": duplicates, "seq_gaps": gaps}
+    return {"duplicate_returns": duplicates, "seq_gaps": seq_gaps(conn, start, end, limit=limit)}

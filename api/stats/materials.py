@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
-from api.return_rates import Bucket, hours_and_quarters, rollup_days, whole_days_around
-from api.time_limit import SETTING, SlowWindow, time_limited
+from api.stats.return_rates import Bucket, hours_and_quarters, rollup_days, whole_days_around
+from api.stats.time_limit import SETTING, SlowWindow, time_limited
 from api.time_window import Window
 from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
@@ -60,7 +60,7 @@ _ROW = """SELECT bucket_start, material, {kg}, {rates}, unweighed_qty FROM (
 {flows}
 ) f
 ORDER BY bucket_start, material COLLATE "C" NULLS LAST"""
-QUERIES = load_queries("api", "sql/materials.sql")
+_QUERIES = load_queries("api.stats", "materials.sql")
 _FLOWS = {
     name: _ROW.format(
         kg=", ".join(f"round({_grams(f)} / 1000, 3)::float8 AS {f}" for f in KG_FIELDS),
@@ -69,7 +69,7 @@ _FLOWS = {
             f" / nullif({_grams(RATES[m][1])}, 0))::float8 AS {m.value}"
             for m in ROW_RATES
         ),
-        flows=QUERIES["material_flows"].replace("{window}", QUERIES[name]),
+        flows=_QUERIES["material_flows"].replace("{window}", _QUERIES[name]),
     )
     for name in ("material_window_daily", "material_window_hourly")
 }

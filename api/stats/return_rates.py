@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from api.stats_queries import QUERIES
-from api.time_limit import SETTING, SlowWindow, time_limited
+from api.stats.time_limit import SETTING, SlowWindow, time_limited
 from api.time_window import MAX_WINDOW, Window
+from schemas.named_queries import load_queries
 from schemas.rollups import rollup_zone
+
+_QUERIES = load_queries("api.stats", "queries.sql")
 
 
 class Bucket(StrEnum):
@@ -22,30 +24,37 @@ class Bucket(StrEnum):
     TOTAL = "total"
 
 
-# The response is built as JSON by PostgreSQL, in one value: a year of daily rows per
-# packaging type is thousands of rows, which Python would spend longer converting and
+# The API's response is built as JSON by PostgreSQL, in one value: a year of daily rows
+# per packaging type is thousands of rows, which Python would spend longer converting and
 # validating than the database spends finding them. Timestamps print in the session's
 # TimeZone, set to the requested zone for the transaction. Each row is a row value turned
 # into JSON by its column names: a quarter cheaper than json_build_object per row, and
 # without its blanks (a year by day of every packaging type: 3,700 rows, 30 → 24 ms in
 # PostgreSQL and 780 → 700 kB at 50 M events).
+_ROWS = """
+SELECT q.bucket_start, q.packaging_type, q.sold, q.returned, q.rejected,
+       q.returned::float8 / nullif(q.sold, 0) AS return_rate,
+       round(q.sold * q.weight_g / 1000, 3)::float8 AS sold_kg,
+       round(q.returned * q.weight_g / 1000, 3)::float8 AS returned_kg
+FROM (
+{query}
+) q
+"""
 _AS_JSON = """
 SELECT json_build_object('rows', coalesce(json_agg(r ORDER BY r.bucket_start,
                                                    r.packaging_type NULLS LAST), '[]'))::text
-FROM (
-    SELECT q.bucket_start, q.packaging_type, q.sold, q.returned, q.rejected,
-           q.returned::float8 / nullif(q.sold, 0) AS return_rate,
-           round(q.sold * q.weight_g / 1000, 3)::float8 AS sold_kg,
-           round(q.returned * q.weight_g / 1000, 3)::float8 AS returned_kg
-    FROM (
-{query}
-    ) q
-) r
+FROM ({rows}) r
 """
-_JSON_QUERIES = {
-    name: _AS_JSON.format(query=QUERIES[name])
-    for name in ("return_rates", "return_rates_daily", "return_rates_hourly")
-}
+# The pages' rows: the same, each bucket_start the text the JSON above carries.
+_AS_ROWS = """
+SELECT to_json(r.bucket_start) #>> '{{}}' AS bucket_start, r.packaging_type, r.sold,
+       r.returned, r.rejected, r.return_rate, r.sold_kg, r.returned_kg
+FROM ({rows}) r
+ORDER BY r.bucket_start, r.packaging_type NULLS LAST
+"""
+_NAMES = ("return_rates", "return_rates_daily", "return_rates_hourly")
+_JSON_QUERIES = {name: _AS_JSON.format(rows=_ROWS.format(query=_QUERIES[name])) for name in _NAMES}
+_ROW_QUERIES = {name: _AS_ROWS.format(rows=_ROWS.format(query=_QUERIES[name])) for name in _NAMES}
 HOUR = timedelta(hours=1)
 QUARTER_HOUR = timedelta(minutes=15)
 
@@ -97,7 +106,7 @@ def hours_and_quarters(
     # buckets the counts, whatever the zone data Python has.
     params = {"from": window.start, "to": window.end, "from_hour": from_hour,
               "unit": bucket.value, "tz": window.tz.key}  # fmt: skip
-    row = conn.execute(QUERIES["hours_across_buckets"], params).fetchone()
+    row = conn.execute(_QUERIES["hours_across_buckets"], params).fetchone()
     assert row is not None  # an aggregate always returns one row
     split_hours: list[datetime] = row[0]
     quarters = [
@@ -164,31 +173,81 @@ def return_rates_json(
     (hours_and_quarters); with one, the 15-minute rollup. Those statements may run
     `timeout_ms` each (None or 0: no limit), else SlowWindow (422). Sets the
     transaction's TimeZone."""
+    filters = {"packaging_type": packaging_type, "brand": brand, "site_id": site_id}
+    cursor = _read(conn, _JSON_QUERIES, window, bucket, filters, timeout_ms)
+    row = cursor.fetchone()
+    assert row is not None  # an aggregate always returns one row
+    return str(row[0])
+
+
+def return_rate_rows(
+    conn: psycopg.Connection[Any],
+    window: Window,
+    bucket: Bucket,
+    *,
+    packaging_type: str | None,
+    brand: str | None,
+    site_id: str | None,
+    timeout_ms: int | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of return_rates_json as dicts, for the pages: the same figures read the
+    same way (kg in kg, `bucket_start` the RFC 3339 text the JSON carries, in the window's
+    zone), ordered by bucket and packaging type."""
+    filters = {"packaging_type": packaging_type, "brand": brand, "site_id": site_id}
+    cursor = _read(conn, _ROW_QUERIES, window, bucket, filters, timeout_ms)
+    rows = []
+    for values in cursor.fetchall():
+        row = dict(zip(_ROW_FIELDS, values, strict=True))
+        for name in _FLOAT_FIELDS:
+            row[name] = _as_in_json(row[name])
+        rows.append(row)
+    return rows
+
+
+_ROW_FIELDS = ("bucket_start", "packaging_type", "sold", "returned", "rejected",
+               "return_rate", "sold_kg", "returned_kg")  # fmt: skip
+_FLOAT_FIELDS = ("return_rate", "sold_kg", "returned_kg")
+# From 1e15 on, PostgreSQL writes a float8 with an exponent (1e+15): a float in JSON.
+_EXPONENT_FROM = 1e15
+
+
+def _as_in_json(value: float | None) -> float | None:
+    """A float8 as the JSON of return_rates_json holds it: PostgreSQL writes a whole
+    number without its fraction (0, not 0.0), so the pages and CSVs show the API's text."""
+    if value is not None and value.is_integer() and abs(value) < _EXPONENT_FROM:
+        return int(value)
+    return value
+
+
+def _read(
+    conn: psycopg.Connection[Any],
+    queries: dict[str, str],
+    window: Window,
+    bucket: Bucket,
+    filters: dict[str, str | None],
+    timeout_ms: int | None,
+) -> psycopg.Cursor[Any]:
+    """Runs the one of `queries` that answers `window` (see return_rates_json)."""
+    site_id = filters["site_id"]
     params: dict[str, Any] = {
         "unit": bucket.value,
         "from": window.start,
         "to": window.end,
         "tz": window.tz.key,
-        "packaging_type": packaging_type,
-        "brand": brand,
-        "site_id": site_id,
+        **filters,
     }
     conn.execute("SELECT set_config('TimeZone', %s, true)", (window.tz.key,))
     days = rollup_days(conn, window)
     if days is not None:
         params |= {"from_day": days[0], "to_day": days[1]}
-        row = conn.execute(_JSON_QUERIES["return_rates_daily"], params).fetchone()
-    elif site_id is None:
+        return conn.execute(queries["return_rates_daily"], params)
+    if site_id is None:
         with time_limited(conn, timeout_ms, lambda: _slow(conn, window, site_id, timeout_ms)):
             params |= hours_and_quarters(conn, window, bucket)
             # Never prepared: a generic plan cannot size the window's hours or quarters.
-            query = _JSON_QUERIES["return_rates_hourly"]
-            row = conn.execute(query, params, prepare=False).fetchone()
-    else:
-        with time_limited(conn, timeout_ms, lambda: _slow(conn, window, site_id, timeout_ms)):
-            row = conn.execute(_JSON_QUERIES["return_rates"], params).fetchone()
-    assert row is not None  # an aggregate always returns one row
-    return str(row[0])
+            return conn.execute(queries["return_rates_hourly"], params, prepare=False)
+    with time_limited(conn, timeout_ms, lambda: _slow(conn, window, site_id, timeout_ms)):
+        return conn.execute(queries["return_rates"], params)
 
 
 def _slow(

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.problems import Problem, ProblemDetails, documented
 
-log = logging.getLogger(__name__)
+# The name it had before api/stats/ was a package, which log filters may know.
+log = logging.getLogger("api.time_limit")
 
 SLUG = "slow-window"
 # Named in every refusal, so whoever reads it knows what to change.

@@ -6,8 +6,9 @@ from typing import Any
 
 import psycopg
 
-from api.stats_queries import QUERIES
+from schemas.named_queries import load_queries
 
+_QUERIES = load_queries("api.stats", "queries.sql")
 # An item whose latest event is `sold`/`filled` older than this is lost (days).
 DEFAULT_LOSS_AFTER_DAYS = 180
 
@@ -27,7 +28,7 @@ def reuse(
     # Never prepared: the generic plan PostgreSQL switches to after five runs, blind to
     # which filters are NULL, took 230 ms where each run's own plan takes 60 (10 M trips).
     rows = conn.execute(
-        QUERIES["reuse"],
+        _QUERIES["reuse"],
         {"packaging_type": packaging_type, "brand": brand, "loss_after_days": loss_after_days},
         prepare=False,
     ).fetchall()
