@@ -19,7 +19,6 @@ from api import (
     metrics,
     pages,
     problems,
-    registry,
     resolver,
 )
 from api.body_limit import BodyLimit
@@ -29,6 +28,7 @@ from api.epcis.capture import MAX_CAPTURE_BYTES
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
+from api.registry import routes as registry
 from api.stats import routes as stats
 from devices.publisher import Publisher
 from schemas.settings import Settings, get_settings

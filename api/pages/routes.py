@@ -31,6 +31,7 @@ from api.pages.session import (
     OperatorPage,
 )
 from api.problems import Problem
+from api.registry import brand_products, device_statuses
 from api.stats import (
     Bucket,
     SlowWindow,
@@ -45,7 +46,6 @@ from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
 from schemas.named_queries import load_queries
-from schemas.registry import QUERIES as REGISTRY_QUERIES
 from schemas.settings import Settings
 
 HERE = Path(__file__).parent
@@ -553,9 +553,7 @@ def _histograms(reuse_rows: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    params = {"site_id": None, "after": "", "limit": 1000}
-    rows = conn.cursor(row_factory=dict_row).execute(REGISTRY_QUERIES["list_devices"], params)
-    return list(rows.fetchall())
+    return device_statuses(conn, site_id=None, after="", limit=1000)
 
 
 def _dead_letters(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -573,7 +571,7 @@ def _duplicates(conn: psycopg.Connection[Any], *, brand: str | None) -> list[dic
 def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]:
     """The brand's products and GRAI asset types; `item_class` is what the label form
     sends, `gtin` or `grai` what is shown."""
-    rows = conn.cursor(row_factory=dict_row).execute(QUERIES["brand_products"], {"brand": brand})
+    rows = brand_products(conn, brand)
     return [{**row, "item_class": row["gtin"], **key_fields(row["gtin"], None)} for row in rows]
 
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_asset_type, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
+from api.registry.service import device_statuses
 from api.time_window import Instant
 from schemas import circularity
 from schemas.api_keys import Principal, Role
@@ -420,7 +421,7 @@ def list_devices(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Devices with last seen, online, events today (UTC) and missing seq numbers."""
-    items = _rows(conn, "list_devices", {"site_id": site_id, "after": after or "", "limit": limit})
+    items = device_statuses(conn, site_id=site_id, after=after or "", limit=limit)
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
