@@ -15,16 +15,16 @@ from api import (
     device_events,
     events,
     health,
-    items,
     metrics,
     pages,
     problems,
-    resolver,
 )
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
 from api.epcis import routes as epcis
 from api.epcis.capture import MAX_CAPTURE_BYTES
+from api.items import resolver
+from api.items import routes as items
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page

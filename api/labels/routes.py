@@ -19,7 +19,7 @@ from api.dependencies import (
     scoped_brand,
     settings,
 )
-from api.items import item_name
+from api.items.service import item_name
 from api.labels.commissioning import UnknownProduct, batch_items, commission, item_product
 from api.labels.sheets import Label, LabelFormat, labels_for, render
 from api.problems import ERROR_RESPONSES, Problem

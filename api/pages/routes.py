@@ -16,11 +16,10 @@ import psycopg
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from psycopg.rows import dict_row
 
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
-from api.items import QUERIES as ITEM_QUERIES
+from api.items import items_with_serial
 from api.labels import LabelFormat, UnknownProduct, batch_items, commission, labels_for, render
 from api.pages import charts, material_pages
 from api.pages.session import (
@@ -45,13 +44,11 @@ from api.stats import (
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
-from schemas.named_queries import load_queries
 from schemas.settings import Settings
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 TEMPLATES.env.globals["figure"] = material_pages.figure
-QUERIES = load_queries("api", "pages/pages.sql")
 router = APIRouter(include_in_schema=False)
 Config = Annotated[Settings, Depends(settings)]
 
@@ -577,15 +574,7 @@ def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]
 
 def _lookup(conn: psycopg.Connection[Any], serial: str, brand: str) -> list[dict[str, Any]]:
     """The brand's items with this serial (one per GTIN it was commissioned under)."""
-    cursor = conn.cursor(row_factory=dict_row)
-    params = {"serial": serial, "brand": brand}
-    gtins = [r["gtin"] for r in cursor.execute(QUERIES["items_with_serial"], params)]
-    found = []
-    for gtin in gtins:
-        row = cursor.execute(ITEM_QUERIES["item"], {**params, "gtin": gtin}).fetchone()
-        if row is not None:
-            found.append({**row, **key_fields(gtin, serial)})
-    return found
+    return items_with_serial(conn, serial, brand=brand)
 
 
 def _brand_of(caller: Principal) -> str:

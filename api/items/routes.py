@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from api.dependencies import (
@@ -19,18 +18,15 @@ from api.dependencies import (
     parse_serial,
     scoped_brand,
 )
+from api.items.service import item_history, item_name
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.grai import (
     AI_GRAI,
     GRAI_PATTERN,
-    asset_type_of,
     grai_item_class,
-    is_grai_class,
     key_fields,
 )
-from schemas.named_queries import load_queries
 
-QUERIES = load_queries("api", "sql/items.sql")
 router = APIRouter(prefix="/v1", tags=["items"], responses=ERROR_RESPONSES)
 # Most history events in one answer.
 MAX_HISTORY = 1000
@@ -129,21 +125,7 @@ def _item(
     conn: Conn, item_class: str, serial: str, caller: RegistryReader, limit: int
 ) -> dict[str, Any]:
     brand, _ = scoped_brand(caller, None)
-    cursor = conn.cursor(row_factory=dict_row)
-    item = cursor.execute(
-        QUERIES["item"], {"gtin": item_class, "serial": serial, "brand": brand}
-    ).fetchone()
-    events = cursor.execute(
-        QUERIES["item_events"], {"gtin": item_class, "serial": serial, "limit": limit}
-    ).fetchall()
-    if item is None or (not events and item["commissioned_at"] is None):
+    item = item_history(conn, item_class, serial, brand=brand, limit=limit)
+    if item is None:
         raise Problem(404, "not-found", f"no {item_name(item_class, serial)}")
-    return {**item, "status": events[0]["type"] if events else None, "events": events}
-
-
-def item_name(item_class: str, serial: str) -> str:
-    """An item as a message names it: GTIN and serial, or an asset by its whole GRAI
-    (never by the stored item class, "8003" and the asset type)."""
-    if is_grai_class(item_class):
-        return f"asset {asset_type_of(item_class)}{serial}"
-    return f"item {item_class}/{serial}"
+    return item

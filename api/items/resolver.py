@@ -25,7 +25,7 @@ from schemas.gtin import InvalidGtin
 from schemas.named_queries import load_queries
 from schemas.settings import Settings
 
-QUERIES = load_queries("api", "sql/resolver.sql")
+_QUERIES = load_queries("api.items", "resolver.sql")
 router = APIRouter(tags=["resolver"])
 
 # Deposits are stored in minor units (øre) and every product of a deployment shares one
@@ -151,7 +151,7 @@ def find_product(
 ) -> PublicProduct | None:
     """The public record of a registered product or GRAI asset type, or None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(QUERIES["product"], {"gtin": item_class}).fetchone()
+    row = cursor.execute(_QUERIES["product"], {"gtin": item_class}).fetchone()
     if row is None:
         return None
     return PublicProduct(
@@ -168,7 +168,7 @@ def find_item(
     """The public record of a known item or asset (commissioned or seen in an event), or
     None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(QUERIES["item"], {"gtin": item_class, "serial": serial}).fetchone()
+    row = cursor.execute(_QUERIES["item"], {"gtin": item_class, "serial": serial}).fetchone()
     if row is None:
         return None
     return PublicItem(
