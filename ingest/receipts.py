@@ -33,16 +33,25 @@ def build(
     ids this batch stored) or duplicate, and the events of its dead letters (`refused`,
     as the writer filed them)."""
     receipts: defaultdict[str, ReceiptBuilder] = defaultdict(ReceiptBuilder)
+    # (device, its events) of each message whose events were written or found stored; a
+    # status, or a message dead-lettered whole (among `refused`), has none.
+    sent: list[tuple[str, list[Event]]] = []
     for intake in intakes:
-        device_id = intake.device_id
-        if intake.parsed is None or device_id is None or device_id not in sites:
-            continue  # a status, or a message dead-lettered whole: among `refused`
+        device_id, parsed = intake.device_id, intake.parsed
+        if parsed is not None and device_id is not None and device_id in sites:
+            sent.append((device_id, parsed.events))
+    # Usually every event of the batch was new: then no look-up (and hash) per event.
+    all_new = len(fresh) == sum(len(events) for _, events in sent)
+    for device_id, events in sent:
         receipt = receipts[device_id]
-        for event in intake.parsed.events:
+        if all_new:
+            receipt.stored += [event.event_id for event in events]
+            continue
+        for event in events:
             if accepted[event.event_id][0] is event and event.event_id in fresh:
-                receipt.stored.append(str(event.event_id))
+                receipt.stored.append(event.event_id)
             else:
-                receipt.duplicate.append(str(event.event_id))
+                receipt.duplicate.append(event.event_id)
     for device_id, reason, detail, raw in refused:
         # A retained copy's live delivery was receipted already.
         if device_id is not None and reason != DeadLetterReason.RETAINED:

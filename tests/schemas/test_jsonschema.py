@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 import jsonschema_rs
@@ -108,3 +109,28 @@ def test_receipts_the_worker_writes_validate_against_the_receipt_schema() -> Non
     assert not validator.is_valid({"stored": [1]})
     assert not validator.is_valid({"dead_lettered": [{"event_id": "c"}]})
     assert validator.is_valid({})  # a receipt with nothing in it names no event
+
+
+def test_receipts_hold_at_most_their_share_of_events_each_named_once_in_order() -> None:
+    """2,500 events of three kinds: three receipts of 1,000, 1,000 and 500 events, the
+    kinds in order; UUIDs written as canonical text, text ids as given."""
+    stored = [uuid.uuid4() for _ in range(1_200)]
+    duplicate = [str(uuid.uuid4()).upper() for _ in range(900)]
+    builder = ReceiptBuilder(stored=list(stored), duplicate=list(duplicate))
+    for i in range(400):
+        builder.refused(f"bad-{i}", "schema", "why")
+
+    receipts = [json.loads(payload) for payload in builder.payloads()]
+
+    assert [sum(map(len, r.values())) for r in receipts] == [1_000, 1_000, 500]
+    assert [list(r) for r in receipts] == [
+        ["stored"],
+        ["stored", "duplicate"],
+        ["duplicate", "dead_lettered"],
+    ]
+    assert [i for r in receipts for i in r.get("stored", [])] == [str(u) for u in stored]
+    assert [i for r in receipts for i in r.get("duplicate", [])] == duplicate
+    assert [d["event_id"] for r in receipts for d in r.get("dead_lettered", [])] == [
+        f"bad-{i}" for i in range(400)
+    ]
+    assert list(ReceiptBuilder().payloads()) == []
