@@ -1,4 +1,5 @@
-"""Applies the numbered `.sql` migrations in order, once each, safely under concurrency."""
+"""Applies the numbered `.sql` migrations in order, once each, then the SQL functions file,
+safely under concurrency."""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ def load_migrations() -> list[Migration]:
     return [Migration(entry.name.removesuffix(".sql"), entry.read_text("utf-8")) for entry in files]
 
 
+def load_functions() -> str:
+    """`sql/functions.sql`: every SQL function in its current version (see its header)."""
+    return (resources.files("schemas") / "sql" / "functions.sql").read_text("utf-8")
+
+
 class DatabaseMissingError(RuntimeError):
     """The target database does not exist and creating it is not allowed."""
 
@@ -67,10 +73,12 @@ def ensure_database(database_url: str, *, create: bool) -> bool:
 
 
 def migrate(database_url: str, *, timescaledb: str = "auto", timezone: str = "UTC") -> list[str]:
-    """Apply pending migrations in one transaction; returns the versions applied.
-    `timezone` is the deployment's zone (LOOPTRACK_TIMEZONE) for day-level rollups; when
-    it differs from the one they were kept in, they are rebuilt in it."""
+    """Apply pending migrations, then the functions file, in one transaction; returns the
+    versions applied. `timezone` is the deployment's zone (LOOPTRACK_TIMEZONE) for
+    day-level rollups; when it differs from the one they were kept in, they are rebuilt in
+    it (by the functions just applied)."""
     migrations = load_migrations()
+    functions = load_functions()
     with psycopg.connect(database_url, connect_timeout=10) as conn, conn.transaction():
         # The lock comes before anything else, including creating the bookkeeping table,
         # so concurrent runs queue up instead of racing on the catalog.
@@ -93,5 +101,21 @@ def migrate(database_url: str, *, timescaledb: str = "auto", timezone: str = "UT
                 "INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,)
             )
             done.append(migration.version)
+        unknown = sorted(applied - {m.version for m in migrations})
+        if unknown:
+            # Newer code migrated this database: its functions may need tables or
+            # arguments this code's file knows nothing of, so they are not replaced by
+            # older versions (a previous release's process running migrate during a
+            # rolling deployment, say).
+            log.warning(
+                "database is newer than this code versions=%s: its SQL functions are left as"
+                " they are",
+                ",".join(unknown),
+            )
+        else:
+            # After the migrations, so the bodies are checked against the tables as they
+            # now are; every time, so a function edited by hand is put back.
+            conn.execute("SET LOCAL check_function_bodies = on")
+            conn.execute(functions.encode("utf-8"), prepare=False)
         set_zone(conn, timezone)
     return done

@@ -408,3 +408,70 @@ def test_bounded_dead_letters_migration_backfills_and_cuts_oversized_payloads(
             " payload_sha256) VALUES (now(), 't', 'schema', 'd', %s, 1, sha256(%s))",
             (small, small),
         )
+
+
+def trip_seconds_of_a_day(db: psycopg.Connection[Any]) -> Any:
+    row = db.execute("SELECT trip_seconds(now() - interval '1 day', now())").fetchone()
+    assert row is not None
+    return row[0]
+
+
+BROKEN_TRIP_SECONDS = (
+    "CREATE OR REPLACE FUNCTION trip_seconds(started_at timestamptz, ended_at timestamptz)"
+    " RETURNS numeric LANGUAGE sql IMMUTABLE RETURN 7"
+)
+
+
+def test_every_migrate_applies_the_functions_file_again(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    db.execute(BROKEN_TRIP_SECONDS)
+    assert trip_seconds_of_a_day(db) == 7
+    assert migrate(db_url) == []
+    assert trip_seconds_of_a_day(db) == 86400
+
+
+def test_a_database_migrated_by_newer_code_keeps_its_functions(
+    db: psycopg.Connection[Any], db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older release's migrate (a process of it starting during a rolling deployment)
+    must not put back functions that newer code replaced."""
+    db.execute("INSERT INTO schema_migrations (version) VALUES ('9999_from_newer_code')")
+    db.execute(BROKEN_TRIP_SECONDS)
+    assert migrate(db_url) == []
+    assert trip_seconds_of_a_day(db) == 7
+    assert "database is newer than this code versions=9999_from_newer_code" in caplog.text
+
+
+def test_return_counts_of_counts_sold_returned_and_rejected_only(
+    db: psycopg.Connection[Any],
+) -> None:
+    rows = {
+        kind: db.execute("SELECT * FROM return_counts_of(%s, 5)", (kind,)).fetchall()
+        for kind in ("sold", "returned", "rejected", "sorted", "filled", "commissioned")
+    }
+    assert rows == {
+        "sold": [(5, 0, 0)],
+        "returned": [(0, 5, 0)],
+        "rejected": [(0, 0, 5)],
+        "sorted": [],
+        "filled": [],
+        "commissioned": [],
+    }
+
+
+def test_return_counts_of_is_inlined_into_the_statement_that_uses_it(
+    db: psycopg.Connection[Any],
+) -> None:
+    """The ingest's batch statement uses it on every batch: the planner must expand it in
+    place (an SQL function that is neither STRICT nor VOLATILE), not call it per row."""
+    plan = "\n".join(
+        row[0]
+        for row in db.execute(
+            "EXPLAIN VERBOSE SELECT sum(r.sold), sum(r.returned), sum(r.rejected)"
+            " FROM unnest(ARRAY['sold', 'sorted'], ARRAY[2, 3]::bigint[]) AS c (type, qty)"
+            " CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r"
+        )
+    )
+    assert "return_counts_of" not in plan
+    assert "CASE c.type WHEN 'sold'::text THEN c.qty" in plan
