@@ -14,7 +14,9 @@
 --     them is a new function with a versioned name (return_counts_of_v2); the old one
 --     stays here until a migration drops it, once no running process can call it.
 --   * A function goes by a migration dropping it and its removal from this file.
---   * Nothing here depends on TimescaleDB: the file runs on plain PostgreSQL as well.
+--   * Nothing here depends on TimescaleDB: the file runs on plain PostgreSQL as well. A
+--     function that ever needs it asks pg_extension when it runs and calls the
+--     extension through EXECUTE, as migration 0016 does.
 -- When the database knows a migration this code does not (newer code migrated it), the
 -- file is not applied: older versions never replace newer ones.
 -- tests/schemas/test_schema.py checks that schema.sql with this file is what migrate builds.
