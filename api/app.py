@@ -11,18 +11,13 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import (
-    device_events,
-    events,
-    health,
-    metrics,
-    pages,
-    problems,
-)
+from api import health, metrics, pages, problems
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
 from api.epcis import routes as epcis
 from api.epcis.capture import MAX_CAPTURE_BYTES
+from api.events import device_routes as device_events
+from api.events import routes as events
 from api.items import resolver
 from api.items import routes as items
 from api.labels import routes as labels

@@ -1,14 +1,17 @@
 """Request bodies bounded before anything reads them: a pure ASGI middleware in front of
-authentication and body parsing (FastAPI parses a JSON body before it checks the key)."""
+authentication and body parsing (FastAPI parses a JSON body before it checks the key), and
+read_bounded for routes that read their raw body under a smaller limit."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fastapi import Request
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import Problem, problem_response
+from schemas.events import MAX_PAYLOAD_BYTES
 
 # Largest request body of any route without a limit of its own (bytes). The largest
 # legitimate ones are far below it: a dead-letter replay of 10,000 ids is ~200 KiB, a
@@ -88,3 +91,16 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             return int(value) if value.isdigit() else None
     return None
+
+
+async def read_bounded(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """The body, refusing more than `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, "too-large", f"payload is {declared} bytes, at most {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Problem(413, "too-large", f"payload exceeds {limit} bytes")
+    return bytes(body)

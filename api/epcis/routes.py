@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from api.body_limit import read_bounded
 from api.dependencies import MAX_PAGE, Conn, RegistryReader, require, scoped_brand, settings
-from api.device_events import read_bounded
 from api.epcis.capture import (
     MAX_CAPTURE_BYTES,
     MAX_CAPTURE_EVENTS,

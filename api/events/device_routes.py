@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from api.body_limit import read_bounded
 from api.dependencies import require, settings
 from api.problems import ERROR_RESPONSES, Problem
 from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
-from schemas.events import MAX_PAYLOAD_BYTES
 from schemas.messages import parse_message
 from schemas.registry import DeviceId
 from schemas.settings import Settings
@@ -35,19 +35,6 @@ class Relayed(BaseModel):
     topic: str
     valid_events: int
     rejected: list[RejectedEvent]
-
-
-async def read_bounded(request: Request, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
-    """The body, refusing more than `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Problem(413, "too-large", f"payload is {declared} bytes, at most {limit}")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Problem(413, "too-large", f"payload exceeds {limit} bytes")
-    return bytes(body)
 
 
 @router.post(

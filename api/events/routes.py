@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
 from api.dependencies import Conn, Limit, RegistryReader, parse_grai, parse_gtin, scoped_brand
+from api.events.service import decode_cursor, encode_cursor, stored_events
 from api.problems import ERROR_RESPONSES, Problem
 from api.time_window import Instant
 from schemas.digital_link import SERIAL_PATTERN
 from schemas.events import EventType
-from schemas.grai import GRAI_PATTERN, grai_item_class, is_grai_class, key_fields
-from schemas.named_queries import load_queries
+from schemas.grai import GRAI_PATTERN, grai_item_class
 from schemas.registry import DeviceId, Slug
 
-QUERIES = load_queries("api", "sql/events.sql")
 router = APIRouter(prefix="/v1", tags=["events"], responses=ERROR_RESPONSES)
 
 
@@ -70,20 +66,6 @@ class EventPage(BaseModel):
     next_cursor: str | None = None
 
 
-def encode_cursor(ts: datetime, event_id: uuid.UUID) -> str:
-    raw = json.dumps([ts.isoformat(), str(event_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ts, event_id = json.loads(raw)
-        return datetime.fromisoformat(ts), uuid.UUID(event_id)
-    except (ValueError, TypeError):
-        raise Problem(422, "invalid-cursor", "cursor is not one this API handed out") from None
-
-
 @router.get("/events", response_model=EventPage)
 def list_events(
     conn: Conn,
@@ -121,17 +103,15 @@ def list_events(
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
     after_ts, after_id = decode_cursor(cursor) if cursor else (None, None)
-    events = conn.cursor(row_factory=dict_row).execute(
-        QUERIES["list_events"],
+    events = stored_events(
+        conn,
         {
             "gtin": gtin, "serial": serial, "device_id": device_id, "site_id": site_id,
             "type": type.value if type else None, "from": from_, "to": to, "brand": brand,
-            "after_ts": after_ts, "after_id": after_id, "limit": limit,
+            "after_ts": after_ts, "after_id": after_id,
         },
-    ).fetchall()  # fmt: skip
-    for event in events:
-        if is_grai_class(event["gtin"]):
-            event.update(key_fields(event["gtin"], event["serial"]))
+        limit,
+    )  # fmt: skip
     last = events[-1] if len(events) == limit else None
     return {
         "events": events,
