@@ -1,6 +1,6 @@
-"""The pages' endpoints: thin, as the JSON ones are; the numbers come from the same
-functions (return_rates_json, reuse, material_rows, targets, the registry's and dead
-letters' queries)."""
+"""The pages' endpoints: thin, as the JSON ones are. What they show comes from the
+domains' functions (api.stats, api.registry, api.items, api.labels, api.dead_letters), the
+same the JSON endpoints call; the pages run no SQL of their own."""
 
 from __future__ import annotations
 
@@ -313,7 +313,8 @@ def portal(
         "layouts": list(LAYOUTS),
         "max_count": config.labels_max_count,
         "serial": serial,
-        "found": _lookup(conn, serial, brand) if serial else None,
+        # The brand's items with this serial: one per GTIN it was commissioned under.
+        "found": items_with_serial(conn, serial, brand=brand) if serial else None,
     }
     return TEMPLATES.TemplateResponse(request, "portal.html", context)
 
@@ -570,11 +571,6 @@ def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]
     sends, `gtin` or `grai` what is shown."""
     rows = brand_products(conn, brand)
     return [{**row, "item_class": row["gtin"], **key_fields(row["gtin"], None)} for row in rows]
-
-
-def _lookup(conn: psycopg.Connection[Any], serial: str, brand: str) -> list[dict[str, Any]]:
-    """The brand's items with this serial (one per GTIN it was commissioned under)."""
-    return items_with_serial(conn, serial, brand=brand)
 
 
 def _brand_of(caller: Principal) -> str:
