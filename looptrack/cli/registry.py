@@ -1,0 +1,129 @@
+"""Registering things: `looptrack seed`, `looptrack devices` and `looptrack keys`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+import yaml
+from pydantic import ValidationError
+
+from looptrack.cli.broker import sync_broker_files
+from looptrack.cli.common import EXIT_BAD_INPUT, connect, fail, load_settings
+from schemas.broker_accounts import AccountError, AccountRole, set_password
+
+devices_app = typer.Typer(help="Device registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+
+
+def seed(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON file.")],
+) -> None:
+    """Upsert packaging types, products, sites and devices from a YAML or JSON file."""
+    from schemas.registry import SeedFile, apply_seed
+
+    try:
+        raw = file.read_text("utf-8")
+        data = json.loads(raw) if file.suffix == ".json" else yaml.safe_load(raw)
+        records = SeedFile.model_validate(data or {})
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        # pydantic's ValidationError is a ValueError and names the bad field.
+        raise fail(f"{file}: {exc}", EXIT_BAD_INPUT) from exc
+    with connect(load_settings()) as conn:
+        try:
+            counts = apply_seed(conn, records)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise fail(f"{file}: {exc.diag.message_detail or exc}", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise fail("the schema is missing: run `looptrack db migrate` first") from exc
+    typer.echo(", ".join(f"{count} {name}" for name, count in counts.items()))
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: Annotated[str, typer.Argument(help="Device id: letters, digits, '.', '_', '-'.")],
+    site: Annotated[str, typer.Option(help="Id of the site the device stands at.")],
+    kind: Annotated[str, typer.Option(help="rvm, sorter, filler, washer, pos or other.")],
+) -> None:
+    """Register a device so its events are accepted."""
+    from schemas.registry import Device, insert_device
+
+    try:
+        device = Device.model_validate({"id": device_id, "site": site, "kind": kind})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise fail(f"invalid device: {problems}", EXIT_BAD_INPUT) from exc
+    settings = load_settings()
+    with connect(settings) as conn:
+        try:
+            insert_device(conn, device)
+            password = set_password(conn, device_id, AccountRole.DEVICE, device_id=device_id)
+        except psycopg.errors.UniqueViolation as exc:
+            raise fail(f"device {device_id!r} is already registered", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise fail(f"unknown site {site!r}: register it first", EXIT_BAD_INPUT) from exc
+        except AccountError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise fail("the schema is missing: run `looptrack db migrate` first") from exc
+        conn.commit()
+        sync_broker_files(conn, settings)
+    typer.echo(f"device {device_id} registered at site {site}")
+    typer.echo(f"MQTT username {device_id}; its password (shown once) on the next line:")
+    typer.echo(password)
+
+
+@devices_app.command("revoke")
+def devices_revoke(
+    device_id: Annotated[str, typer.Argument(help="The device whose MQTT login ends.")],
+) -> None:
+    """Take the device's MQTT password away: the broker refuses it from the next login."""
+    from schemas.broker_accounts import revoke
+
+    settings = load_settings()
+    with connect(settings) as conn:
+        if not revoke(conn, device_id):
+            raise fail(f"device {device_id!r} has no active MQTT account", EXIT_BAD_INPUT)
+        conn.commit()
+        sync_broker_files(conn, settings)
+    typer.echo(f"device {device_id} revoked")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, operator, brand or device.")],
+    brand: Annotated[str | None, typer.Option(help="The brand a brand key is bound to.")] = None,
+    device: Annotated[str | None, typer.Option(help="The device a device key posts as.")] = None,
+    name: Annotated[str, typer.Option(help="What the key is for, for the audit trail.")] = "",
+) -> None:
+    """Create an API key and print it once, alone on the last line (only its hash is kept)."""
+    from schemas.api_keys import Role, create_key
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        raise fail(
+            f"unknown role {role!r}: admin, operator, brand or device", EXIT_BAD_INPUT
+        ) from exc
+    if (chosen is Role.BRAND) != (brand is not None):
+        raise fail("--brand goes with --role brand, and only with it", EXIT_BAD_INPUT)
+    if (chosen is Role.DEVICE) != (device is not None):
+        raise fail("--device goes with --role device, and only with it", EXIT_BAD_INPUT)
+    with connect(load_settings()) as conn:
+        try:
+            key = create_key(
+                conn, chosen, name or f"{chosen.value} key", brand=brand, device_id=device
+            )
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise fail(f"unknown device {device!r}: register it first", EXIT_BAD_INPUT) from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise fail(
+                f"invalid brand {brand!r}: a slug such as 'fjordbrus'", EXIT_BAD_INPUT
+            ) from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise fail("the schema is missing: run `looptrack db migrate` first") from exc
+    typer.echo(f"{chosen.value} key created; it is shown only now:")
+    typer.echo(key)
