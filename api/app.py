@@ -25,7 +25,7 @@ from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
 from api.registry import routes as registry
 from api.stats import routes as stats
-from devices.publisher import Publisher
+from schemas.publisher import Publisher
 from schemas.settings import Settings, get_settings
 
 PAGES_STATIC = Path(pages.__file__).parent / "static"

@@ -20,11 +20,11 @@ from api.dead_letters.service import (
 )
 from api.dependencies import Conn, Limit, require
 from api.problems import ERROR_RESPONSES, Problem
-from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.dead_letters import DeadLetterReason
 from schemas.events import MAX_PAYLOAD_BYTES
 from schemas.messages import DEAD_LETTER_HEAD_BYTES
+from schemas.publisher import PublishError
 from schemas.registry import DeviceId
 
 BIGINT_MAX = 2**63 - 1  # dead letter ids are bigint

@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from devices.publisher import Publisher
 from schemas.named_queries import load_queries
+from schemas.publisher import Publisher
 
 _QUERIES = load_queries("api.dead_letters", "queries.sql")
 # Most dead letters one replay call sends.

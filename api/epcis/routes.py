@@ -38,8 +38,8 @@ from api.epcis.vocabulary import Vocabulary
 from api.events import decode_cursor, encode_cursor
 from api.problems import ERROR_RESPONSES, Problem
 from api.time_window import Instant
-from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
+from schemas.publisher import PublishError
 from schemas.settings import Settings
 
 router = APIRouter(prefix="/v1/epcis", tags=["epcis"], responses=ERROR_RESPONSES)

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from api.body_limit import read_bounded
 from api.dependencies import require, settings
 from api.problems import ERROR_RESPONSES, Problem
-from devices.publisher import PublishError
 from schemas.api_keys import Principal, Role
 from schemas.messages import parse_message
+from schemas.publisher import PublishError
 from schemas.registry import DeviceId
 from schemas.settings import Settings
 

@@ -81,7 +81,7 @@ def dlq_replay(
     import uuid
 
     from api.dead_letters import DeadLetterFilter, replay
-    from devices.publisher import Publisher, PublishError
+    from schemas.publisher import Publisher, PublishError
 
     settings = load_settings()
     publisher = Publisher(settings.mqtt, f"looptrack-dlq-{uuid.uuid4().hex[:8]}")
