@@ -10,14 +10,12 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import psycopg
 from fastapi import APIRouter, Path, Query, Response
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from api.dependencies import Conn, Limit, Operator, RegistryReader, parse_asset_type, parse_gtin
 from api.problems import ERROR_RESPONSES, Problem
-from api.registry.service import device_statuses
+from api.registry import service as registry
 from api.time_window import Instant
-from schemas import circularity
 from schemas.api_keys import Principal, Role
 from schemas.circularity import (
     SortingStream,
@@ -31,7 +29,6 @@ from schemas.events import STREAM_PATTERN
 from schemas.grai import grai_item_class
 from schemas.registry import (
     DEVICE_ID_PATTERN,
-    QUERIES,
     SLUG_PATTERN,
     AssetType,
     DeclarationError,
@@ -109,24 +106,6 @@ class Page(BaseModel, Generic[T]):
     next: str | None = None
 
 
-def _row(
-    conn: psycopg.Connection[Any],
-    query: str,
-    params: dict[str, Any],
-    queries: dict[str, str] = QUERIES,
-) -> dict[str, Any] | None:
-    return conn.cursor(row_factory=dict_row).execute(queries[query], params).fetchone()
-
-
-def _rows(
-    conn: psycopg.Connection[Any],
-    query: str,
-    params: dict[str, Any],
-    queries: dict[str, str] = QUERIES,
-) -> list[dict[str, Any]]:
-    return conn.cursor(row_factory=dict_row).execute(queries[query], params).fetchall()
-
-
 def _validated(model: type[R], data: dict[str, Any]) -> R:
     """Path id + body → record; a bad id is a 422 like a bad body field."""
     try:
@@ -169,7 +148,7 @@ def put_packaging_type(
 @router.get("/packaging-types/{id}", response_model=PackagingType)
 def get_packaging_type(id: IdPath, conn: Conn, _: RegistryReader) -> dict[str, Any]:
     """One packaging type (operator, brand)."""
-    row = _row(conn, "get_packaging_type", {"id": id})
+    row = registry.find_packaging_type(conn, id)
     if row is None:
         raise Problem(404, "not-found", f"no packaging type {id!r}")
     return row
@@ -178,7 +157,7 @@ def get_packaging_type(id: IdPath, conn: Conn, _: RegistryReader) -> dict[str, A
 @router.get("/packaging-types", response_model=Page[PackagingType])
 def list_packaging_types(conn: Conn, _: RegistryReader, limit: Limit = 100) -> dict[str, Any]:
     """All packaging types (operator, brand)."""
-    return {"items": _rows(conn, "list_packaging_types", {"limit": limit})}
+    return {"items": registry.packaging_types(conn, limit=limit)}
 
 
 # -- products -----------------------------------------------------------------------------
@@ -224,9 +203,7 @@ class Declaration(BaseModel):
 def list_declarations(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """A product's material declarations, newest first (operator; a brand its own)."""
     gtin14 = parse_gtin(gtin)
-    rows = _rows(
-        conn, "list_declarations", {"gtin": gtin14, "brand": caller.brand}, circularity.QUERIES
-    )
+    rows = registry.declarations(conn, gtin14, brand=caller.brand)
     if not rows:
         raise Problem(404, "not-found", f"no product with gtin {gtin14}")
     return {"items": rows}
@@ -236,7 +213,7 @@ def list_declarations(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dic
 def get_product(gtin: GtinPath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """One product (operator; a brand sees only its own, others are 404)."""
     gtin14 = parse_gtin(gtin)
-    row = _row(conn, "get_product", {"gtin": gtin14, "brand": caller.brand})
+    row = registry.find_product(conn, gtin14, brand=caller.brand)
     if row is None:
         raise Problem(404, "not-found", f"no product with gtin {gtin14}")
     return row
@@ -254,7 +231,7 @@ def list_products(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Products, by GTIN (a brand key lists its own brand whatever `brand` says)."""
-    return _page_of(conn, caller, "list_products", "gtin", brand, packaging_type, after, limit)
+    return _page_of(caller, registry.products, conn, "gtin", brand, packaging_type, after, limit)
 
 
 def _check_registrant(
@@ -266,8 +243,8 @@ def _check_registrant(
     if body.brand != caller.brand:
         raise Problem(403, "forbidden", f"a key of brand {caller.brand!r} may only register "
                       f"products and asset types of that brand")  # fmt: skip
-    owner = conn.execute(QUERIES["product_brand"], {"gtin": key}).fetchone()
-    if owner is not None and owner[0] != caller.brand:
+    owner = registry.product_owner(conn, key)
+    if owner is not None and owner != caller.brand:
         raise Problem(403, "forbidden", f"{named} belongs to another brand")
 
 
@@ -287,9 +264,9 @@ def _registered(
 
 
 def _page_of(
-    conn: psycopg.Connection[Any],
     caller: Principal,
-    query: str,
+    read: Callable[..., list[dict[str, Any]]],
+    conn: psycopg.Connection[Any],
     key: str,
     brand: str | None,
     packaging_type: str | None,
@@ -301,8 +278,7 @@ def _page_of(
         if brand is not None and brand != caller.brand:
             return {"items": []}
         brand = caller.brand
-    params = {"brand": brand, "packaging_type": packaging_type, "after": after, "limit": limit}
-    items = _rows(conn, query, params)
+    items = read(conn, brand=brand, packaging_type=packaging_type, after=after, limit=limit)
     return {"items": items, "next": items[-1][key] if len(items) == limit else None}
 
 
@@ -339,7 +315,7 @@ def put_asset_type(
 def get_asset_type(grai: AssetTypePath, conn: Conn, caller: RegistryReader) -> dict[str, Any]:
     """One GRAI asset type (operator; a brand sees only its own, others are 404)."""
     asset_type = parse_asset_type(grai)
-    row = _row(conn, "get_asset_type", {"grai": asset_type, "brand": caller.brand})
+    row = registry.find_asset_type(conn, asset_type, brand=caller.brand)
     if row is None:
         raise Problem(404, "not-found", f"no asset type with grai {asset_type}")
     return row
@@ -357,7 +333,7 @@ def list_asset_types(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """GRAI asset types, by asset type (a brand key lists its own brand only)."""
-    return _page_of(conn, caller, "list_asset_types", "grai", brand, packaging_type, after, limit)
+    return _page_of(caller, registry.asset_types, conn, "grai", brand, packaging_type, after, limit)
 
 
 # -- sites and devices --------------------------------------------------------------------
@@ -380,7 +356,7 @@ def put_site(
 @router.get("/sites/{id}", response_model=Site)
 def get_site(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One site (operator)."""
-    row = _row(conn, "get_site", {"id": id})
+    row = registry.find_site(conn, id)
     if row is None:
         raise Problem(404, "not-found", f"no site {id!r}")
     return row
@@ -406,7 +382,7 @@ def put_device(
 @router.get("/devices/{id}", response_model=Device)
 def get_device(id: DevicePath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One device (operator)."""
-    row = _row(conn, "get_device", {"id": id})
+    row = registry.find_device(conn, id)
     if row is None:
         raise Problem(404, "not-found", f"no device {id!r}")
     return row
@@ -421,7 +397,7 @@ def list_devices(
     limit: Limit = 100,
 ) -> dict[str, Any]:
     """Devices with last seen, online, events today (UTC) and missing seq numbers."""
-    items = device_statuses(conn, site_id=site_id, after=after or "", limit=limit)
+    items = registry.device_statuses(conn, site_id=site_id, after=after or "", limit=limit)
     return {"items": items, "next": items[-1]["id"] if len(items) == limit else None}
 
 
@@ -446,7 +422,7 @@ def put_sorting_stream(
 @router.get("/sorting-streams/{stream}", response_model=SortingStream)
 def get_sorting_stream(stream: StreamPath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One sorting stream and its outcome (operator)."""
-    row = _row(conn, "get_sorting_stream", {"stream": stream}, circularity.QUERIES)
+    row = registry.find_sorting_stream(conn, stream)
     if row is None:
         raise Problem(404, "not-found", f"no sorting stream {stream!r} (it counts as unmapped)")
     return row
@@ -455,7 +431,7 @@ def get_sorting_stream(stream: StreamPath, conn: Conn, _: Operator) -> dict[str,
 @router.get("/sorting-streams", response_model=Page[SortingStream])
 def list_sorting_streams(conn: Conn, _: Operator) -> dict[str, Any]:
     """Every mapped sorting stream (operator)."""
-    return {"items": _rows(conn, "list_sorting_streams", {}, circularity.QUERIES)}
+    return {"items": registry.sorting_streams(conn)}
 
 
 @router.put(
@@ -476,7 +452,7 @@ def put_target(
 @router.get("/targets/{id}", response_model=Target)
 def get_target(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
     """One circularity target (operator)."""
-    row = _row(conn, "get_target", {"id": id}, circularity.QUERIES)
+    row = registry.find_target(conn, id)
     if row is None:
         raise Problem(404, "not-found", f"no target {id!r}")
     return row
@@ -485,12 +461,12 @@ def get_target(id: IdPath, conn: Conn, _: Operator) -> dict[str, Any]:
 @router.get("/targets", response_model=Page[Target])
 def list_targets(conn: Conn, _: Operator) -> dict[str, Any]:
     """Every circularity target (operator)."""
-    return {"items": _rows(conn, "list_targets", {}, circularity.QUERIES)}
+    return {"items": registry.registered_targets(conn)}
 
 
 @router.delete("/targets/{id}", status_code=204)
 def delete_target(id: IdPath, conn: Conn, _: Operator) -> Response:
     """Remove a circularity target (operator)."""
-    if _row(conn, "delete_target", {"id": id}, circularity.QUERIES) is None:
+    if not registry.delete_target(conn, id):
         raise Problem(404, "not-found", f"no target {id!r}")
     return Response(status_code=204)
