@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg.rows import dict_row
 
+from api.registry.service import registered_targets
 from api.stats.return_rates import Bucket, hours_and_quarters, rollup_days, whole_days_around
 from api.stats.time_limit import SETTING, SlowWindow, time_limited
 from api.time_window import Window
-from schemas.circularity import QUERIES as REGISTRY_QUERIES
 from schemas.circularity import Metric
 from schemas.named_queries import load_queries
 from schemas.rollups import rollup_zone
@@ -166,7 +166,7 @@ def targets(conn: psycopg.Connection[Any], today: date | None = None) -> list[di
     )
     months = [_add_months(first_month, k) for k in range(MONTHS_OF_TREND)]
     answers = []
-    for target in conn.cursor(row_factory=dict_row).execute(REGISTRY_QUERIES["list_targets"]):
+    for target in registered_targets(conn):
         metric = Metric(target["metric"])
         covered = set(target["materials"]) if target["materials"] is not None else None
         chosen = [r for r in monthly if covered is None or r["material"] in covered]
