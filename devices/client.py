@@ -19,7 +19,6 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
+from uuid6 import uuid7
 
 from devices.outbox import DEFAULT_MAX_BYTES, Outbox, Queued, QueueFull
 from schemas.dead_letters import DeadLetterReason
@@ -262,7 +262,8 @@ class DeviceClient:
         QueueFull when the queue is at its disk bound."""
         when = ts or datetime.now(UTC)
         fields: dict[str, Any] = {
-            "event_id": event_id or str(uuid.uuid4()),
+            # Time-ordered (RFC 9562 version 7): see the event_id field of schemas.events.
+            "event_id": event_id or str(uuid7()),
             "ts": when.isoformat(),
             "type": type,
         }

@@ -222,7 +222,10 @@ class Event(BaseModel):
 
     event_id: UUID = Field(
         description="Unique id chosen by the device; the idempotency key (a resent event "
-        "with the same id is stored once).",
+        "with the same id is stored once). Any UUID; version 7 (RFC 9562, time-ordered) "
+        "recommended: the receiver's index of stored ids then takes new ids at one end, "
+        "where random ids (version 4) land anywhere in it, which slows ingest once that "
+        "index outgrows the database's memory.",
     )
     ts: datetime = Field(
         description="When it happened: RFC 3339 date-time with a UTC offset ('Z' or "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,19 @@ def test_an_invalid_event_is_refused_before_it_is_queued(tmp_path: Path) -> None
     assert client.scan("returned", grai="07038010000027C1")
     assert client.last_seq == 2
     client.close()
+
+
+def test_the_client_names_events_with_time_ordered_ids(tmp_path: Path) -> None:
+    """Version 7 ids (RFC 9562): later scans sort after earlier ones, so the receiver's
+    index of stored ids takes them at one end (schemas.events, event_id)."""
+    client = DeviceClient("rvm-1", "mqtt://127.0.0.1:9", queue_path=tmp_path / "q.sqlite")
+    try:
+        ids = []
+        for _ in range(3):
+            ids.append(uuid.UUID(client.scan("returned", gtin=GTIN_COLA)))
+            time.sleep(0.002)  # the ids' clock counts milliseconds
+    finally:
+        client.close(timeout_s=0.1)
+    assert [i.version for i in ids] == [7, 7, 7]
+    assert ids == sorted(ids)
+    assert abs((ids[0].int >> 80) - time.time() * 1000) < 60_000  # its time, in ms
