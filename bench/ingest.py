@@ -1,6 +1,7 @@
 """Ingest throughput, MQTT → committed rows, next to a bare COPY of the same rows.
 
     python bench/ingest.py [--batched 200000] [--single 50000] [--only single,serial]
+                           [--ids v4|v7] [--stored 20000000]
 
 Starts its own Mosquitto (the project's config) and its own database on the local
 PostgreSQL, then measures in one run:
@@ -15,6 +16,11 @@ backlog is timed from the moment the workers have subscribed: the capacity of ru
 workers, without the half second a Python process takes to start (`incl. start` times it
 from the start of the processes). `worker CPU/event` is the workers' CPU time (user and
 system) per event while timed: steadier than the rates on a machine shared with other work.
+
+`--stored N` puts N event ids in the idempotency index first, as in a database holding N
+events: random ids (`--ids v4`, the default) land anywhere in it, time-ordered ones
+(`--ids v7`, what devices.client sends) at its end; the difference shows once the index
+outgrows the database's shared_buffers.
 
 The workers publish receipts (`--receipts on`, the default), and a subscriber standing for
 the devices takes them at QoS 1, so the broker delivers them as in production;
@@ -44,6 +50,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
+from uuid6 import uuid7
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -70,14 +77,21 @@ def gtin13(gtin14: str) -> str:
     return gtin14[1:]
 
 
-def make_events(n: int, serials: str | None = None) -> list[dict[str, Any]]:
+# How the devices name events (--ids): random (version 4) or time-ordered (version 7, as
+# devices.client does and the payload schema recommends).
+ID_KINDS: dict[str, Callable[[], uuid.UUID]] = {"v4": uuid.uuid4, "v7": uuid7}
+
+
+def make_events(
+    n: int, new_id: Callable[[], uuid.UUID], serials: str | None = None
+) -> list[dict[str, Any]]:
     """n events over the last hour; with `serials` (a prefix), each group of four is one
     serialised item's sold, returned, duplicate return and reject, so the reuse
     aggregates have trips and duplicate returns to keep."""
     base = datetime.now(UTC) - timedelta(hours=1)
     return [
         {
-            "event_id": str(uuid.uuid4()),
+            "event_id": str(new_id()),
             "ts": (base + timedelta(milliseconds=i)).isoformat(),
             "type": ("sold", "returned", "returned", "rejected")[i % 4],
             # A serialised item keeps its GTIN: its four events are one item's.
@@ -110,6 +124,40 @@ def new_database() -> tuple[str, str]:
                 "INSERT INTO devices (id, site_id, kind) VALUES (%s, 's', 'rvm')", (device,)
             )
     return name, url
+
+
+def prefill_event_ids(url: str, n: int, kind: str) -> None:
+    """`n` ids of the last 300 days in `event_ids`, of the kind the runs send: random, or
+    time-ordered (their first 48 bits the time in ms, as version 7). The primary key is
+    built once after them (inserting them one by one into it takes many times longer)."""
+    ids = {
+        "v4": "gen_random_uuid()",
+        "v7": "(lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0')"
+        " || substr(replace(gen_random_uuid()::text, '-', ''), 13))::uuid",
+    }[kind]
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("ALTER TABLE event_ids DROP CONSTRAINT event_ids_pkey")
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO event_ids (event_id, ts) SELECT {}, t FROM (SELECT now()"
+                " - random() * interval '300 days' AS t FROM generate_series(1, %s)) s"
+            ).format(sql.SQL(ids)),
+            (n,),
+        )
+        conn.execute("ALTER TABLE event_ids ADD CONSTRAINT event_ids_pkey PRIMARY KEY (event_id)")
+        conn.execute("VACUUM ANALYZE event_ids")
+        row = conn.execute(
+            "SELECT pg_size_pretty(pg_relation_size('event_ids_pkey')),"
+            " current_setting('shared_buffers')"
+        ).fetchone()
+    assert row is not None
+    print(
+        f"event_ids: {n:,} ids stored first ({time.perf_counter() - started:.0f} s), its"
+        f" index {row[0]}, shared_buffers {row[1]}",
+        flush=True,
+    )
 
 
 def drop_database(name: str) -> None:
@@ -340,6 +388,19 @@ def main() -> None:
         "--workers", type=int, default=2, help="workers of the batched2 and single2 runs"
     )
     parser.add_argument(
+        "--ids",
+        choices=sorted(ID_KINDS),
+        default="v4",
+        help="event ids the devices send: random (v4, the default) or time-ordered (v7)",
+    )
+    parser.add_argument(
+        "--stored",
+        type=int,
+        default=0,
+        help="event ids stored before the runs: the idempotency index (event_ids) at the "
+        "size it has in a database holding that many events",
+    )
+    parser.add_argument(
         "--only",
         default="",
         help="comma-separated runs to measure (batched, batched2, serial, single, single2, "
@@ -351,19 +412,23 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown runs: {', '.join(sorted(unknown))} (known: {', '.join(RUNS)})")
     os.environ["BENCH_RECEIPTS"] = RECEIPTS[args.receipts]
+    new_id = ID_KINDS[args.ids]
 
     def batched_messages(serials: str | None = None) -> list[tuple[str, Any]]:
-        events = make_events(args.batched, serials)
+        events = make_events(args.batched, new_id, serials)
         return [
             (DEVICES[(i // BATCH) % len(DEVICES)], {"events": events[i : i + BATCH]})
             for i in range(0, len(events), BATCH)
         ]
 
     def single_messages() -> list[tuple[str, Any]]:
-        return [(DEVICES[i % len(DEVICES)], e) for i, e in enumerate(make_events(args.single))]
+        events = make_events(args.single, new_id)
+        return [(DEVICES[i % len(DEVICES)], e) for i, e in enumerate(events)]
 
-    copy_rows = make_events(args.batched)
+    copy_rows = make_events(args.batched, new_id)
     name, url = new_database()
+    if args.stored:
+        prefill_event_ids(url, args.stored, args.ids)
     with tempfile.TemporaryDirectory(prefix="looptrack-bench-") as tmp:
         workdir = Path(tmp)
         broker = LocalMosquitto(workdir / "mosquitto")
@@ -399,7 +464,7 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs; broker, database, workers and publisher on this host; "
         f"{args.batched:,} batched / {args.single:,} single events per run; "
-        f"receipts {args.receipts}"
+        f"receipts {args.receipts}; event ids {args.ids}"
         + (f" ({devices.messages:,} receipt messages taken)" if devices is not None else "")
     )
     print(
