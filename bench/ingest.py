@@ -67,6 +67,7 @@ RUNS = {
     "batched": f"MQTT batched ({BATCH}/msg), 1 worker",
     "batched2": f"MQTT batched ({BATCH}/msg), N workers",
     "serial": f"MQTT batched ({BATCH}/msg), serialised, 1 w.",
+    "serial2": f"MQTT batched ({BATCH}/msg), serialised, N w.",
     "single": "MQTT single (1/msg), 1 worker",
     "single2": "MQTT single (1/msg), N workers",
     "live": "MQTT single, live publisher, 1 worker",
@@ -385,7 +386,7 @@ def main() -> None:
         "--receipts", choices=sorted(RECEIPTS), default="on", help="workers publish receipts"
     )
     parser.add_argument(
-        "--workers", type=int, default=2, help="workers of the batched2 and single2 runs"
+        "--workers", type=int, default=2, help="workers of the batched2, serial2 and single2 runs"
     )
     parser.add_argument(
         "--ids",
@@ -403,8 +404,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated runs to measure (batched, batched2, serial, single, single2, "
-        "live); all by default. The bare COPY always runs: it is what the ratios divide by",
+        help="comma-separated runs to measure (batched, batched2, serial, serial2, single, "
+        "single2, live); all by default. The bare COPY always runs: the ratios divide by it",
     )
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -444,6 +445,9 @@ def main() -> None:
                 "serial": lambda: backlog_run(
                     url, broker, workdir, batched_messages("S"), "serial"
                 ),
+                "serial2": lambda: backlog_run(
+                    url, broker, workdir, batched_messages("T"), "serial2", workers=args.workers
+                ),
                 "single": lambda: backlog_run(url, broker, workdir, single_messages(), "single"),
                 "single2": lambda: backlog_run(
                     url, broker, workdir, single_messages(), "single2", workers=args.workers
@@ -451,7 +455,7 @@ def main() -> None:
                 "live": lambda: live_run(url, broker, workdir, single_messages(), args.single),
             }
             results = [
-                (RUNS[key].replace("N workers", f"{args.workers} workers"), run())
+                (RUNS[key].replace("N w", f"{args.workers} w"), run())
                 for key, run in runs.items()
                 if not only or key in only
             ]
