@@ -1,9 +1,11 @@
 """`looptrack demo`: the whole system on this machine, with a sample world and live traffic.
 
 Checks that PostgreSQL and Mosquitto answer (and says how to start the one that does
-not), migrates, registers the simulator's small Norwegian-style world, starts the ingest
-worker and the API as child processes, publishes 30 days of simulated past and then live
-traffic, prints where to look, and stops everything on Ctrl-C or SIGTERM."""
+not), makes its own database afresh (never adding to an earlier run's numbers, never
+writing into a database that holds other data), migrates, registers the simulator's small
+Norwegian-style world, starts the ingest worker and the API as child processes, publishes
+30 days of simulated past and then live traffic, prints where to look, and stops
+everything on Ctrl-C, SIGTERM or SIGHUP (the terminal closed)."""
 
 from __future__ import annotations
 
@@ -24,16 +26,21 @@ from pathlib import Path
 from typing import IO, Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from devices.simulator import builtin_scenario, world_seed
 from devices.simulator.runner import BrokerUnreachable, RunResult, run_live
 from schemas.api_keys import Role, create_key
 from schemas.digital_link import build_uri
-from schemas.migrations import ensure_database, migrate
+from schemas.migrations import migrate
 from schemas.registry import apply_seed
 from schemas.settings import Settings
 
+# The demo's own database, on the server of LOOPTRACK_DATABASE_URL (--database).
+DEMO_DATABASE = "looptrack_demo"
+# Its comment: what lets the next demo drop it and start afresh.
+DEMO_MARK = "looptrack demo: made afresh by every start of looptrack demo"
 # The sample world and its traffic.
 SCENARIO = "small"
 BACKFILL = timedelta(days=30)  # simulated past published first: statistics start full
@@ -56,6 +63,7 @@ class DemoOptions:
     port: int = 8000
     rate: float = DEFAULT_RATE
     log_dir: Path | None = None  # default: a new temporary directory
+    database: str = DEMO_DATABASE
 
 
 def missing_services(settings: Settings) -> list[str]:
@@ -85,8 +93,54 @@ def missing_services(settings: Settings) -> list[str]:
     return problems
 
 
+def fresh_database(server_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `server_url`, new and empty, marked as
+    the demo's. One an earlier demo made is dropped and made again, so numbers never add
+    up over runs; any other database of that name that holds tables is refused, untouched."""
+    url = make_conninfo(server_url, dbname=name)
+    database = sql.Identifier(name)
+    try:
+        with psycopg.connect(
+            make_conninfo(server_url, dbname="postgres"), autocommit=True, connect_timeout=10
+        ) as conn:
+            row = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                (name,),
+            ).fetchone()
+            if row is not None and row[0] == DEMO_MARK:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(database))
+            elif row is not None and _holds_tables(url):
+                raise DemoError(
+                    f"database {name!r} holds other data: the demo writes its sample world"
+                    " only into a database of its own. Pass --database with a new name."
+                )
+            if row is None or row[0] == DEMO_MARK:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(database))
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(database, sql.Literal(DEMO_MARK))
+            )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DemoError(f"cannot make the demo's database {name!r}: {reason}") from exc
+    return url
+
+
+def _holds_tables(url: str) -> bool:
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'p', 'v', 'm')"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            " AND n.nspname NOT LIKE 'pg\\_%'"
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
 def _port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on the port. SO_REUSEADDR as uvicorn binds: the closed
+    connections of a demo just stopped (TIME_WAIT) do not make the port look taken."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
@@ -178,9 +232,14 @@ def run_demo(settings: Settings, options: DemoOptions, stop: threading.Event) ->
     public_base = (
         base if chosen_base == Settings.model_fields["public_base_url"].default else chosen_base
     )
-    env = {**os.environ, "LOOPTRACK_PUBLIC_BASE_URL": public_base}
-
-    ensure_database(settings.database_url, create=settings.db_create)
+    settings = settings.model_copy(
+        update={"database_url": fresh_database(settings.database_url, options.database)}
+    )
+    env = {
+        **os.environ,
+        "LOOPTRACK_PUBLIC_BASE_URL": public_base,
+        "LOOPTRACK_DATABASE_URL": settings.database_url,
+    }
     migrate(settings.database_url, timescaledb=settings.timescaledb, timezone=settings.timezone)
     scenario = builtin_scenario(SCENARIO)
     with psycopg.connect(settings.database_url) as conn:
@@ -283,6 +342,6 @@ def _print_welcome(
         f"  database     {settings.database_url}\n"
         f"  logs         {log_dir}\n"
         f"30 days of simulated history published; live traffic at {options.rate:g} events/s. "
-        "Ctrl-C stops everything.",
+        "Ctrl-C stops everything; the next start makes the database afresh.",
         flush=True,
     )

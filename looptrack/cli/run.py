@@ -75,6 +75,13 @@ def demo(
     log_dir: Annotated[
         Path | None, typer.Option(help="Where the worker's and the API's logs go.")
     ] = None,
+    database: Annotated[
+        str,
+        typer.Option(
+            help="The demo's own database, on the server of LOOPTRACK_DATABASE_URL: made "
+            "afresh at each start; one that holds other data is refused."
+        ),
+    ] = "looptrack_demo",
 ) -> None:
     """Bring the whole system up on this machine with a sample world and live traffic;
     Ctrl-C stops everything."""
@@ -89,8 +96,11 @@ def demo(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # The terminal closed: the API and the worker run in process groups of their own, and
+    # would otherwise outlive the demo with the port bound.
+    signal.signal(signal.SIGHUP, request_stop)
     try:
-        run_demo(settings, DemoOptions(host, port, rate, log_dir), stop)
+        run_demo(settings, DemoOptions(host, port, rate, log_dir, database), stop)
     except DemoError as exc:
         raise fail(str(exc)) from exc
     except psycopg.Error as exc:

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from looptrack.demo import DemoError, fresh_database
 from tests.conftest import PG_SERVER, Broker, drop_database, free_port, service_env, wait_until
 
 
@@ -55,8 +58,8 @@ def test_demo_comes_up_shows_statistics_and_stops_cleanly_on_ctrl_c(
     out = (tmp_path / "stdout").open("w+")
     began = time.monotonic()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "looptrack", "demo", "--port", str(port)],
-        env=service_env(url, broker, topic_root),
+        [sys.executable, "-m", "looptrack", "demo", "--port", str(port), "--database", name],
+        env=service_env(PG_SERVER, broker, topic_root),
         stdout=out,
         stderr=subprocess.STDOUT,
         cwd=tmp_path,
@@ -166,3 +169,69 @@ def test_demo_refuses_a_port_in_use_before_touching_anything(tmp_path: Path) -> 
         )
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "--port" in result.stderr
+
+
+def test_closing_the_terminal_stops_the_demo_and_its_services(
+    broker: Broker, topic_root: str, tmp_path: Path
+) -> None:
+    """SIGHUP, as when the terminal closes: the API and the worker run in process groups
+    of their own, so the demo must stop them; the port is free again."""
+    name = f"lt_demo_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    out = (tmp_path / "stdout").open("w+")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "looptrack", "demo", "--port", str(port), "--database", name],
+        env=service_env(PG_SERVER, broker, topic_root),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(
+            lambda: "Ctrl-C stops" in Path(out.name).read_text(), 60, "the demo's welcome text"
+        )
+        assert len(_processes_with(name)) >= 2  # the worker and the API
+        demo.send_signal(signal.SIGHUP)
+        assert demo.wait(90) == 0, Path(out.name).read_text()[-3000:]
+        assert _processes_with(name) == [], "the worker or the API outlived the demo"
+        assert "SIGHUP: stopping" in Path(out.name).read_text()
+        with socket.socket() as probe:
+            # As uvicorn binds: the closed connections' TIME_WAIT does not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # raises while the API still listens on it
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        for pid in _processes_with(name):
+            os.kill(pid, signal.SIGKILL)
+        out.close()
+        drop_database(name)
+
+
+def test_the_demo_starts_afresh_in_its_own_database_and_refuses_one_with_other_data() -> None:
+    """A second demo never adds to the first one's numbers: the database it made is made
+    again, empty. A database of that name it did not make, holding tables, is refused and
+    left as it was."""
+    name = f"lt_demo_{uuid.uuid4().hex[:10]}"
+    try:
+        url = fresh_database(PG_SERVER, name)
+        assert url == make_conninfo(PG_SERVER, dbname=name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE earlier_run (n int)")
+        assert fresh_database(PG_SERVER, name) == url
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT to_regclass('earlier_run')").fetchone()
+        assert row == (None,), "the earlier run's data survived"
+
+        with psycopg.connect(PG_SERVER, autocommit=True) as conn:
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS NULL").format(sql.Identifier(name)))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE someone_elses (n int)")
+            conn.execute("INSERT INTO someone_elses VALUES (1)")
+        with pytest.raises(DemoError, match=r"holds other data.*--database"):
+            fresh_database(PG_SERVER, name)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT n FROM someone_elses").fetchall() == [(1,)]
+    finally:
+        drop_database(name)
