@@ -363,3 +363,29 @@ def test_the_shipped_production_config_serves_accounts_over_tls_with_client_cert
         for client in clients:
             client.close(timeout_s=0)
         broker.stop()
+
+
+@unclosed_tls_socket
+def test_the_trial_certificate_recipe_makes_a_broker_devices_can_trust(tmp_path: Path) -> None:
+    """The recipe in deploy/mosquitto/certs/README.md, run as written: its broker
+    certificate passes a strict check against its CA, and a device trusting only that CA
+    connects over TLS."""
+    readme = (ROOT / "deploy" / "mosquitto" / "certs" / "README.md").read_text()
+    recipe = readme.split("## Certificates for a trial", 1)[1].split("```sh\n", 1)[1]
+    made = tmp_path / "certs"
+    made.mkdir()
+    subprocess.run(["bash", "-e", "-c", recipe.split("```", 1)[0]], cwd=made, check=True)
+    strict = ["openssl", "verify", "-x509_strict", "-CAfile", "ca.pem", "server.pem"]
+    subprocess.run(strict, cwd=made, check=True, capture_output=True)
+
+    ca = Pair(made / "ca.pem", made / "ca.key")
+    server = Pair(made / "server.pem", made / "server.key")
+    broker = tls_broker(tmp_path / "mosquitto", server, ca, require_certificate=False)
+    broker.start()
+    device = DeviceClient("rvm-trial", broker.url, tls=TlsFiles(ca.cert))
+    try:
+        device.start()
+        assert device.wait_connected(10), "a device trusting ca.pem could not connect"
+    finally:
+        device.close(timeout_s=0)
+        broker.stop()
