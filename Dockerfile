@@ -11,7 +11,7 @@ WORKDIR /src
 # What the wheel is built from: the project metadata and the packages of
 # [tool.setuptools.packages.find]. tests/cli/test_wheel.py builds from exactly these
 # COPY lines, so a package missing here fails CI, not the image.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY schemas schemas
 COPY ingest ingest
 COPY api api

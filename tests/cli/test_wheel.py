@@ -237,3 +237,17 @@ def test_the_images_containers_run_installed_looptrack_commands(installed: Path)
     run([installed / "bin" / script, "--help"], cwd=installed)
     for args in {tuple(args) for args in commands.values()}:
         run([installed / "bin" / script, *args, "--help"], cwd=installed)
+
+
+def test_the_wheel_carries_the_license_pyproject_names(wheel: Path) -> None:
+    """pyproject.toml's license expression, the LICENSE file beside it, and the copy the
+    wheel ships name the same license."""
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = [n for n in archive.namelist() if n.endswith(".dist-info/licenses/LICENSE")]
+        assert len(shipped) == 1, archive.namelist()
+        assert archive.read(shipped[0]).decode("utf-8") == text
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        assert "License-Expression: Apache-2.0" in archive.read(metadata).decode("utf-8")
