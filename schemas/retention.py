@@ -1,5 +1,7 @@
-"""Retention: removes raw events, their idempotency keys, the quarter-hour rollups and dead
-letters older than LOOPTRACK_RETENTION_DAYS, in short batches beside a running ingest.
+"""Retention: removes raw events, their idempotency keys, the quarter-hour rollups, dead
+letters and seq gaps older than LOOPTRACK_RETENTION_DAYS, in short batches beside a running
+ingest. (A seq gap detected before the cutoff can no longer be filled: the events missing
+from it would be refused as too old.)
 
 Why pruning `event_ids` is safe: the ingest refuses every event older than the retention
 (schemas.events.oldest_accepted: clock_skew), and the job deletes only what is older than
@@ -65,6 +67,7 @@ _ROLLUPS_AND_LETTERS = (
     _Rows("event_counts_15m", "bucket", slots=True),
     _Rows("material_counts_15m", "bucket", slots=True),
     _Rows("dead_letters", "received_at", slots=False),
+    _Rows("seq_gaps", "detected_at", slots=False),
 )
 TABLES = ("events", "event_ids", *(rows.table for rows in _ROLLUPS_AND_LETTERS))
 """What the job prunes, in the order it does."""

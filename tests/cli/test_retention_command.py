@@ -31,7 +31,7 @@ def test_prune_reports_what_it_deleted(db: psycopg.Connection[Any], db_url: str)
     assert any(
         head.startswith(
             f"pruned what is older than {cutoff:%Y-%m-%dT%H:%M:%SZ}"
-            " (LOOPTRACK_RETENTION_DAYS=10) in 5 batches, "  # events 2 + 1, the others 1 each
+            " (LOOPTRACK_RETENTION_DAYS=10) in 6 batches, "  # events 2 + 1, the others 1 each
         )
         for cutoff in cutoffs
     ), head
@@ -41,6 +41,7 @@ def test_prune_reports_what_it_deleted(db: psycopg.Connection[Any], db_url: str)
         "  event_counts_15m: 1 rows",
         "  material_counts_15m: 1 rows",
         "  dead_letters: 0 rows",
+        "  seq_gaps: 0 rows",
     ]
     assert count(db, "SELECT count(*) FROM events") == 1
     assert count(db, "SELECT sum(sold) FROM return_counts_daily") == 3 * 3 + 1

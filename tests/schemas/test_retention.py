@@ -71,6 +71,14 @@ def dead_letter(db: psycopg.Connection[Any], received_at: datetime) -> None:
     )
 
 
+def seq_gap(db: psycopg.Connection[Any], gap_from: int, detected_at: datetime) -> None:
+    db.execute(
+        "INSERT INTO seq_gaps (device_id, gap_from, gap_to, detected_at)"
+        " VALUES ('rvm-1', %s, %s, %s)",
+        (gap_from, gap_from + 2, detected_at),
+    )
+
+
 def long_term(db: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
     return {t: db.execute(f"SELECT * FROM {t} ORDER BY {t}::text").fetchall() for t in LONG_TERM}
 
@@ -99,6 +107,8 @@ def test_prune_removes_what_is_older_than_the_retention_and_a_day(
         (gone if ts in gone_at else kept).extend(batch)
     dead_letter(db, now - timedelta(days=40))
     dead_letter(db, now - timedelta(hours=3))
+    seq_gap(db, 10, now - timedelta(days=40))
+    seq_gap(db, 20, now - timedelta(hours=3))
     before = long_term(db)
 
     report = prune(db_url, RETENTION, now=now)
@@ -111,6 +121,7 @@ def test_prune_removes_what_is_older_than_the_retention_and_a_day(
         "event_counts_15m": 2 * 4,
         "material_counts_15m": 2 * 3,
         "dead_letters": 1,
+        "seq_gaps": 1,
     }
     kept_ids = {e["event_id"] for e in kept}
     assert ids(db, "SELECT event_id FROM events") == kept_ids
@@ -122,6 +133,9 @@ def test_prune_removes_what_is_older_than_the_retention_and_a_day(
         assert len(buckets) == rows * len(kept_at)
     assert db.execute("SELECT received_at FROM dead_letters").fetchall() == [
         (now - timedelta(hours=3),)
+    ]
+    assert db.execute("SELECT gap_from, detected_at FROM seq_gaps").fetchall() == [
+        (20, now - timedelta(hours=3))
     ]
     # The totals of every day, hour and month, and every item's trips, are still there.
     assert long_term(db) == before
@@ -176,7 +190,7 @@ def test_prune_deletes_in_batches_and_a_stopped_run_is_finished_by_the_next(
     assert finished is not None and finished.complete
     assert finished.deleted["events"] == 13
     # 13 events: 5 batches (the last one short); then one short batch per other table.
-    assert finished.batches == 5 + 3
+    assert finished.batches == 5 + 4
     assert count(db, "SELECT count(*) FROM events") == 1
     assert count(db, "SELECT count(*) FROM event_ids") == 1
 
