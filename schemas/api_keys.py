@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -64,3 +65,40 @@ def create_key(
         },
     )
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What is kept of a key (never the key, nor its hash)."""
+
+    id: uuid.UUID
+    name: str
+    role: Role
+    brand: str | None
+    device_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def brand_known(conn: psycopg.Connection[Any], brand: str) -> bool:
+    """Whether a product is registered under `brand`: a key for a misspelt brand would
+    see nothing, and say nothing about why."""
+    row = conn.execute(QUERIES["brand_known"], {"brand": brand}).fetchone()
+    return bool(row and row[0])
+
+
+def list_keys(conn: psycopg.Connection[Any]) -> list[KeyRecord]:
+    """Every key, the newest first, revoked ones included."""
+    return [
+        KeyRecord(id_, name, Role(role), brand, device_id, created_at, revoked_at)
+        for id_, name, role, brand, device_id, created_at, revoked_at in conn.execute(
+            QUERIES["list_keys"]
+        )
+    ]
+
+
+def revoke_key(conn: psycopg.Connection[Any], key_id: uuid.UUID) -> tuple[datetime, bool] | None:
+    """Revoke the key `key_id`: from now on it authenticates nothing. Returns when it was
+    revoked and whether by this call (False: it already was); None for an unknown id."""
+    row = conn.execute(QUERIES["revoke_key"], {"id": key_id}).fetchone()
+    return (row[0], row[1]) if row else None

@@ -100,7 +100,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for, for the audit trail.")] = "",
 ) -> None:
     """Create an API key and print it once, alone on the last line (only its hash is kept)."""
-    from schemas.api_keys import Role, create_key
+    from schemas.api_keys import Role, brand_known, create_key
 
     try:
         chosen = Role(role)
@@ -113,6 +113,11 @@ def keys_create(
     if (chosen is Role.DEVICE) != (device is not None):
         raise fail("--device goes with --role device, and only with it", EXIT_BAD_INPUT)
     with connect(load_settings()) as conn:
+        if brand is not None and not brand_known(conn, brand):
+            raise fail(
+                f"unknown brand {brand!r}: no product is registered under it (looptrack seed)",
+                EXIT_BAD_INPUT,
+            )
         try:
             key = create_key(
                 conn, chosen, name or f"{chosen.value} key", brand=brand, device_id=device
@@ -127,3 +132,62 @@ def keys_create(
             raise fail("the schema is missing: run `looptrack db migrate` first") from exc
     typer.echo(f"{chosen.value} key created; it is shown only now:")
     typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every API key: id, name, role, what it is bound to, when created and revoked (never
+    the key, which only its holder has)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from schemas.api_keys import list_keys
+
+    with connect(load_settings()) as conn:
+        try:
+            keys = list_keys(conn)
+        except psycopg.errors.UndefinedTable as exc:
+            raise fail("the schema is missing: run `looptrack db migrate` first") from exc
+    table = Table("id", "name", "role", "bound to", "created", "revoked", box=None)
+    for key in keys:
+        bound = ""
+        if key.brand is not None:
+            bound = f"brand {key.brand}"
+        elif key.device_id is not None:
+            bound = f"device {key.device_id}"
+        table.add_row(
+            str(key.id), key.name, key.role.value, bound,
+            f"{key.created_at:%Y-%m-%d %H:%M:%S%z}",
+            f"{key.revoked_at:%Y-%m-%d %H:%M:%S%z}" if key.revoked_at else "",
+        )  # fmt: skip
+    Console(width=200).print(table)
+    in_use = sum(key.revoked_at is None for key in keys)
+    typer.echo(f"{len(keys)} key{'' if len(keys) == 1 else 's'}, {in_use} in use")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (keys list).")],
+) -> None:
+    """Revoke an API key: every request with it is refused from now on (401)."""
+    import uuid
+
+    from schemas.api_keys import revoke_key
+
+    try:
+        parsed = uuid.UUID(key_id)
+    except ValueError as exc:
+        raise fail(
+            f"{key_id!r} is not a key id (a UUID: looptrack keys list)", EXIT_BAD_INPUT
+        ) from exc
+    with connect(load_settings()) as conn:
+        revoked = revoke_key(conn, parsed)
+        conn.commit()
+    if revoked is None:
+        raise fail(f"no key {parsed} (looptrack keys list)", EXIT_BAD_INPUT)
+    at, now = revoked
+    typer.echo(
+        f"key {parsed} revoked"
+        if now
+        else f"key {parsed} was revoked already, {at:%Y-%m-%d %H:%M:%S%z}"
+    )

@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from api.dependencies import principal_for_key
 from tests.conftest import ROOT, wait_until
 from tests.factories import count, event, seed_registry
 
@@ -96,6 +97,7 @@ def test_devices_add(db: psycopg.Connection[Any], db_url: str) -> None:
 def test_keys_create_prints_the_key_once_and_stores_only_its_hash(
     db: psycopg.Connection[Any], db_url: str
 ) -> None:
+    seed_registry(db, [])  # products of the brand fjord
     result = looptrack(db_url, "keys", "create", "--role", "brand", "--brand", "fjord")
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip().splitlines()[-1]
@@ -111,6 +113,47 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(
     assert missing_brand.returncode == 2 and "--brand" in missing_brand.stderr
     bad_role = looptrack(db_url, "keys", "create", "--role", "root")
     assert bad_role.returncode == 2 and "unknown role 'root'" in bad_role.stderr
+    # A brand no product is registered under: a key for it would see nothing.
+    unknown = looptrack(db_url, "keys", "create", "--role", "brand", "--brand", "fjrod")
+    assert unknown.returncode == 2, unknown.stdout
+    assert "unknown brand 'fjrod'" in unknown.stderr and "lt_" not in unknown.stdout
+    assert count(db, "SELECT count(*) FROM api_keys") == 1
+
+
+def test_keys_list_and_revoke_end_a_key_for_good(db: psycopg.Connection[Any], db_url: str) -> None:
+    """An operator lists the keys (never the key itself), revokes one by its id, and the
+    API refuses it from then on; the other key keeps working."""
+    seed_registry(db, ["rvm-1"])
+    made = {
+        name: looptrack(db_url, "keys", "create", *args, "--name", name).stdout.split()[-1]
+        for name, args in {
+            "fjord portal": ["--role", "brand", "--brand", "fjord"],
+            "rvm-1 posts": ["--role", "device", "--device", "rvm-1"],
+        }.items()
+    }
+    listed = looptrack(db_url, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:-1]}
+    ids = dict(db.execute("SELECT name, id::text FROM api_keys").fetchall())
+    assert set(rows) == set(ids.values())
+    assert "brand" in rows[ids["fjord portal"]] and "brand fjord" in rows[ids["fjord portal"]]
+    assert "device rvm-1" in rows[ids["rvm-1 posts"]]
+    assert listed.stdout.splitlines()[-1] == "2 keys, 2 in use"
+    assert not any(key in listed.stdout for key in made.values())
+
+    revoked = looptrack(db_url, "keys", "revoke", ids["fjord portal"])
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.strip() == f"key {ids['fjord portal']} revoked"
+    assert principal_for_key(db, made["fjord portal"]) is None
+    assert principal_for_key(db, made["rvm-1 posts"]) is not None
+    again = looptrack(db_url, "keys", "revoke", ids["fjord portal"])
+    assert again.returncode == 0 and "was revoked already" in again.stdout
+    assert looptrack(db_url, "keys", "list").stdout.splitlines()[-1] == "2 keys, 1 in use"
+
+    unknown = looptrack(db_url, "keys", "revoke", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 2 and "no key" in unknown.stderr
+    not_an_id = looptrack(db_url, "keys", "revoke", "fjord portal")
+    assert not_an_id.returncode == 2 and "not a key id" in not_an_id.stderr
 
 
 def test_dlq_list_and_replay(
