@@ -27,8 +27,8 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
-from api.commissioning import Batch, commission, new_serial  # noqa: E402
-from api.label_sheets import Label, pdf_sheet, png_zip  # noqa: E402
+from api.labels.commissioning import Batch, commission, new_serial  # noqa: E402
+from api.labels.sheets import Label, pdf_sheet, png_zip  # noqa: E402
 from schemas.digital_link import build_uri  # noqa: E402
 from schemas.migrations import migrate  # noqa: E402
 
