@@ -12,6 +12,9 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +52,52 @@ def _processes_with(marker: str) -> list[int]:
     return found
 
 
+@dataclass
+class RunningDemo:
+    process: subprocess.Popen[bytes]
+    name: str  # its database
+    port: int
+    output: Path
+
+    def text(self) -> str:
+        return self.output.read_text()
+
+
+@contextmanager
+def running_demo(broker: Broker, topic_root: str, tmp_path: Path) -> Iterator[RunningDemo]:
+    """`looptrack demo` as a user starts it, in a database and on a port of its own;
+    afterwards nothing of it is left running, and its database is gone."""
+    name = f"lt_demo_{uuid.uuid4().hex[:10]}"  # the demo creates and migrates it
+    port = free_port()
+    output = tmp_path / "stdout"
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "looptrack", "demo", "--port", str(port), "--database", name],
+            env=service_env(PG_SERVER, broker, topic_root),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        yield RunningDemo(process, name, port, output)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pid in _processes_with(name):
+            os.kill(pid, signal.SIGKILL)
+        drop_database(name)
+
+
 def test_demo_comes_up_shows_statistics_and_stops_cleanly_on_ctrl_c(
     broker: Broker, topic_root: str, tmp_path: Path
 ) -> None:
-    name = f"lt_demo_{uuid.uuid4().hex[:10]}"  # the demo creates and migrates it
-    url = make_conninfo(PG_SERVER, dbname=name)
-    port = free_port()
-    out = (tmp_path / "stdout").open("w+")
     began = time.monotonic()
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "looptrack", "demo", "--port", str(port), "--database", name],
-        env=service_env(PG_SERVER, broker, topic_root),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with running_demo(broker, topic_root, tmp_path) as demo:
+        url = make_conninfo(PG_SERVER, dbname=demo.name)
+        base = f"http://127.0.0.1:{demo.port}"
         text = wait_until(
-            lambda: "Ctrl-C stops" in (t := Path(out.name).read_text()) and t,
+            lambda: "Ctrl-C stops" in (t := demo.text()) and t,
             30,
             "the demo's welcome text",
         )
@@ -112,24 +142,16 @@ def test_demo_comes_up_shows_statistics_and_stops_cleanly_on_ctrl_c(
             before = stored()
             wait_until(lambda: stored() > before + 20, 15, "live events stored")
 
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(90) == 0, Path(out.name).read_text()[-3000:]
-        assert _processes_with(name) == [], "the worker or the API outlived the demo"
-        final = Path(out.name).read_text()
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.process.wait(90) == 0, demo.text()[-3000:]
+        assert _processes_with(demo.name) == [], "the worker or the API outlived the demo"
+        final = demo.text()
         published = re.search(r"published (\d+) events", final)
         assert published, final[-2000:]
         with psycopg.connect(url) as conn:
             row = conn.execute("SELECT count(*) FROM events").fetchone()
         assert row is not None and row[0] == int(published.group(1))  # none lost
         assert "looptrack demo stopped" in final
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-        for pid in _processes_with(name):
-            os.kill(pid, signal.SIGKILL)
-        out.close()
-        drop_database(name)
 
 
 def test_demo_says_what_is_missing_and_how_to_start_it(tmp_path: Path) -> None:
@@ -176,37 +198,17 @@ def test_closing_the_terminal_stops_the_demo_and_its_services(
 ) -> None:
     """SIGHUP, as when the terminal closes: the API and the worker run in process groups
     of their own, so the demo must stop them; the port is free again."""
-    name = f"lt_demo_{uuid.uuid4().hex[:10]}"
-    port = free_port()
-    out = (tmp_path / "stdout").open("w+")
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "looptrack", "demo", "--port", str(port), "--database", name],
-        env=service_env(PG_SERVER, broker, topic_root),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    try:
-        wait_until(
-            lambda: "Ctrl-C stops" in Path(out.name).read_text(), 60, "the demo's welcome text"
-        )
-        assert len(_processes_with(name)) >= 2  # the worker and the API
-        demo.send_signal(signal.SIGHUP)
-        assert demo.wait(90) == 0, Path(out.name).read_text()[-3000:]
-        assert _processes_with(name) == [], "the worker or the API outlived the demo"
-        assert "SIGHUP: stopping" in Path(out.name).read_text()
+    with running_demo(broker, topic_root, tmp_path) as demo:
+        wait_until(lambda: "Ctrl-C stops" in demo.text(), 60, "the demo's welcome text")
+        assert len(_processes_with(demo.name)) >= 2  # the worker and the API
+        demo.process.send_signal(signal.SIGHUP)
+        assert demo.process.wait(90) == 0, demo.text()[-3000:]
+        assert _processes_with(demo.name) == [], "the worker or the API outlived the demo"
+        assert "SIGHUP: stopping" in demo.text()
         with socket.socket() as probe:
             # As uvicorn binds: the closed connections' TIME_WAIT does not count.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(("127.0.0.1", port))  # raises while the API still listens on it
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-            demo.wait()
-        for pid in _processes_with(name):
-            os.kill(pid, signal.SIGKILL)
-        out.close()
-        drop_database(name)
+            probe.bind(("127.0.0.1", demo.port))  # raises while the API still listens on it
 
 
 def test_the_demo_starts_afresh_in_its_own_database_and_refuses_one_with_other_data() -> None:
