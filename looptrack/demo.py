@@ -30,7 +30,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from devices.simulator import builtin_scenario, world_seed
-from devices.simulator.runner import BrokerUnreachable, RunResult, run_live
+from devices.simulator.runner import BrokerUnreachable, Progress, RunResult, run_live
 from schemas.api_keys import Role, create_key
 from schemas.digital_link import build_uri
 from schemas.migrations import migrate
@@ -47,6 +47,8 @@ BACKFILL = timedelta(days=30)  # simulated past published first: statistics star
 DEFAULT_RATE = 20.0  # live events/s across all devices
 # How long each service may take to come up (s).
 READY_TIMEOUT_S = 30.0
+# How long the welcome waits for the worker to have the published history (s).
+HISTORY_TIMEOUT_S = 120.0
 # How long a service may take to drain and exit after SIGTERM before it is killed (s).
 STOP_TIMEOUT_S = 30.0
 # What the worker logs once its subscription is in place: events from then on are kept.
@@ -203,6 +205,23 @@ def _wait_for(
         time.sleep(0.1)
 
 
+def _wait_for_history(
+    database_url: str, published: int, services: list[Service], stop: threading.Event
+) -> None:
+    """Until the worker has taken in `published` events (stored, duplicate or
+    dead-lettered), or HISTORY_TIMEOUT_S: a slow machine gets its welcome late, not never."""
+    deadline = time.monotonic() + HISTORY_TIMEOUT_S
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline and not stop.is_set():
+            row = conn.execute("SELECT coalesce(sum(received), 0) FROM ingest_counters").fetchone()
+            if row is not None and row[0] >= published:
+                return
+            for service in services:
+                if (why := service.died()) is not None:
+                    raise DemoError(why)
+            time.sleep(0.2)
+
+
 def _api_answers(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
@@ -271,10 +290,13 @@ def run_demo(settings: Settings, options: DemoOptions, stop: threading.Event) ->
             return
 
         backfilled = threading.Event()
+        published_first: list[int] = []  # events out when the live part first reported
 
         def publish() -> None:
-            def progress(_: object) -> None:
-                backfilled.set()  # the first report comes from the live part
+            def progress(report: Progress) -> None:
+                if not published_first:  # the first report comes from the live part
+                    published_first.append(report.published)
+                backfilled.set()
 
             try:
                 result: RunResult = run_live(
@@ -298,6 +320,9 @@ def run_demo(settings: Settings, options: DemoOptions, stop: threading.Event) ->
         backfilled.wait()
         if failure:
             raise failure[0]
+        # The welcome names an item with trips: not before the worker has the history.
+        if published_first:
+            _wait_for_history(settings.database_url, published_first[0], services, stop)
         _print_welcome(settings, options, base, public_base, key, log_dir)
         while not stop.wait(0.5):
             for service in services:
