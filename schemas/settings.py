@@ -88,51 +88,110 @@ class Settings(BaseSettings):
         env_prefix="LOOPTRACK_", env_file=".env", extra="ignore", hide_input_in_errors=True
     )
 
-    database_url: str = "postgresql:///looptrack"
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
-    public_base_url: str = "http://localhost:8000"
-    timezone: str = "UTC"
-    topic_root: str = "looptrack/v1"
-    mqtt_group: str = "looptrack"
-    # Stable per worker so the broker keeps its session (and queued messages) across restarts.
-    ingest_client_id: str = Field(
-        default_factory=lambda: f"looptrack-ingest-{socket.gethostname()}"
+    database_url: str = Field(
+        default="postgresql:///looptrack",
+        description="The PostgreSQL database (libpq URL; the default is the local socket).",
     )
-    # How long the broker keeps a disconnected worker's session and queue (s); 7 days.
-    mqtt_session_expiry_s: int = 7 * 24 * 3600
-    # On SIGTERM, how long the ingest worker keeps retrying against a down database, for
-    # all the batches it still holds, before exiting without acknowledging them (the broker
-    # redelivers them later) (s). Keep it under the orchestrator's grace period.
-    ingest_drain_timeout_s: float = Field(default=30.0, ge=0, le=3600)
-    # Publish a receipt to each device after every commit ({root}/devices/{id}/receipts),
-    # so devices keep events until they are stored. Off only to measure what they cost.
-    ingest_receipts: bool = True
-    # `auto` uses TimescaleDB when the extension can be created, `off` never does.
-    timescaledb: str = "auto"
-    # Whether `db migrate` may create a missing database.
-    db_create: bool = True
-    # The broker's password and ACL files, rewritten by `looptrack devices add/revoke` and
-    # `looptrack broker ...`; unset: the commands leave the broker's files alone.
-    broker_password_file: Path | None = None
-    broker_acl_file: Path | None = None
-    # Mosquitto's pid_file: when set, it is sent SIGHUP to reload the files.
-    broker_pid_file: Path | None = None
-    # For `mqtts://`: the CA that signed the broker's certificate (unset: the system's
-    # trust store), and a client certificate with its key when the broker asks for one.
-    mqtt_ca_file: Path | None = None
-    mqtt_cert_file: Path | None = None
-    mqtt_key_file: Path | None = None
-    # Most labels (items) one request or command may commission.
-    labels_max_count: int = Field(default=10_000, ge=1, le=1_000_000)
-    # Longest a statistics statement may run when it adds up hourly or 15-minute counts
-    # (windows other than whole days of the rollup zone) before the request is refused
-    # with a 422 naming the windows answered fast (ms); 0: no limit.
-    stats_timeout_ms: int = Field(default=5_000, ge=0, le=600_000)
-    # How long raw events, their idempotency keys, the quarter-hour rollups and dead letters
-    # are kept (days; 1827: 5 years with their leap days). Events older than this are
-    # refused as clock_skew, so a pruned event cannot be stored again. The same value for
-    # every process: docs/operations.md, Retention.
-    retention_days: int = Field(default=1827, ge=1, le=36_525)
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        description="The broker: `mqtt://` or `mqtts://` (TLS); user and password may be in "
+        "the URL.",
+    )
+    public_base_url: str = Field(
+        default="http://localhost:8000",
+        description="The host printed into QR codes (GS1 Digital Link) and resolver links.",
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="Default zone of day, week and month buckets (an IANA name such as "
+        "Europe/Oslo), and the zone the day rollups are kept in.",
+    )
+    topic_root: str = Field(
+        default="looptrack/v1",
+        description="The topic prefix: devices publish on {root}/devices/{id}/events.",
+    )
+    mqtt_group: str = Field(
+        default="looptrack", description="The ingest workers' shared-subscription group."
+    )
+    ingest_client_id: str = Field(
+        default_factory=lambda: f"looptrack-ingest-{socket.gethostname()}",
+        description="The worker's MQTT client id: stable per worker, so the broker keeps its "
+        "session and queue while it is down.",
+        json_schema_extra={"default_shown": "looptrack-ingest-<hostname>"},
+    )
+    mqtt_session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        description="How long the broker keeps a disconnected worker's session and queue (s).",
+    )
+    ingest_drain_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, how long the worker keeps retrying against a down database "
+        "for the batches it holds before exiting without acknowledging them (the broker "
+        "redelivers them) (s). Keep it under the orchestrator's grace period.",
+    )
+    ingest_receipts: bool = Field(
+        default=True,
+        description="Publish a receipt to each device after every commit "
+        "({root}/devices/{id}/receipts), so devices keep events until they are stored. "
+        "Off only to measure what receipts cost.",
+    )
+    timescaledb: str = Field(
+        default="auto",
+        description="`auto` uses TimescaleDB when the extension can be created, `off` never.",
+    )
+    db_create: bool = Field(
+        default=True, description="Whether `looptrack db migrate` may create a missing database."
+    )
+    broker_password_file: Path | None = Field(
+        default=None,
+        description="The broker's password file, rewritten by `looptrack devices add/revoke` "
+        "and `looptrack broker …`; unset: the commands leave the broker's files alone.",
+    )
+    broker_acl_file: Path | None = Field(
+        default=None, description="The broker's ACL file, rewritten like the password file."
+    )
+    broker_pid_file: Path | None = Field(
+        default=None,
+        description="Mosquitto's pid_file: when set, the broker is sent SIGHUP to read the "
+        "files again.",
+    )
+    mqtt_ca_file: Path | None = Field(
+        default=None,
+        description="For `mqtts://`: the CA that signed the broker's certificate (unset: the "
+        "system's trust store).",
+    )
+    mqtt_cert_file: Path | None = Field(
+        default=None,
+        description="For `mqtts://`: a client certificate, when the broker asks for one.",
+    )
+    mqtt_key_file: Path | None = Field(
+        default=None, description="The client certificate's key (the same file may hold both)."
+    )
+    labels_max_count: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Most labels (items) one request or command may commission.",
+    )
+    stats_timeout_ms: int = Field(
+        default=5_000,
+        ge=0,
+        le=600_000,
+        description="Longest a statistics statement may add up hourly or 15-minute counts "
+        "(windows other than whole days of the rollup zone) before the request is a 422 "
+        "naming the windows answered fast (ms); 0: no limit (docs/statistics.md).",
+    )
+    retention_days: int = Field(
+        default=1827,
+        ge=1,
+        le=36_525,
+        description="How long raw events, their ids, the quarter-hour rollups, dead letters "
+        "and seq gaps are kept (days; 1827: five years with their leap days). Older events "
+        "are refused as clock_skew. The same value for every process "
+        "(docs/operations.md, Retention).",
+    )
 
     @field_validator("topic_root")
     @classmethod
@@ -208,3 +267,25 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The settings as the Markdown table in README.md (`python -m schemas.settings`
+    prints it; a test keeps the README's copy equal to it)."""
+    rows = ["| variable | default | what |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "default_shown" in extra:
+            default = f"`{extra['default_shown']}`"
+        elif field.default is None:
+            default = "unset"
+        elif isinstance(field.default, bool):
+            default = f"`{str(field.default).lower()}`"
+        else:
+            default = f"`{field.default}`"
+        rows.append(f"| `LOOPTRACK_{name.upper()}` | {default} | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")
