@@ -205,8 +205,8 @@ def _claim(
     def copy_ids(statement: str) -> None:
         with cur.copy(statement) as copy:
             copy.set_types(["uuid", "timestamptz"])
-            for event_id, (event, *_) in accepted.items():
-                copy.write_row((event_id, event.ts))
+            for event_id, entry in accepted.items():
+                copy.write_row((event_id, entry[0].ts))
 
     with conn.cursor() as cur:
         # The statement also opens the batch's transaction when nothing else has: the

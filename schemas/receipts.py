@@ -79,7 +79,8 @@ class ReceiptBuilder:
         """Compact JSON receipts of at most RECEIPT_MAX_EVENTS events each, filled in the
         order stored, duplicate, dead-lettered. Encoded by pydantic-core, which writes a
         UUID as its canonical text without a Python call per id."""
-        room, receipt = RECEIPT_MAX_EVENTS, dict[str, list[Any]]()
+        room = RECEIPT_MAX_EVENTS  # events the receipt being filled has room for
+        receipt: dict[str, list[Any]] = {}
         for kind, entries in (
             ("stored", self.stored),
             ("duplicate", self.duplicate),
