@@ -1,4 +1,5 @@
-"""`GET /health`: is the database answering and the broker reachable?"""
+"""`GET /health`: is the database answering, and is the API logged in to the broker (the
+connection it relays device posts and dead-letter replays over)?"""
 
 from __future__ import annotations
 
@@ -24,34 +25,39 @@ def _database_ok(request: Request) -> bool:
         return False
 
 
-async def _broker_ok(request: Request) -> bool:
-    endpoint = request.app.state.settings.mqtt
-    try:
-        async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            _, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
-        writer.close()
-        await writer.wait_closed()
-        return True
-    except (OSError, TimeoutError):
-        return False
+def _broker_state(request: Request) -> tuple[str, str | None]:
+    """The API's own broker connection: "ok", "refused" (the broker answers but refuses
+    the login, with its reason) or "unreachable". A connection being made at start gets
+    HEALTH_TIMEOUT_S to come up."""
+    connected, refused = request.app.state.publisher.state(HEALTH_TIMEOUT_S)
+    if connected:
+        return "ok", None
+    return ("refused", refused) if refused else ("unreachable", None)
 
 
 @router.get(
     "/health",
     tags=["health"],
     responses={
-        200: {"description": "Database and broker answer"},
-        503: {"description": "One of them does not"},
+        200: {"description": "The database answers and the API is logged in to the broker"},
+        503: {
+            "description": "One of them is not: `broker` is `refused` (with "
+            "`broker_error`, the broker's reason) or `unreachable`"
+        },
     },
 )
 async def health(request: Request) -> JSONResponse:
-    """200 when the database and the broker both answer, 503 otherwise (public)."""
-    database, broker = await asyncio.gather(
-        asyncio.to_thread(_database_ok, request), _broker_ok(request)
+    """200 when the database answers and the API is logged in to the broker, 503
+    otherwise (public)."""
+    database, (broker, broker_error) = await asyncio.gather(
+        asyncio.to_thread(_database_ok, request), asyncio.to_thread(_broker_state, request)
     )
+    healthy = database and broker == "ok"
     body: dict[str, Any] = {
-        "status": "ok" if database and broker else "unavailable",
+        "status": "ok" if healthy else "unavailable",
         "database": "ok" if database else "unreachable",
-        "broker": "ok" if broker else "unreachable",
+        "broker": broker,
     }
-    return JSONResponse(body, status_code=200 if database and broker else 503)
+    if broker_error is not None:
+        body["broker_error"] = broker_error
+    return JSONResponse(body, status_code=200 if healthy else 503)

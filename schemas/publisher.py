@@ -27,6 +27,8 @@ class Publisher:
     def __init__(self, endpoint: MqttEndpoint, client_id: str) -> None:
         self._endpoint = endpoint
         self._connected = threading.Event()
+        # Why the broker refused the latest login (CONNACK's reason), while it does.
+        self._refused: str | None = None
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         configure_client(client, endpoint)
         client.max_inflight_messages_set(MAX_INFLIGHT)
@@ -35,11 +37,20 @@ class Publisher:
         self._client = client
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
-        if not reason_code.is_failure:
+        if reason_code.is_failure:
+            self._refused = str(reason_code)
+        else:
+            self._refused = None
             self._connected.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         self._connected.clear()
+
+    def state(self, wait_s: float = 0.0) -> tuple[bool, str | None]:
+        """(logged in, why the broker refused the login: None when it did not, or when
+        it cannot be reached), after waiting up to `wait_s` for a connection in progress."""
+        connected = self._connected.wait(wait_s) if wait_s > 0 else self._connected.is_set()
+        return connected, None if connected else self._refused
 
     def start(self) -> None:
         """Connect in the background; publishing waits for the connection."""
