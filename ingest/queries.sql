@@ -47,16 +47,16 @@ WITH rollup AS (
     ON CONFLICT (bucket, site_id, gtin, type)
     DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
 ), typed AS (
-    -- Return counts of the batch under the packaging type and brand of their products as
-    -- they are now (the caller holds the GTINs' lock slots; NULL for unknown GTINs).
+    -- Return counts of the batch (return_counts_of, schemas/sql/functions.sql, says which
+    -- events count where; the planner inlines it) under the packaging type and brand of
+    -- their products as they are now (the caller holds the GTINs' lock slots; NULL for
+    -- unknown GTINs).
     SELECT c.bucket, c.site_id, p.packaging_type_id AS packaging_type, p.brand,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'sold'), 0) AS sold,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'returned'), 0) AS returned,
-           coalesce(sum(c.qty) FILTER (WHERE c.type = 'rejected'), 0) AS rejected
+           sum(r.sold) AS sold, sum(r.returned) AS returned, sum(r.rejected) AS rejected
     FROM unnest(%(bucket)b::timestamptz[], %(site_id)b::text[], %(gtin)b::text[],
                 %(type)b::text[], %(qty)b::bigint[]) AS c (bucket, site_id, gtin, type, qty)
+    CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r
     LEFT JOIN products p ON p.gtin = c.gtin
-    WHERE c.type IN ('sold', 'returned', 'rejected')
     GROUP BY 1, 2, 3, 4
 ), day_counts AS (
     -- Quarter hours folded into local days of the rollup zone.
