@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool
 
-from api import health, metrics, pages, problems
+from api import docs, health, metrics, pages, problems
 from api.body_limit import BodyLimit
 from api.dead_letters import routes as dead_letter_routes
 from api.epcis import routes as epcis
@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Return rates and reuse cycles of closed-loop packaging (SPEC §8).",
         lifespan=lifespan,
         dependencies=[Depends(refuse_nul)],
+        # Served by api.docs from the package's own files, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app, page=error_page)
     # Bodies are bounded before any route reads one (FastAPI parses a JSON body before it
@@ -90,4 +93,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(resolver.router)
     app.add_exception_handler(pages.LoginRequired, pages.login_required_handler)
     app.mount("/static", StaticFiles(directory=PAGES_STATIC), name="static")
+    docs.install(app)
     return app
