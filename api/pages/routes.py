@@ -418,7 +418,9 @@ def _csv_table(
 
 def _to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    # Lines end in CRLF (RFC 4180): the writer then quotes a cell holding a CR as well as
+    # one holding an LF; with LF alone a CR in a cell (a device's payload) split its row.
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n", extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(row.get(k)) for k in columns})
