@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 
 from api import docs, health, metrics, pages, problems
 from api.body_limit import BodyLimit
+from api.browser_guard import BrowserGuard
 from api.dead_letters import routes as dead_letter_routes
 from api.epcis import routes as epcis
 from api.epcis.capture import MAX_CAPTURE_BYTES
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # checks the key); inside the metrics middleware, so the refusals are counted too.
     app.add_middleware(BodyLimit, larger={"/v1/epcis/capture": MAX_CAPTURE_BYTES})
     metrics.install(app)
+    # Outermost: its headers go on every answer, refusals included.
+    app.add_middleware(BrowserGuard, public_base_url=settings.public_base_url)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(registry.router)
