@@ -44,6 +44,7 @@ from api.stats import (
 from api.time_window import window
 from schemas.api_keys import Principal, Role
 from schemas.grai import key_fields
+from schemas.page_sessions import end_session, start_session
 from schemas.settings import Settings
 
 HERE = Path(__file__).parent
@@ -140,7 +141,7 @@ def login(
     response = RedirectResponse(_local(next) or home, status_code=303)
     response.set_cookie(
         COOKIE,
-        key.strip(),
+        start_session(conn, caller.key_id, COOKIE_MAX_AGE_S),
         max_age=COOKIE_MAX_AGE_S,
         httponly=True,
         samesite="strict",
@@ -151,7 +152,11 @@ def login(
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, conn: Conn) -> Response:
+    """End the session in the database, not only in this browser: a copy of the cookie
+    opens nothing afterwards."""
+    if session_id := request.cookies.get(COOKIE):
+        end_session(conn, session_id)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -1,5 +1,7 @@
-"""Who is looking at a page: the API key kept in an HttpOnly, SameSite=Strict cookie by
-the login form, checked exactly as an `Authorization: Bearer` key is (SPEC §9)."""
+"""Who is looking at a page: the login form checks an API key exactly as an
+`Authorization: Bearer` key is checked (SPEC §9), then starts a session
+(schemas.page_sessions) whose random id an HttpOnly, SameSite=Strict cookie keeps. The key
+itself never goes into the cookie."""
 
 from __future__ import annotations
 
@@ -8,11 +10,12 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from api.dependencies import Conn, principal_for_key
+from api.dependencies import Conn
 from schemas.api_keys import Principal, Role
+from schemas.page_sessions import session_caller
 
-COOKIE = "looptrack_key"
-# How long a browser keeps the login (s): a working day and a half.
+COOKIE = "looptrack_session"
+# How long a login lasts (s), in the browser and in the database: a day and a half.
 COOKIE_MAX_AGE_S = 36 * 3600
 
 
@@ -30,8 +33,8 @@ def page_caller(*roles: Role) -> object:
     allowed = {Role.ADMIN, *roles}
 
     def check(request: Request, conn: Conn) -> Principal:
-        key = request.cookies.get(COOKIE)
-        caller = principal_for_key(conn, key) if key else None
+        session_id = request.cookies.get(COOKIE)
+        caller = session_caller(conn, session_id) if session_id else None
         if caller is None:
             raise LoginRequired(request.url.path, "Log in with your API key.")
         if caller.role not in allowed:

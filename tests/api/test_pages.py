@@ -5,6 +5,7 @@ brand that never sees another brand's product, CSV downloads and the label form'
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -67,7 +68,7 @@ def log_in(client: TestClient, key: str) -> None:
     assert answer.status_code == 303, answer.text
 
 
-def test_login_keeps_the_key_in_an_httponly_strict_cookie(
+def test_login_keeps_a_session_in_an_httponly_strict_cookie(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     answer = client.get("/dashboard")
@@ -89,7 +90,35 @@ def test_login_keeps_the_key_in_an_httponly_strict_cookie(
     assert client.get("/dashboard").status_code == 303
     assert client.get("/dashboard/devices.csv").status_code == 303
     out = client.post("/logout")
-    assert out.status_code == 303 and "looptrack_key=" in out.headers["set-cookie"]
+    assert out.status_code == 303 and "looptrack_session=" in out.headers["set-cookie"]
+
+
+def test_the_cookie_holds_a_session_that_logout_and_revocation_end_for_good(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """The cookie carries a random session id, never the key: it is no bearer key, only
+    its hash is stored, and a copy of it opens nothing once the browser logged out, the
+    session expired, or the key was revoked."""
+    log_in(client, keys["operator"])
+    session = client.cookies["looptrack_session"]
+    assert keys["operator"] not in session
+    as_bearer = client.get("/v1/packaging-types", headers={"Authorization": f"Bearer {session}"})
+    assert as_bearer.status_code == 401
+    stored = db.execute("SELECT id_hash FROM page_sessions").fetchall()
+    assert stored == [(hashlib.sha256(session.encode()).digest(),)]
+
+    assert client.post("/logout").status_code == 303
+    client.cookies.set("looptrack_session", session)  # a copy kept from before the logout
+    assert client.get("/dashboard").status_code == 303  # to the login form
+    assert count(db, "SELECT count(*) FROM page_sessions") == 0
+
+    log_in(client, keys["operator"])
+    db.execute("UPDATE page_sessions SET expires_at = now() - interval '1 second'")
+    assert client.get("/dashboard").status_code == 303
+    log_in(client, keys["operator"])
+    assert client.get("/dashboard").status_code == 200
+    db.execute("UPDATE api_keys SET revoked_at = now() WHERE role = 'operator'")
+    assert client.get("/dashboard").status_code == 303
 
 
 def test_the_pages_show_the_scenario_and_a_brand_sees_only_its_own(

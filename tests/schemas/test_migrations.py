@@ -238,6 +238,7 @@ EXPECTED_COLUMNS = {
         "unweighed_qty",
     },
     "retention_state": {"only_row", "horizon", "done_before"},
+    "page_sessions": {"id_hash", "key_id", "created_at", "expires_at"},
 }
 
 
@@ -246,7 +247,7 @@ ALL_MIGRATIONS = (
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
     "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0016_retention, "
-    "0017_trip_day_counts"
+    "0017_trip_day_counts, 0018_page_sessions"
 )
 
 
