@@ -18,10 +18,14 @@ ORDER BY ts DESC, event_id DESC
 LIMIT %(limit)s
 
 -- name: items_with_serial
--- The GTINs under which a serial was commissioned; %(brand)s limits it to a brand's products.
-SELECT i.gtin
-FROM items i
-JOIN products p ON p.gtin = i.gtin
-WHERE i.serial = %(serial)s AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
-ORDER BY i.gtin
+-- The GTINs (or asset types) of the items with this serial: commissioned here, or known
+-- from devices' events alone (item_loops holds every serialised item with an event, as
+-- /v1/items finds them); %(brand)s limits it to a brand's products. Each product's keys
+-- are probed, so no index on the serial alone is needed.
+SELECT p.gtin
+FROM products p
+WHERE (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+  AND (EXISTS (SELECT 1 FROM items i WHERE i.gtin = p.gtin AND i.serial = %(serial)s)
+       OR EXISTS (SELECT 1 FROM item_loops l WHERE l.gtin = p.gtin AND l.serial = %(serial)s))
+ORDER BY p.gtin
 LIMIT 20

@@ -36,8 +36,9 @@ def item_history(
 def items_with_serial(
     conn: psycopg.Connection[Any], serial: str, *, brand: str
 ) -> list[dict[str, Any]]:
-    """The brand's items with this serial (one per GTIN or asset type it was commissioned
-    under), each with its product, packaging and trips, and `gtin` or `grai` to show."""
+    """The brand's items with this serial (one per GTIN or asset type: commissioned here or
+    seen only in devices' events), each with its product, packaging and trips, and `gtin`
+    or `grai` to show."""
     cursor = conn.cursor(row_factory=dict_row)
     params = {"serial": serial, "brand": brand}
     classes = [r["gtin"] for r in cursor.execute(_QUERIES["items_with_serial"], params)]

@@ -10,7 +10,7 @@ import io
 import json
 import re
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -201,6 +201,16 @@ def test_the_label_form_downloads_a_pdf_whose_codes_decode(
     found = client.get("/portal", params={"serial": serials[0]}).text
     assert serials[0] in found and 'class="num trips">0<' in found
     assert "No item of yours" in client.get("/portal", params={"serial": "NOPE1"}).text
+    # An item labelled elsewhere, known only from the devices' events, is found as well,
+    # with the trip they recorded.
+    now = datetime.now(UTC)
+    store(db, "rvm-1", [
+        event(kind, gtin=GTIN_CRATE, serial="ELSEWHERE7", ts=now - timedelta(days=days))
+        for kind, days in (("sold", 2), ("returned", 1))
+    ])  # fmt: skip
+    found = client.get("/portal", params={"serial": "ELSEWHERE7"}).text
+    assert "No item of yours" not in found
+    assert "ELSEWHERE7" in found and 'class="num trips">1<' in found
 
 
 def test_the_portal_lists_and_labels_grai_asset_types(
