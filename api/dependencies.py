@@ -90,6 +90,14 @@ def scoped_brand(caller: Principal, brand: str | None) -> tuple[str | None, bool
     return brand, True
 
 
+def without_places(caller: Principal, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events` as `caller` may see them: device and site ids are the operator's, so a
+    brand key gets them as null, wherever events are listed (one rule for every answer)."""
+    if caller.role is not Role.BRAND:
+        return events
+    return [{**event, "device_id": None, "site_id": None} for event in events]
+
+
 def parse_gtin(value: str) -> str:
     """A GTIN from a URL, normalised to 14 digits; 422 with the reason when invalid."""
     try:

@@ -240,7 +240,16 @@ def find_events(
     per_page: int,
 ) -> tuple[list[dict[str, Any]], tuple[datetime, uuid.UUID] | None]:
     """One page of stored events (newest first) after the keyset `after`, and the keyset
-    of its last event when more follow (None on the last page)."""
+    of its last event when more follow (None on the last page). For a brand (`brand`
+    given) without readPoint and bizLocation: device and site are the operator's, so a
+    brand may not filter by them either (api.dependencies.without_places)."""
+    if brand is not None and (query.device_ids is not None or query.site_ids is not None):
+        raise Problem(
+            403,
+            "forbidden",
+            "device and site ids are the operator's: a brand key cannot query by "
+            "EQ_readPoint or EQ_bizLocation",
+        )
     if query.selects_nothing:
         return [], None
     after_ts, after_id = after if after else (None, None)
@@ -259,6 +268,8 @@ def find_events(
         )
         .fetchall()
     )
+    if brand is not None:
+        rows = [{**row, "device_id": None, "site_id": None} for row in rows]
     if len(rows) <= per_page:
         return rows, None
     last = rows[per_page - 1]

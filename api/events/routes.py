@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from api.dependencies import Conn, Limit, RegistryReader, parse_grai, parse_gtin, scoped_brand
+from api.dependencies import (
+    Conn,
+    Limit,
+    RegistryReader,
+    parse_grai,
+    parse_gtin,
+    scoped_brand,
+    without_places,
+)
 from api.events.service import decode_cursor, encode_cursor, stored_events
 from api.problems import ERROR_RESPONSES, Problem
 from api.time_window import Instant
@@ -88,11 +96,18 @@ def list_events(
     limit: Limit = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    """Events newest first (operator; a brand key sees its own products' events only).
-    Pass `next_cursor` back as `cursor` for the next page."""
+    """Events newest first (operator; a brand key sees its own products' events only,
+    without device and site ids, and cannot filter by them). Pass `next_cursor` back as
+    `cursor` for the next page."""
     brand, visible = scoped_brand(caller, None)
     if not visible:
         return {"events": []}
+    if brand is not None and (device_id is not None or site_id is not None):
+        raise Problem(
+            403,
+            "forbidden",
+            "device and site ids are the operator's: a brand key cannot filter by them",
+        )
     if gtin is not None:
         gtin = parse_gtin(gtin)
     if grai is not None:
@@ -114,6 +129,6 @@ def list_events(
     )  # fmt: skip
     last = events[-1] if len(events) == limit else None
     return {
-        "events": events,
+        "events": without_places(caller, events),
         "next_cursor": encode_cursor(last["ts"], last["event_id"]) if last else None,
     }

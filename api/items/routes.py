@@ -17,6 +17,7 @@ from api.dependencies import (
     parse_gtin,
     parse_serial,
     scoped_brand,
+    without_places,
 )
 from api.items.service import item_history, item_name
 from api.problems import ERROR_RESPONSES, Problem
@@ -117,7 +118,8 @@ def get_item(
     limit: Annotated[int, Query(ge=1, le=MAX_HISTORY)] = 100,
 ) -> dict[str, Any]:
     """An item with its packaging, status (its latest event), trips and newest events
-    (operator; a brand key only for its own products, others are 404)."""
+    (operator; a brand key only for its own products, others are 404, and its events
+    without device and site ids)."""
     return _item(conn, parse_gtin(gtin), parse_serial(serial), caller, limit)
 
 
@@ -128,4 +130,4 @@ def _item(
     item = item_history(conn, item_class, serial, brand=brand, limit=limit)
     if item is None:
         raise Problem(404, "not-found", f"no {item_name(item_class, serial)}")
-    return item
+    return {**item, "events": without_places(caller, item["events"])}

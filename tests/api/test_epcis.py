@@ -649,6 +649,19 @@ def test_a_brand_sees_only_its_own_products_events(
     # Not through a filter either.
     assert ids("fjord", MATCH_epc=f"{BASE_URL}/01/{GTIN_OTHER}/21/X1") == set()
     assert ids("fjord", EQ_eventID=f"urn:uuid:{theirs[0]['event_id']}") == set()
+    # Device and site are the operator's: no readPoint or bizLocation for a brand, and no
+    # query by them; the operator gets both.
+    brand_events = [e for d in export_all(epcis, keys["fjord"]) for e in event_list(d)]
+    assert brand_events
+    assert all("readPoint" not in e and "bizLocation" not in e for e in brand_events)
+    operator_events = [e for d in export_all(epcis, keys["operator"]) for e in event_list(d)]
+    assert all("readPoint" in e and "bizLocation" in e for e in operator_events)
+    read_point = operator_events[0]["readPoint"]["id"]
+    assert_problem(
+        epcis.get("/v1/epcis/events", params={"EQ_readPoint": read_point}, headers=keys["fjord"]),
+        403,
+        "operator's",
+    )
 
     device = bearer(create_key(db, Role.DEVICE, "rvm key", device_id="rvm-1"))
     assert_problem(epcis.get("/v1/epcis/events", headers=device), 403, "role device")

@@ -82,9 +82,16 @@ def test_filters_and_brand_scoping(
         "to": (BASE + timedelta(hours=2)).isoformat(),
     }
     assert types(window) == [("returned", "rvm-2")]
-    assert types({}, "fjord") == [("returned", "rvm-2"), ("sold", "rvm-1")]
+    # A brand key sees its products' events, without device and site: those are the
+    # operator's (as in the anomalies and the portal), and it cannot filter by them.
+    assert types({}, "fjord") == [("returned", None), ("sold", None)]
     assert types({"gtin": GTIN_CRATE}, "fjord") == []
-    assert types({}, "other") == [("returned", "rvm-1")]
+    assert types({}, "other") == [("returned", None)]
+    brand_events = client.get("/v1/events", headers=keys["fjord"]).json()["events"]
+    assert {e["site_id"] for e in brand_events} == {None}
+    for where in ({"device_id": "rvm-1"}, {"site_id": "shop-1"}):
+        refused = client.get("/v1/events", params=where, headers=keys["fjord"])
+        assert_problem(refused, 403, "operator's")
 
 
 def test_bad_event_queries(client: TestClient, keys: dict[str, Any]) -> None:

@@ -35,6 +35,10 @@ def test_item_status_trips_and_history(
     assert (item["trips"], item["status"], item["packaging_type"]) == (2, "sold", "crate-24")
     assert [e["type"] for e in item["events"]] == list(reversed(history))
     assert item["target_trips"] == 50 and item["reusable"] is True
+    # Device and site are the operator's: the brand's answer has neither, the operator's both.
+    assert {(e["device_id"], e["site_id"]) for e in item["events"]} == {(None, None)}
+    operator = client.get(f"/v1/items/{GTIN_CRATE}/C-1", headers=keys["operator"]).json()
+    assert {(e["device_id"], e["site_id"]) for e in operator["events"]} == {("rvm-1", "shop-1")}
 
     assert_problem(client.get(f"/v1/items/{GTIN_CRATE}/C-1", headers=keys["other"]), 404, "no item")
     assert_problem(client.get(f"/v1/items/{GTIN_CRATE}/C-2", headers=keys["fjord"]), 404, "no item")
