@@ -21,6 +21,7 @@ from api.events import device_routes as device_events
 from api.events import routes as events
 from api.items import resolver
 from api.items import routes as items
+from api.key_throttle import KeyThrottle
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ingest_counters = metrics.IngestCounters(pool)
         app.state.metrics.register(ingest_counters)
         app.state.settings = settings
+        app.state.key_throttle = KeyThrottle()
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ import psycopg
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.key_throttle import KeyThrottle
 from api.problems import Problem
 from schemas import grai
 from schemas.api_keys import QUERIES as KEY_QUERIES
@@ -38,14 +39,26 @@ def settings(request: Request) -> Settings:
 
 
 def principal(
+    request: Request,
     conn: Conn,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind `Authorization: Bearer <key>`; 401 when missing or unknown."""
+    """The caller behind `Authorization: Bearer <key>`; 401 when missing or unknown, 429
+    once the client has sent too many unknown keys (api.key_throttle)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "unauthenticated", "missing API key: send Authorization: Bearer <key>")
-    found = principal_for_key(conn, credentials.credentials)
+    return checked_key(request, conn, credentials.credentials)
+
+
+def checked_key(request: Request, conn: psycopg.Connection[Any], key: str) -> Principal:
+    """The caller holding `key`, sent by `request`'s client: 429 while that client is
+    throttled, 401 (counted against it) when the key is unknown or revoked."""
+    throttle: KeyThrottle = request.app.state.key_throttle
+    client = request.client.host if request.client else "unknown"
+    throttle.check(client)
+    found = principal_for_key(conn, key)
     if found is None:
+        throttle.failed(client)
         raise Problem(401, "unauthenticated", "unknown or revoked API key")
     return found
 

@@ -59,6 +59,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: _documented(403, "The key's role or binding does not allow this"),
     404: _documented(404, "No such resource (or not visible to this key)"),
     413: _documented(413, "Payload too large"),
+    429: _documented(429, "Too many unknown API keys from this client: see Retry-After"),
     422: _documented(422, "Invalid parameter or body; detail names the field and rule"),
     503: _documented(503, "A dependency (database, broker) is unavailable"),
 }
@@ -67,11 +68,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class Problem(Exception):
     """A domain error with one HTTP status and a specific, human-readable detail."""
 
-    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.slug = slug
         self.detail = detail
+        self.headers = headers  # e.g. Retry-After
         self.extra = extra
 
 
@@ -137,7 +147,7 @@ def install(app: FastAPI, page: ProblemPage | None = None) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
-        return respond(request, exc.status, exc.slug, exc.detail, **exc.extra)
+        return respond(request, exc.status, exc.slug, exc.detail, exc.headers, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import items_with_serial
+from api.key_throttle import KeyThrottle
 from api.labels import LabelFormat, UnknownProduct, batch_items, commission, labels_for, render
 from api.pages import charts, material_pages
 from api.pages.session import (
@@ -124,7 +125,12 @@ def login(
     key: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
+    throttle: KeyThrottle = request.app.state.key_throttle
+    client = request.client.host if request.client else "unknown"
+    throttle.check(client)  # 429 while this client is over its unknown keys
     caller = principal_for_key(conn, key.strip())
+    if caller is None:
+        throttle.failed(client)
     if caller is None or caller.role not in (Role.OPERATOR, Role.BRAND, Role.ADMIN):
         error = (
             "Unknown or revoked key."
