@@ -69,10 +69,7 @@ def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | No
     if len(key) > MAX_KEY_LENGTH:
         return None
     row = conn.execute(KEY_QUERIES["find_key"], {"key_hash": hash_key(key)}).fetchone()
-    if row is None:
-        return None
-    key_id, role, brand, device_id = row
-    return Principal(key_id, Role(role), brand, device_id)
+    return Principal.of_row(row)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

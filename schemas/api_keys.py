@@ -37,6 +37,14 @@ class Principal:
     brand: str | None = None
     device_id: str | None = None
 
+    @classmethod
+    def of_row(cls, row: tuple[Any, ...] | None) -> Principal | None:
+        """From a row (id, role, brand, device_id) of api_keys; None for no row."""
+        if row is None:
+            return None
+        key_id, role, brand, device_id = row
+        return cls(key_id, Role(role), brand, device_id)
+
 
 def hash_key(key: str) -> bytes:
     """SHA-256 of the key as stored and looked up."""

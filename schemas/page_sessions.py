@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from schemas.api_keys import Principal, Role
+from schemas.api_keys import Principal
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("schemas", "sql/queries/page_sessions.sql")
@@ -44,10 +44,7 @@ def session_caller(conn: psycopg.Connection[Any], session_id: str) -> Principal 
     if len(session_id) > MAX_SESSION_LENGTH:
         return None
     row = conn.execute(QUERIES["session_caller"], {"id_hash": _hash(session_id)}).fetchone()
-    if row is None:
-        return None
-    key_id, role, brand, device_id = row
-    return Principal(key_id, Role(role), brand, device_id)
+    return Principal.of_row(row)
 
 
 def end_session(conn: psycopg.Connection[Any], session_id: str) -> None:
