@@ -59,7 +59,8 @@ class BrowserGuard:
 
         if page and scope["method"] in UNSAFE_METHODS:
             origin = _sender_origin(request_headers)
-            if origin is not None and origin not in {host, self.public_netloc}:
+            own = {netloc for netloc in (host, self.public_netloc) if netloc}
+            if origin is not None and origin not in own:
                 refused = problem_response(
                     403,
                     "cross-origin",
