@@ -21,7 +21,7 @@ from api.dependencies import (
 )
 from api.items.service import item_name
 from api.labels.commissioning import UnknownProduct, batch_items, commission, item_product
-from api.labels.sheets import Label, LabelFormat, labels_for, render
+from api.labels.sheets import RENDER_WAIT_S, Label, LabelFormat, RenderBusy, labels_for, render
 from api.problems import ERROR_RESPONSES, Problem
 from schemas.api_keys import Principal, Role
 from schemas.digital_link import build_uri
@@ -104,6 +104,15 @@ def _render(labels: list[Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8
         return Response(render(labels, fmt, grid=grid), media_type=MEDIA_TYPES[fmt])
     except ValueError as exc:
         raise Problem(422, "one-label-only", str(exc)) from None
+    except RenderBusy as exc:
+        raise busy(exc) from None
+
+
+def busy(exc: RenderBusy) -> Problem:
+    """503 for a render refused for lack of a slot: nothing was stored (the request's
+    transaction rolls back), so sending it again later is safe."""
+    detail = f"{exc}: nothing was stored, send the request again later"
+    return Problem(503, "busy", detail, headers={"Retry-After": str(int(RENDER_WAIT_S))})
 
 
 @router.post("/labels", response_model=LabelBatch, status_code=201)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -281,6 +282,19 @@ def labels_for(
     ]
 
 
+# Renders of more than SMALL_RENDER labels that run at once in one process: each holds the
+# GIL for seconds, and twenty at once made every other request wait 10.8 s. Others wait for
+# a slot up to RENDER_WAIT_S, then are refused (RenderBusy: 503 with Retry-After).
+RENDER_SLOTS = 2
+SMALL_RENDER = 100
+RENDER_WAIT_S = 30.0
+_render_slots = threading.BoundedSemaphore(RENDER_SLOTS)
+
+
+class RenderBusy(RuntimeError):
+    """Every render slot stayed taken for RENDER_WAIT_S."""
+
+
 def render(
     labels: list[Label],
     fmt: LabelFormat,
@@ -288,9 +302,29 @@ def render(
     grid: tuple[int, int] = (3, 8),
 ) -> bytes:
     """The labels as one file of format `fmt` (png and svg: exactly one label); a PDF
-    has `grid` (columns, rows) labels per A4 page."""
+    has `grid` (columns, rows) labels per A4 page. More than SMALL_RENDER labels wait for
+    one of RENDER_SLOTS; RenderBusy when none frees up in RENDER_WAIT_S."""
     if fmt in (LabelFormat.PNG, LabelFormat.SVG) and len(labels) != 1:
         raise ValueError(f"format {fmt.value} holds one label, not {len(labels)}: use pdf or zip")
+    if len(labels) <= SMALL_RENDER:
+        return _render(labels, fmt, progress, grid)
+    if not _render_slots.acquire(timeout=RENDER_WAIT_S):
+        raise RenderBusy(
+            f"{RENDER_SLOTS} large label renders are running and none ended within "
+            f"{RENDER_WAIT_S:g} s"
+        )
+    try:
+        return _render(labels, fmt, progress, grid)
+    finally:
+        _render_slots.release()
+
+
+def _render(
+    labels: list[Label],
+    fmt: LabelFormat,
+    progress: Callable[[int], None] | None,
+    grid: tuple[int, int],
+) -> bytes:
     if fmt is LabelFormat.PDF:
         columns, rows = grid
         return pdf_sheet(labels, columns=columns, rows=rows, progress=progress)

@@ -21,7 +21,16 @@ from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
 from api.dependencies import Conn, parse_item_class, principal_for_key, settings
 from api.items import items_with_serial
 from api.key_throttle import KeyThrottle
-from api.labels import LabelFormat, UnknownProduct, batch_items, commission, labels_for, render
+from api.labels import (
+    LabelFormat,
+    RenderBusy,
+    UnknownProduct,
+    batch_items,
+    busy,
+    commission,
+    labels_for,
+    render,
+)
 from api.pages import charts, material_pages
 from api.pages.session import (
     COOKIE,
@@ -359,7 +368,10 @@ def print_labels(
     assert found is not None  # committed in this transaction a moment ago
     stored, named = found
     labels = labels_for(stored.gtin, stored.serials, named, config.public_base_url)
-    pdf = render(labels, LabelFormat.PDF, grid=LAYOUTS[layout])
+    try:
+        pdf = render(labels, LabelFormat.PDF, grid=LAYOUTS[layout])
+    except RenderBusy as exc:
+        raise busy(exc) from None
     name = f"labels-{item_class}-{batch.id}.pdf"
     return Response(
         pdf,

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
+from api.labels import sheets
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.api.problem_assertions import assert_problem
@@ -222,3 +223,36 @@ def test_an_asset_qr_code_reads_as_its_grai_link_for_its_brand_only(
         422,
         "no serial",
     )
+
+
+def test_large_renders_take_turns_and_one_that_cannot_is_refused_with_retry_after(
+    labels_client: TestClient,
+    keys: dict[str, Any],
+    db: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At most RENDER_SLOTS renders of more than SMALL_RENDER labels run at once; one that
+    finds no slot within RENDER_WAIT_S is a 503 with Retry-After, while small ones go on."""
+    seed_registry(db, [])
+
+    def batch(count_: int) -> str:
+        made = labels_client.post(
+            "/v1/labels", json={"gtin": GTIN_COLA, "count": count_}, headers=keys["fjord"]
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["download"])
+
+    large, small = batch(sheets.SMALL_RENDER + 50), batch(5)
+    monkeypatch.setattr(sheets, "RENDER_WAIT_S", 0.2)
+    taken = [sheets._render_slots.acquire(timeout=5) for _ in range(sheets.RENDER_SLOTS)]
+    try:
+        assert all(taken)  # as if two large renders were running
+        refused = labels_client.get(large, headers=keys["fjord"])
+        assert_problem(refused, 503, "send the request again later")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert labels_client.get(small, headers=keys["fjord"]).status_code == 200
+    finally:
+        for _ in taken:
+            sheets._render_slots.release()
+    done = labels_client.get(large, headers=keys["fjord"])
+    assert done.status_code == 200 and done.content.startswith(b"%PDF")
