@@ -31,7 +31,11 @@ def transaction(request: Request) -> Iterator[psycopg.Connection[Any]]:
         conn.commit()
 
 
-Conn = Annotated[psycopg.Connection[Any], Depends(transaction)]
+# scope="function": committed when the endpoint returns, before the response is sent
+# (FastAPI's default for a dependency with yield ends it after the response went out: a
+# client could be told 201 for a write whose commit then failed, or bring the new login
+# cookie back before its session was committed).
+Conn = Annotated[psycopg.Connection[Any], Depends(transaction, scope="function")]
 
 
 def settings(request: Request) -> Settings:

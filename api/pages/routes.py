@@ -153,10 +153,11 @@ def login(
             status_code=401,
         )
     home = "/portal" if caller.role is Role.BRAND else "/dashboard"
+    session_id = start_session(conn, caller.key_id, COOKIE_MAX_AGE_S)
     response = RedirectResponse(_local(next) or home, status_code=303)
     response.set_cookie(
         COOKIE,
-        start_session(conn, caller.key_id, COOKIE_MAX_AGE_S),
+        session_id,
         max_age=COOKIE_MAX_AGE_S,
         httponly=True,
         samesite="strict",
