@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,10 +13,12 @@ from pydantic import ValidationError
 from schemas.events import (
     MAX_ATTRS_BYTES,
     MAX_BATCH_EVENTS,
+    TIMESTAMP_PATTERN,
     Event,
     EventBatch,
     EventType,
     RejectReason,
+    is_usual_timestamp,
     validation_context,
 )
 from tests.schemas.payloads import DEVICE, GTIN13, GTIN14, NOW, event, without
@@ -133,6 +136,57 @@ def test_naive_datetime_object() -> None:
 )
 def test_ts_not_rfc3339(ts: str) -> None:
     assert error_types(event(ts=ts)) == ["timestamp_format"]
+
+
+# What devices send: Python's isoformat() (devices.client), "Z" forms, other offsets.
+USUAL = [
+    "2025-06-01T11:59:00Z",
+    "2025-06-01T11:59:00.123Z",
+    "2025-06-01T11:59:00.123456+00:00",
+    "2025-06-01T11:59:00.5-00:00",
+    "2025-06-01T13:59:00+02:00",
+    "2025-06-01 11:59:00.123456789Z",
+]
+# Every one of the characters a mutation may put in a usual timestamp's place.
+MUTATIONS = "0123456789-+:.,TtZz ٣²\u00e9\ud800"
+
+
+@pytest.mark.parametrize("ts", USUAL)
+def test_usual_timestamps_take_the_fast_check(ts: str) -> None:
+    assert is_usual_timestamp(ts)
+    assert valid(event(ts=ts)).ts == datetime.fromisoformat(ts)
+
+
+def test_lower_case_takes_the_full_check() -> None:
+    # Still accepted, by the pattern's path: the fast check knows only T, space and Z.
+    for ts in ("2025-06-01t13:59:00+02:00", "2025-06-01T11:59:00z"):
+        assert not is_usual_timestamp(ts)
+        assert valid(event(ts=ts)).ts == datetime(2025, 6, 1, 11, 59, tzinfo=UTC)
+
+
+def single_edits(text: str) -> set[str]:
+    """Every text one replaced, inserted or deleted character away from `text`, with the
+    characters of MUTATIONS."""
+    edits = {text[:i] + text[i + 1 :] for i in range(len(text))}
+    for i in range(len(text) + 1):
+        for char in MUTATIONS:
+            edits.add(text[:i] + char + text[i:])
+            edits.add(text[:i] + char + text[i + 1 :])
+    return edits
+
+
+def test_the_fast_check_accepts_only_what_the_pattern_does() -> None:
+    """A text the fast check lets through must be one the RFC 3339 pattern accepts, in upper
+    case (fromisoformat reads it as the pattern's path does); checked on every single edit
+    of the usual timestamps, and of those edits' edits around the fraction and offset."""
+    texts = set().union(*(single_edits(ts) for ts in USUAL))
+    texts |= set().union(*(single_edits(ts) for ts in single_edits("2025-06-01T11:59:00.1+02:00")))
+    let_through = [ts for ts in texts if is_usual_timestamp(ts)]
+    wrong = [
+        ts for ts in let_through if not re.fullmatch(TIMESTAMP_PATTERN, ts) or ts != ts.upper()
+    ]
+    assert wrong == []
+    assert len(let_through) > 100  # the edits also make valid timestamps: digits for digits
 
 
 @pytest.mark.parametrize("ts", [1748779140, 1748779140.5, None, True])
