@@ -144,10 +144,24 @@ UPDATE device_state s SET last_seen = e.last_seen
 FROM (SELECT device_id, max(received_at) AS last_seen FROM events GROUP BY 1) e
 WHERE e.device_id = s.device_id
 
--- name: trips_by_definition
--- Trips of the loaded items as SPEC §7 counts them (the loop_events view), and as kept.
-SELECT (SELECT count(*) FROM loop_events WHERE trip_end),
+-- name: trips_as_generated
+-- --verify: the crates' reuse aggregates, as the worker's fold kept them, against their
+-- trips as generate_crate_events makes them: a fill, a sale and a return each, and never
+-- a return after a return, so every return ends a trip that started at the sale before
+-- it, 8 to 10 days earlier. The returns generated; the trips in item_trips and in
+-- item_loops; the duplicate returns (none generated); the crates whose trips differ from
+-- their returns; the trips not 8 to 10 days from their start.
+WITH returns AS (
+    SELECT gtin, serial, count(*) AS returns
+    FROM events WHERE serial IS NOT NULL AND type = 'returned'
+    GROUP BY gtin, serial
+)
+SELECT (SELECT coalesce(sum(returns), 0) FROM returns),
        (SELECT count(*) FROM item_trips),
-       (SELECT count(*) FROM loop_events WHERE type = 'returned' AND previous_type = 'returned'),
+       (SELECT coalesce(sum(trips), 0) FROM item_loops),
        (SELECT count(*) FROM duplicate_returns),
-       (SELECT coalesce(sum(trips), 0) FROM item_loops)
+       (SELECT count(*) FROM returns r FULL JOIN item_loops l USING (gtin, serial)
+        WHERE coalesce(r.returns, 0) <> coalesce(l.trips, 0)),
+       (SELECT count(*) FROM item_trips
+        WHERE started_at IS NULL
+           OR ended_at - started_at NOT BETWEEN INTERVAL '8 days' AND INTERVAL '10 days')

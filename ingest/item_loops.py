@@ -4,8 +4,11 @@ returns, trip lengths per packaging type and brand), kept in the batch's transac
 SPEC §7 counts trips in the order of the events' `ts` (ties by event_id), whatever order
 they arrive in. New events that come after everything an item has seen so far (nearly
 all of them) are folded into its stored state; an event older than the item's latest
-trip event makes the item be folded again from all its stored events. Either way the
-result is what the loop_events view defines, which the tests check.
+trip event makes the item be folded again from all its stored events.
+
+ItemState.fold is the one definition of what a trip, its start and a duplicate return
+are: no SQL restates it (migration 0020 dropped the loop_events view that did). The tests
+check what it keeps against SPEC §7 written out on their side (tests/factories.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import psycopg
 from schemas.named_queries import load_queries
 
 QUERIES = load_queries("ingest", "item_loops.sql")
+# The events that open or close trips; the others only count as an item's latest event.
 LOOP_TYPES = frozenset({"sold", "filled", "returned"})
 
 ItemKey = tuple[str, str]  # (gtin, serial)
@@ -188,7 +192,7 @@ def _refold(
     params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     history: dict[ItemKey, list[ItemEvent]] = {key: [] for key in keys}
     for gtin, serial, ts, event_id, type_, device_id, site_id in conn.execute(
-        QUERIES["item_loop_events"], params, prepare=False
+        QUERIES["item_loop_events"], {**params, "types": sorted(LOOP_TYPES)}, prepare=False
     ):
         history[(gtin, serial)].append(ItemEvent(ts, event_id, type_, device_id, site_id))
     forgotten: list[ForgottenTrip] = conn.execute(

@@ -38,12 +38,13 @@ JOIN unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
   ON l.gtin = k.gtin AND l.serial = k.serial
 
 -- name: item_loop_events
--- The trip events of items to fold again from the start, in SPEC §7's order.
+-- The trip events (types: item_loops.LOOP_TYPES) of items to fold again from the start,
+-- in SPEC §7's order.
 SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, e.device_id, e.site_id
 FROM events e
 JOIN unnest(%(gtin)b::text[], %(serial)b::text[]) AS k (gtin, serial)
   ON e.gtin = k.gtin AND e.serial = k.serial
-WHERE e.type IN ('sold', 'filled', 'returned')
+WHERE e.type = ANY (%(types)b::text[])
 ORDER BY e.gtin, e.serial, e.ts, e.event_id
 
 -- name: forget_item_loops
