@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -174,51 +176,144 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
     assert_accounted(db)
 
 
+# SPEC §7 written out, the test oracle of the reuse aggregates: trips, their starts and
+# duplicate returns, as plainly as the spec says them and sharing nothing with the
+# ingest's fold (ingest/item_loops.py), which is the one production definition.
+LOOP_TYPES = ("sold", "filled", "returned")
+
+
+class Scan(NamedTuple):
+    """An event of a serialised item, as SPEC §7 needs it."""
+
+    gtin: str
+    serial: str
+    ts: datetime
+    event_id: uuid.UUID
+    type: str
+    device_id: str = ""
+    site_id: str = ""
+
+
+def scans(events: list[dict[str, Any]]) -> list[Scan]:
+    """Events as a device sends them (a `gtin` and `serial`, or a `code`) as Scans."""
+    return [
+        Scan(e.get("gtin", ""), e.get("serial", e.get("code", "")),
+             datetime.fromisoformat(e["ts"]), uuid.UUID(e["event_id"]), e["type"])
+        for e in events
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ItemBySpec:
+    """What one item's events amount to by SPEC §7."""
+
+    trips: list[tuple[Scan, datetime | None]]  # the `returned` that ends each, its start
+    duplicates: list[tuple[Scan, datetime]]  # each duplicate return, the return before it
+    last: Scan  # the latest event of any type
+    loop: Scan | None  # the latest sold, filled or returned
+    ever_in_loop: bool  # ever sold or filled
+    open_sold: datetime | None  # the first `sold` since the last trip ended
+    open_filled: datetime | None  # the first `filled` since the last trip ended
+
+
+def item_by_spec(events: list[Scan]) -> ItemBySpec:
+    """One item's events, in any order. They count in the order of their `ts`, ties by
+    event_id. A `returned` ends a trip unless the sold/filled/returned event before it is
+    a `returned` too: then it is a duplicate return. A trip starts at the first `sold`
+    after the previous trip's end, else the first `filled`, else it has no start."""
+    ordered = sorted(events, key=lambda e: (e.ts, e.event_id))
+    loop = [e for e in ordered if e.type in LOOP_TYPES]
+    ends, duplicates = [], []
+    for i, e in enumerate(loop):
+        if e.type == "returned":
+            if i > 0 and loop[i - 1].type == "returned":
+                duplicates.append((e, loop[i - 1].ts))
+            else:
+                ends.append(i)
+
+    def first(kind: str, part: list[Scan]) -> datetime | None:
+        return next((e.ts for e in part if e.type == kind), None)
+
+    trips = []
+    for previous_end, end in pairwise([-1, *ends]):
+        part = loop[previous_end + 1 : end]
+        start = first("sold", part)
+        trips.append((loop[end], start if start is not None else first("filled", part)))
+    still_open = loop[ends[-1] + 1 :] if ends else loop
+    return ItemBySpec(
+        trips=trips,
+        duplicates=duplicates,
+        last=ordered[-1],
+        loop=loop[-1] if loop else None,
+        ever_in_loop=any(e.type in ("sold", "filled") for e in loop),
+        open_sold=first("sold", still_open),
+        open_filled=first("filled", still_open),
+    )
+
+
+def reuse_by_spec(events: list[Scan]) -> dict[tuple[str, str], ItemBySpec]:
+    """item_by_spec of every item (gtin, serial) of `events`."""
+    by_item: dict[tuple[str, str], list[Scan]] = {}
+    for e in events:
+        by_item.setdefault((e.gtin, e.serial), []).append(e)
+    return {key: item_by_spec(item_events) for key, item_events in by_item.items()}
+
+
 def assert_item_loops(db: psycopg.Connection[Any]) -> None:
-    """The reuse aggregates the ingest keeps equal a recount through the loop_events view
-    (SPEC §7's trips in `ts` order, whatever order the events arrived in)."""
+    """The reuse aggregates the ingest keeps (item_loops, item_trips, duplicate_returns)
+    equal SPEC §7 applied to the stored events of serialised items (reuse_by_spec), in
+    `ts` order whatever order the events arrived in."""
+    stored = [
+        Scan(*row)
+        for row in db.execute(
+            "SELECT gtin, serial, ts, event_id, type, device_id, site_id FROM events"
+            " WHERE serial IS NOT NULL"
+        )
+    ]
+    expected = reuse_by_spec(stored).items()
 
-    def rows(query: str) -> list[tuple[Any, ...]]:
-        return db.execute(query).fetchall()
+    def fields(e: Scan | None) -> tuple[Any, ...]:
+        return (e.type, e.ts, e.event_id) if e is not None else (None, None, None)
 
-    assert rows(
+    assert_rows(
+        db,
         "SELECT gtin, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,"
-        " loop_ts, loop_event_id FROM item_loops ORDER BY 1, 2"
-    ) == rows(
-        "SELECT a.gtin, a.serial, coalesce(o.trips, 0)::int, coalesce(o.in_loop, false),"
-        " a.type, a.ts, a.event_id, o.type, o.ts, o.event_id"
-        " FROM (SELECT DISTINCT ON (gtin, serial) gtin, serial, type, ts, event_id FROM events"
-        "       WHERE serial IS NOT NULL ORDER BY gtin, serial, ts DESC, event_id DESC) a"
-        " LEFT JOIN (SELECT DISTINCT ON (gtin, serial) gtin, serial, type, ts, event_id,"
-        "   count(*) FILTER (WHERE trip_end) OVER w AS trips,"
-        "   bool_or(type <> 'returned') OVER w AS in_loop"
-        "   FROM loop_events WINDOW w AS (PARTITION BY gtin, serial)"
-        "   ORDER BY gtin, serial, ts DESC, event_id DESC) o USING (gtin, serial)"
-        " ORDER BY 1, 2"
+        " loop_ts, loop_event_id, open_sold, open_filled FROM item_loops",
+        [(*key, len(item.trips), item.ever_in_loop, *fields(item.last), *fields(item.loop),
+          item.open_sold, item.open_filled)
+         for key, item in expected],
+    )  # fmt: skip
+    assert_rows(
+        db,
+        "SELECT end_event_id, gtin, serial, started_at, ended_at FROM item_trips",
+        [
+            (end.event_id, *key, started, end.ts)
+            for key, item in expected
+            for end, started in item.trips
+        ],
     )
-    assert rows(
-        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id"
-        " FROM duplicate_returns ORDER BY 1"
-    ) == rows(
-        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id FROM loop_events"
-        " WHERE type = 'returned' AND previous_type = 'returned' ORDER BY 1"
+    assert_rows(
+        db,
+        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id FROM duplicate_returns",
+        [
+            (e.event_id, *key, e.ts, previous_ts, e.device_id, e.site_id)
+            for key, item in expected
+            for e, previous_ts in item.duplicates
+        ],
     )
-    # A trip starts at its first `sold`, else first `filled`, after the previous trip's end.
-    first = (
-        "SELECT min(l.ts) FROM loop_events l WHERE l.gtin = e.gtin AND l.serial = e.serial"
-        " AND l.type = '{}' AND (l.ts, l.event_id) < (e.ts, e.event_id)"
-        " AND (e.prev_ts IS NULL OR (l.ts, l.event_id) > (e.prev_ts, e.prev_id))"
-    )
-    assert rows(
-        "SELECT end_event_id, gtin, serial, started_at, ended_at FROM item_trips ORDER BY 1"
-    ) == rows(
-        "SELECT e.event_id, e.gtin, e.serial,"
-        f" coalesce(({first.format('sold')}), ({first.format('filled')})), e.ts"
-        " FROM (SELECT gtin, serial, ts, event_id, lag(ts) OVER w AS prev_ts,"
-        "       lag(event_id) OVER w AS prev_id FROM loop_events WHERE trip_end"
-        "       WINDOW w AS (PARTITION BY gtin, serial ORDER BY ts, event_id)) e"
-        " ORDER BY 1"
-    )
+
+
+def assert_rows(db: psycopg.Connection[Any], query: str, expected: list[tuple[Any, ...]]) -> None:
+    """The rows of `query` are `expected` (both sorted here, by Python's order of their
+    first columns, which are a key); else says which differ (a bare assert would say
+    nothing: pytest rewrites the asserts of test modules only)."""
+    found, expected = sorted(db.execute(query).fetchall()), sorted(expected)
+    if found != expected:
+        missing, extra = set(expected) - set(found), set(found) - set(expected)
+        raise AssertionError(
+            f"{query}\n{len(found)} rows, {len(expected)} expected by SPEC §7;"
+            f" expected, not found: {sorted(missing)[:5]}; found, not expected: {sorted(extra)[:5]}"
+        )
 
 
 # Sold/returned/rejected from the raw events, under the products' packaging type and brand.

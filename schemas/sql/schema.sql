@@ -374,21 +374,9 @@ CREATE TABLE device_counts_daily (
 -- Reuse (SPEC §7: trips, trip_days, lost, duplicate returns)
 -- ---------------------------------------------------------------------------------------
 
--- The definition of a trip, which the tests compare the aggregates below with: the events
--- of serialised items that open or close trips, each with the previous one of its item. A
--- `returned` ends a trip unless the previous of these was a `returned` too (a duplicate
--- return: possible cloned label).
-CREATE VIEW loop_events AS
-SELECT e.gtin, e.serial, e.ts, e.event_id, e.type, e.device_id, e.site_id,
-       lag(e.type) OVER item AS previous_type,
-       lag(e.ts) OVER item AS previous_ts,
-       e.type = 'returned' AND lag(e.type) OVER item IS DISTINCT FROM 'returned' AS trip_end
-FROM events e
-WHERE e.serial IS NOT NULL AND e.type IN ('sold', 'filled', 'returned')
-WINDOW item AS (PARTITION BY e.gtin, e.serial ORDER BY e.ts, e.event_id);
-
--- The reuse aggregates, kept by the ingest in the transaction of the raw insert
--- (ingest/item_loops.py folds events into them by loop_events' definition).
+-- The reuse aggregates, kept by the ingest in the transaction of the raw insert. What a
+-- trip, its start and a duplicate return are is defined once, by the fold that keeps them
+-- (ItemState.fold in ingest/item_loops.py), and nowhere in SQL.
 
 -- One serialised item: what its events so far add up to.
 CREATE TABLE item_loops (

@@ -1,12 +1,14 @@
 """Reuse aggregates kept by the ingest (trips, trip starts, duplicate returns, latest
-event per item): equal to SPEC §7's definition whatever order events arrive in, under
-concurrent workers, and rebuilt by the migration from events stored before it."""
+event per item): equal to SPEC §7 (the oracle in tests.factories) whatever order events
+arrive in, under concurrent workers, and built the same by migration 0010 from events
+stored before it."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,8 +16,16 @@ import psycopg
 import pytest
 
 from ingest import item_loops
-from schemas.migrations import migrate
-from tests.factories import GTIN_CRATE, assert_item_loops, event, seed_registry
+from schemas.migrations import load_migrations, migrate
+from tests.factories import (
+    GTIN_CRATE,
+    Scan,
+    assert_item_loops,
+    event,
+    item_by_spec,
+    scans,
+    seed_registry,
+)
 from tests.storing import store, store_as_worker
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -39,11 +49,9 @@ def histories(rng: random.Random, items: int) -> dict[str, list[dict[str, Any]]]
     return result
 
 
-def trips_by_rule(events: list[dict[str, Any]]) -> int:
-    """SPEC §7 written out: `returned` events, less those following a `returned`."""
-    ordered = sorted(events, key=lambda e: (datetime.fromisoformat(e["ts"]), e["event_id"]))
-    loop = [e["type"] for e in ordered if e["type"] in ("sold", "filled", "returned")]
-    return sum(1 for i, t in enumerate(loop) if t == "returned" and (i == 0 or loop[i - 1] != t))
+def trips_by_spec(items: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Each serial's trips, from the events made for it (tests.factories.item_by_spec)."""
+    return {serial: len(item_by_spec(scans(events)).trips) for serial, events in items.items()}
 
 
 def stored_trips(db: psycopg.Connection[Any]) -> dict[str, int]:
@@ -54,6 +62,36 @@ def in_batches(rng: random.Random, events: list[dict[str, Any]]) -> list[list[di
     shuffled = rng.sample(events, len(events))
     cuts = sorted(rng.sample(range(1, len(shuffled)), min(20, len(shuffled) - 1)))
     return [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(shuffled)], strict=True)]
+
+
+def test_the_oracle_counts_a_history_as_counted_by_hand() -> None:
+    """The oracle the tests below check the aggregates with, on one item's history
+    given out of order (event ids decide between events of the same ts)."""
+    day = [T0 + timedelta(days=d) for d in range(12)]
+    history = [
+        Scan("g", "s", day[0], uuid.UUID(int=1), "returned"),  # first seen at its return
+        Scan("g", "s", day[1], uuid.UUID(int=2), "returned"),  # duplicate
+        Scan("g", "s", day[2], uuid.UUID(int=3), "washed"),  # no loop event
+        Scan("g", "s", day[3], uuid.UUID(int=4), "returned"),  # duplicate still
+        Scan("g", "s", day[4], uuid.UUID(int=5), "filled"),
+        Scan("g", "s", day[5], uuid.UUID(int=6), "sold"),  # the trip starts here
+        Scan("g", "s", day[6], uuid.UUID(int=7), "sold"),
+        Scan("g", "s", day[7], uuid.UUID(int=8), "returned"),
+        Scan("g", "s", day[8], uuid.UUID(int=9), "filled"),  # a trip without a sale
+        Scan("g", "s", day[9], uuid.UUID(int=11), "returned"),  # after the sold of its ts
+        Scan("g", "s", day[9], uuid.UUID(int=10), "sold"),
+        Scan("g", "s", day[10], uuid.UUID(int=12), "filled"),  # open
+        Scan("g", "s", day[11], uuid.UUID(int=13), "rejected"),
+    ]
+    item = item_by_spec(list(reversed(history)))
+    assert [(end.event_id.int, start) for end, start in item.trips] == [
+        (1, None), (8, day[5]), (11, day[9])
+    ]  # fmt: skip
+    assert [(e.event_id.int, before) for e, before in item.duplicates] == [
+        (2, day[0]), (4, day[1])
+    ]  # fmt: skip
+    assert (item.last.event_id.int, item.loop and item.loop.event_id.int) == (13, 12)
+    assert (item.ever_in_loop, item.open_sold, item.open_filled) == (True, None, day[10])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -72,7 +110,7 @@ def test_out_of_order_arrival_gives_the_trips_of_ts_order(
     for batch in in_batches(rng, [e for e in everything if e not in early]):
         store(db, "rvm-1", batch)
 
-    assert stored_trips(db) == {serial: trips_by_rule(events) for serial, events in items.items()}
+    assert stored_trips(db) == trips_by_spec(items)
     assert_item_loops(db)
 
 
@@ -102,7 +140,7 @@ def test_concurrent_workers_on_the_same_items_agree_with_ts_order(
     for thread in threads:
         thread.join(timeout=120)
     assert not failures, failures
-    assert stored_trips(db) == {serial: trips_by_rule(events) for serial, events in items.items()}
+    assert stored_trips(db) == trips_by_spec(items)
     assert_item_loops(db)
 
 
@@ -173,8 +211,14 @@ def test_migration_rebuilds_the_aggregates_the_ingest_keeps(
     kept = {name: db.execute(query).fetchall() for name, query in tables.items()}
     assert kept["item_trips"] and kept["duplicate_returns"]
 
-    # A database from before migration 0010, with the same events.
+    # A database from before migration 0010, with the same events: it has 0003's
+    # loop_events view, which 0010 builds the aggregates from and 0020 drops.
+    (view,) = (m.sql for m in load_migrations() if m.version == "0003_loop_events")
+    db.execute(view.encode())
     db.execute("DROP TABLE item_loops, item_trips, duplicate_returns")
-    db.execute("DELETE FROM schema_migrations WHERE version = '0010_item_loops'")
-    assert migrate(db_url) == ["0010_item_loops"]
+    db.execute(
+        "DELETE FROM schema_migrations"
+        " WHERE version IN ('0010_item_loops', '0020_drop_loop_events')"
+    )
+    assert migrate(db_url) == ["0010_item_loops", "0020_drop_loop_events"]
     assert {name: db.execute(query).fetchall() for name, query in tables.items()} == kept

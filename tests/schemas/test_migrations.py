@@ -91,18 +91,6 @@ EXPECTED_COLUMNS = {
         "updated_at",
     },
     "schema_migrations": {"version", "applied_at"},
-    "loop_events": {
-        "gtin",
-        "serial",
-        "ts",
-        "event_id",
-        "type",
-        "device_id",
-        "site_id",
-        "previous_type",
-        "previous_ts",
-        "trip_end",
-    },
     "item_loops": {
         "gtin",
         "serial",
@@ -247,7 +235,7 @@ ALL_MIGRATIONS = (
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
     "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0016_retention, "
-    "0017_trip_day_counts, 0018_page_sessions"
+    "0017_trip_day_counts, 0018_page_sessions, 0020_drop_loop_events"
 )
 
 
