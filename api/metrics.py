@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg_pool import ConnectionPool
 
 from api.dependencies import require
 from api.problems import ERROR_RESPONSES
 from schemas.api_keys import Principal, Role
+
+if TYPE_CHECKING:
+    from starlette.datastructures import State
 
 router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
@@ -48,6 +51,40 @@ class IngestCounters(Collector):
         yield family
 
 
+class LabelCacheCounters(Collector):
+    """Reads the label download cache's counters (api/labels/cache.py) at scrape time;
+    zeros until the first download makes the cache."""
+
+    def __init__(self, state: State) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        downloads = CounterMetricFamily(
+            "looptrack_label_downloads",
+            "Label batch downloads (GET /v1/labels/{batch_id}) by how they were served: "
+            "hit (from the cache), shared (waited for the same render already running), "
+            "miss (rendered); not counting 304s",
+            labels=["outcome"],
+        )
+        evictions = CounterMetricFamily(
+            "looptrack_label_cache_evictions",
+            "Rendered label files dropped from the cache to stay within "
+            "LOOPTRACK_LABELS_CACHE_SIZE",
+        )
+        held = GaugeMetricFamily(
+            "looptrack_label_cache_bytes", "Bytes of rendered label files the cache holds"
+        )
+        cache = getattr(self._state, "label_cache", None)
+        stats = None if cache is None else cache.stats()
+        for outcome in ("hit", "shared", "miss"):
+            downloads.add_metric([outcome], 0 if stats is None else stats.outcomes[outcome])
+        evictions.add_metric([], 0 if stats is None else stats.evictions)
+        held.add_metric([], 0 if stats is None else stats.bytes)
+        yield downloads
+        yield evictions
+        yield held
+
+
 def install(app: FastAPI) -> None:
     """A registry of this app's own, and the middleware timing every request."""
     registry = CollectorRegistry()
@@ -58,6 +95,7 @@ def install(app: FastAPI) -> None:
         buckets=LATENCY_BUCKETS,
         registry=registry,
     )
+    registry.register(LabelCacheCounters(app.state))
     app.state.metrics = registry
 
     @app.middleware("http")

@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Most labels (items) one request or command may commission.",
+    )
+    labels_cache_size: ByteSize = Field(
+        default=ByteSize(128 * 2**20),
+        ge=0,
+        description="Rendered label files each API process keeps for downloads of the same "
+        "batch, format and layout again (bytes, or with a unit: `512MiB`; a file above a "
+        "fifth of it is not kept; 0: none) (docs/labels.md).",
+        json_schema_extra={"default_shown": "128MiB"},
     )
     stats_timeout_ms: int = Field(
         default=5_000,

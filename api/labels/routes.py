@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.dependencies import (
@@ -20,6 +21,7 @@ from api.dependencies import (
     settings,
 )
 from api.items.service import item_name
+from api.labels.cache import LabelCache, download_key
 from api.labels.commissioning import UnknownProduct, batch_items, commission, item_product
 from api.labels.sheets import RENDER_WAIT_S, Label, LabelFormat, RenderBusy, labels_for, render
 from api.problems import ERROR_RESPONSES, Problem
@@ -99,13 +101,38 @@ class LabelBatch(BaseModel):
     download: str
 
 
-def _render(labels: list[Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8)) -> Response:
+def _render(labels: list[Label], fmt: LabelFormat, grid: tuple[int, int] = (3, 8)) -> bytes:
     try:
-        return Response(render(labels, fmt, grid=grid), media_type=MEDIA_TYPES[fmt])
+        return render(labels, fmt, grid=grid)
     except ValueError as exc:
         raise Problem(422, "one-label-only", str(exc)) from None
     except RenderBusy as exc:
         raise busy(exc) from None
+
+
+# Downloads are the brand's own: no shared cache may keep them, and a browser or
+# `curl --etag-compare` asks again each time, answered 304 while the labels are the same.
+DOWNLOAD_CACHE_CONTROL = "private, no-cache"
+_making_cache = threading.Lock()
+
+
+def label_cache(request: Request, config: Annotated[Settings, Depends(settings)]) -> LabelCache:
+    """The app's cache of rendered downloads, made at its first use (one per process and
+    app, LOOPTRACK_LABELS_CACHE_SIZE bytes); /metrics reads its counters."""
+    state = request.app.state
+    with _making_cache:
+        cache: LabelCache | None = getattr(state, "label_cache", None)
+        if cache is None:
+            cache = state.label_cache = LabelCache(config.labels_cache_size)
+    return cache
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison of If-None-Match (`*` or a list of tags) with `etag`."""
+    if if_none_match is None:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 def busy(exc: RenderBusy) -> Problem:
@@ -170,26 +197,45 @@ def post_labels(
 @router.get(
     "/labels/{batch_id}",
     response_class=Response,
-    responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}},
+    responses={
+        200: {"content": {m: {} for m in MEDIA_TYPES.values()}},
+        304: {"description": "The labels of the `If-None-Match` ETag, unchanged"},
+    },
 )
 def get_label_batch(
     batch_id: uuid.UUID,
     conn: Conn,
     caller: LabelMaker,
     config: Annotated[Settings, Depends(settings)],
+    cache: Annotated[LabelCache, Depends(label_cache)],
     fmt: Annotated[LabelFormat | None, Query(alias="format")] = None,
     columns: Annotated[int, Query(ge=1, le=8, description="PDF labels across")] = 3,
     rows: Annotated[int, Query(ge=1, le=20, description="PDF labels down")] = 8,
+    if_none_match: Annotated[
+        str | None,
+        Header(max_length=2000, description="ETags of earlier downloads: 304 if one is this"),
+    ] = None,
 ) -> Response:
     """A batch's labels again, in its format or another (`format=`); PDF sheets are A4
-    with `columns` x `rows` labels (3 x 8 and 4 x 10 are common label stocks)."""
+    with `columns` x `rows` labels (3 x 8 and 4 x 10 are common label stocks). The same
+    download again is served from a cache without rendering; its `ETag` changes with the
+    labels, format or layout, and `If-None-Match` with it is answered 304."""
     brand, _ = scoped_brand(caller, None)
+    # Access first: the cache and the ETag are only ever reached for the caller's batch.
     found = batch_items(conn, batch_id, brand)
     if found is None:
         raise Problem(404, "not-found", f"no label batch {batch_id}")
     batch, product = found
     labels = labels_for(batch.gtin, batch.serials, product, config.public_base_url)
-    return _render(labels, fmt or LabelFormat(batch.format), (columns, rows))
+    fmt = fmt or LabelFormat(batch.format)
+    grid = (columns, rows)
+    key = download_key(batch_id, labels, fmt, grid)
+    # Weak: the same labels in the same layout, though a zip's file times may differ.
+    headers = {"ETag": f'W/"{key.hex()[:32]}"', "Cache-Control": DOWNLOAD_CACHE_CONTROL}
+    if _etag_matches(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    data, _ = cache.get_or_render(key, lambda: _render(labels, fmt, grid))
+    return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
 
 
 # Declared before /items/{gtin}/{serial}/qr.{kind}, which "8003/…" would reach as a GTIN.
@@ -238,4 +284,4 @@ def _item_qr(
     if product is None:
         raise Problem(404, "not-found", f"no {item_name(item_class, serial)}")
     labels = labels_for(item_class, [serial], product, config.public_base_url)
-    return _render(labels, LabelFormat(kind))
+    return Response(_render(labels, LabelFormat(kind)), media_type=MEDIA_TYPES[LabelFormat(kind)])
