@@ -1,6 +1,7 @@
 """Scenario: a pool of reusable crates and cups with known histories (trips, duplicate
-returns, losses) published over MQTT through the real worker; /v1/stats/reuse is checked
-against numbers computed here from the histories (SPEC §7)."""
+returns, losses) published over MQTT through the real worker; the reuse aggregates it keeps
+and /v1/stats/reuse are checked against numbers computed here from the histories by SPEC
+§7 (tests.factories.item_by_spec)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import statistics
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 import psycopg
@@ -22,7 +22,14 @@ from api.app import create_app
 from schemas.api_keys import Role, create_key
 from schemas.settings import Settings
 from tests.conftest import Broker, publish_all, wait_until
-from tests.factories import count, with_check_digit
+from tests.factories import (
+    ItemBySpec,
+    assert_item_loops,
+    count,
+    item_by_spec,
+    scans,
+    with_check_digit,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -58,30 +65,20 @@ def history(rng: random.Random, start: datetime) -> list[tuple[datetime, str]]:
     return events
 
 
-def expected_row(histories: list[list[tuple[datetime, str]]], target: int) -> dict[str, Any]:
-    trips_per_item, trip_days = [], []
-    lost = in_loop = 0
-    for events in histories:
-        trips, previous, trip_events = 0, None, []
-        for ts, kind in events:
-            if kind not in ("sold", "filled", "returned"):
-                continue
-            if kind == "returned" and previous != "returned":
-                trips += 1
-                sold = [t for t, k in trip_events if k == "sold"]
-                filled = [t for t, k in trip_events if k == "filled"]
-                opened = (sold or filled or [None])[0]
-                if opened is not None:
-                    trip_days.append((ts - opened).total_seconds() / 86400)
-                trip_events = []
-            elif kind != "returned":
-                trip_events.append((ts, kind))
-            previous = kind
-        trips_per_item.append(trips)
-        kinds = [k for _, k in events]
-        in_loop += any(k in ("sold", "filled") for k in kinds)
-        last_ts, last_kind = events[-1]
-        lost += last_kind in ("sold", "filled") and last_ts < NOW - timedelta(days=180)
+def expected_row(items: list[ItemBySpec], target: int) -> dict[str, Any]:
+    """/v1/stats/reuse's row of a packaging type, from its items' histories by SPEC §7."""
+    trips_per_item = [len(item.trips) for item in items]
+    trip_days = [
+        (end.ts - started).total_seconds() / 86400
+        for item in items
+        for end, started in item.trips
+        if started is not None
+    ]
+    lost = sum(
+        item.last.type in ("sold", "filled") and item.last.ts < NOW - timedelta(days=180)
+        for item in items
+    )
+    in_loop = sum(item.ever_in_loop for item in items)
     ordered = sorted(trips_per_item)
 
     def disc(fraction: float) -> int:
@@ -91,9 +88,9 @@ def expected_row(histories: list[list[tuple[datetime, str]]], target: int) -> di
     for trips in trips_per_item:
         bars[trips] += 1
     return {
-        "items": len(histories),
+        "items": len(items),
         "trips": sum(trips_per_item),
-        "mean_trips": pytest.approx(sum(trips_per_item) / len(histories)),
+        "mean_trips": pytest.approx(sum(trips_per_item) / len(items)),
         "p50_trips": disc(0.5),
         "p90_trips": disc(0.9),
         "max_trips": ordered[-1],
@@ -122,19 +119,20 @@ def test_reuse_matches_the_histories(
     )
     db.execute("INSERT INTO sites (id, name, kind) VALUES ('plant', 'Plant', 'filling')")
     db.execute("INSERT INTO devices (id, site_id, kind) VALUES ('line-1', 'plant', 'filler')")
-    histories: dict[str, list[list[tuple[datetime, str]]]] = {"crate-24": [], "cup-0.4l": []}
+    histories: dict[str, list[ItemBySpec]] = {"crate-24": [], "cup-0.4l": []}
     payloads = []
     for packaging, gtin, n in (("crate-24", CRATE, 80), ("cup-0.4l", CUP, 50)):
         for i in range(n):
             # Starts far enough back that some items have been on the market > 180 days.
             events = history(rng, NOW - timedelta(days=rng.uniform(200, 420)))
-            events = [(ts, kind) for ts, kind in events if ts < NOW - timedelta(minutes=1)]
-            histories[packaging].append(events)
-            payloads += [
+            item = [
                 {"event_id": str(uuid.uuid4()), "ts": ts.isoformat(), "type": kind,
                  "gtin": gtin, "serial": f"{packaging[:2].upper()}{i:05d}"}
                 for ts, kind in events
+                if ts < NOW - timedelta(minutes=1)
             ]  # fmt: skip
+            histories[packaging].append(item_by_spec(scans(item)))
+            payloads += item
     rng.shuffle(payloads)  # arrival order must not matter
     make_worker()
     publish_all(
@@ -144,6 +142,7 @@ def test_reuse_matches_the_histories(
          for i in range(0, len(payloads), 300)],
     )  # fmt: skip
     wait_until(lambda: count(db, "SELECT count(*) FROM events") >= len(payloads), 60, "events")
+    assert_item_loops(db)
 
     operator = create_key(db, Role.OPERATOR, "t")
     brand = create_key(db, Role.BRAND, "t", brand="koppen")
@@ -165,15 +164,10 @@ def test_reuse_matches_the_histories(
         assert by_type[packaging] == expected_row(histories[packaging], target), packaging
     assert [row["packaging_type"] for row in brand_rows] == ["cup-0.4l"]
     # Every duplicate return of the histories, and nothing else, is listed as an anomaly.
-    duplicates = set()
-    for packaging, items in histories.items():
-        for i, events in enumerate(items):
-            loop = [(ts, kind) for ts, kind in events if kind in ("sold", "filled", "returned")]
-            duplicates |= {
-                (f"{packaging[:2].upper()}{i:05d}", ts)
-                for (_, before), (ts, kind) in pairwise(loop)
-                if kind == before == "returned"
-            }
+    duplicates = {
+        (e.serial, e.ts) for items in histories.values() for item in items
+        for e, _ in item.duplicates
+    }  # fmt: skip
     listed = {
         (d["serial"], datetime.fromisoformat(d["ts"])) for d in anomalies["duplicate_returns"]
     }

@@ -21,7 +21,7 @@ from schemas.api_keys import Role, create_key
 from schemas.registry import apply_seed
 from schemas.settings import Settings
 from tests.conftest import Broker, wait_until
-from tests.factories import count
+from tests.factories import assert_item_loops, count
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,7 @@ def test_a_simulated_year_equals_its_ground_truth(
     )
     assert count(db, "SELECT count(*) FROM events") == result.published
     assert count(db, "SELECT count(*) FROM dead_letters") == 0
+    assert_item_loops(db)
     truth = result.truth
     # The year is realistic enough to test something: refusals, foreign containers,
     # duplicate returns of cloned labels, items lost on the market.
