@@ -41,6 +41,8 @@ def page_caller(*roles: Role) -> object:
             names = " or ".join(sorted(r.value for r in allowed - {Role.ADMIN}))
             article = "an" if names[0] in "aeiou" else "a"
             raise LoginRequired(request.url.path, f"This page needs {article} {names} key.")
+        # For an error page the request may still end in: it shows this caller's nav bar.
+        request.state.caller = caller
         return caller
 
     return Depends(check)

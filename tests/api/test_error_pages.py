@@ -58,19 +58,41 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 class _Page(HTMLParser):
-    """What a person reads on a page (its text, entities decoded) and where its links go."""
+    """What a person reads on a page (its text, entities decoded), where its links go,
+    and which of them are in its nav bar (with the nav's forms' actions)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.text: list[str] = []
         self.links: list[str] = []
+        self.nav: list[str] = []
+        self._in_nav = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "nav":
+            self._in_nav = True
         if tag == "a":
             self.links += [value or "" for name, value in attrs if name == "href"]
+        if self._in_nav and tag in ("a", "form"):
+            self.nav += [value or "" for name, value in attrs if name in ("href", "action")]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "nav":
+            self._in_nav = False
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
+
+
+def nav_bar(answer: Any) -> list[str]:
+    """Where the links (and the log-out form) of a page's nav bar go; [] without one."""
+    page = _Page()
+    page.feed(answer.text)
+    return page.nav
+
+
+OPERATOR_NAV = ["/dashboard", "/dashboard/materials", "/docs", "/logout"]
+BRAND_NAV = ["/portal", "/portal/materials", "/docs", "/logout"]
 
 
 def error_page(answer: Any, status: int, back: str) -> str:
@@ -177,6 +199,7 @@ def test_the_database_unable_to_answer_is_a_503_page_and_stays_json_for_the_api(
         page = client.get("/dashboard", headers=BROWSER)
         api = client.get("/v1/devices", headers={**bearer, **BROWSER})
     assert "the database could not complete the request" in error_page(page, 503, "/dashboard")
+    assert nav_bar(page) == OPERATOR_NAV  # the caller was known before the database failed
     assert page.headers["retry-after"] == "5"
     assert_problem(api, 503, "the database could not complete the request")
     assert client.get("/dashboard", headers=BROWSER).status_code == 200  # lock gone: back
@@ -194,6 +217,7 @@ def test_an_unexpected_error_is_a_500_page_that_names_nothing_of_it(
         page = client.get("/dashboard", headers=BROWSER)
         api = client.get("/v1/devices", headers={**bearer, **BROWSER})
     text = error_page(page, 500, back="/dashboard")
+    assert nav_bar(page) == OPERATOR_NAV
     assert "Internal Server Error" in text and "unexpected error" in text
     assert "devices" not in text and "exist" not in text  # nothing of the SQL error
     assert_problem(api, 500, "unexpected error")
@@ -238,3 +262,37 @@ def test_a_wrong_method_names_the_allowed_ones(client: TestClient) -> None:
     assert answer.status_code == 405
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert "GET" in answer.headers["allow"]
+
+
+def test_an_error_page_keeps_the_nav_bar_of_who_is_logged_in(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """Issue 22.12: an error page has the nav bar of the pages around it: the operator's
+    links for an operator, the portal's for a brand owner, none for a visitor who is not
+    logged in; a logged-in visitor's 404 outside the sections leads back home."""
+    assert nav_bar(client.get("/nope", headers=BROWSER)) == []
+    assert nav_bar(client.get("/dashboard/nope", headers=BROWSER)) == []
+
+    log_in(client, keys["operator"])
+    for path, status in (("/dashboard/nope", 404), ("/dashboard?tz=Mars/Olympus", 422)):
+        answer = client.get(path, headers=BROWSER)
+        error_page(answer, status, back="/dashboard")
+        assert nav_bar(answer) == OPERATOR_NAV, path
+    answer = client.get("/nope", headers=BROWSER)  # no page's login check ran: the cookie's
+    error_page(answer, 404, back="/dashboard")
+    assert nav_bar(answer) == OPERATOR_NAV
+
+    log_in(client, keys["brand"])
+    for path, status in (("/portal?from=soon", 422), ("/portal/devices.csv", 404)):
+        answer = client.get(path, headers=BROWSER)
+        error_page(answer, status, back="/portal")
+        assert nav_bar(answer) == BRAND_NAV, path
+    answer = client.get("/nope", headers=BROWSER)
+    error_page(answer, 404, back="/portal")
+    assert nav_bar(answer) == BRAND_NAV
+
+    client.cookies.clear()
+    client.cookies.set("looptrack_session", "not-a-session")  # a stale cookie: no nav
+    answer = client.get("/nope", headers=BROWSER)
+    error_page(answer, 404, back="/login")
+    assert nav_bar(answer) == []
