@@ -4,25 +4,49 @@ readers (each chart has a title and its numbers are in a table beside it)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
 # Colour-blind-safe palette (Okabe-Ito), one per series.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+# The colour of a series that is no registered packaging type ("(unregistered)"): a grey
+# no packaging type has.
+NO_TYPE_COLOUR = "#7a7a7a"
+# The line chart spans the page's width: at 720 units it is drawn at about 1:1.5 on a
+# desktop, so its 11-unit text reads at 12-17 px.
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 40
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 40
+# A histogram shares a row with others (a grid column of at least 20rem = 320 px): drawn
+# in 360 units, its 12-unit text stays at 10.7 px or more in a column that narrow (at
+# 720 units, as before, it read at about 5 px).
+HIST_WIDTH, HIST_HEIGHT = 360, 240
+HIST_LEFT, HIST_RIGHT, HIST_TOP, HIST_BOTTOM = 64, 8, 10, 46
+HIST_FONT = 12
+
+
+def packaging_colours(type_ids: Iterable[str]) -> dict[str, str]:
+    """A colour per packaging type of the registry: its place among all registered types,
+    by id, in PALETTE. The dashboard and the portal show different sets of types, and
+    colour them from the same registry, so a type has one colour on every page; no two
+    share one while there are at most len(PALETTE) types. (A hash of the id alone would
+    need no registry, but the demo's six types would share colours among seven.)"""
+    return {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(sorted(set(type_ids)))}
 
 
 @dataclass(frozen=True)
 class Series:
     name: str
     points: list[float | None]  # one per x label; None where there is no value
+    colour: str = NO_TYPE_COLOUR
 
 
-def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> str:
+def line_chart(
+    title: str, labels: Sequence[str], series: Sequence[Series], *, y_title: str = ""
+) -> str:
     """Lines over shared x labels, y from 0 to the larger of 1 and the highest value
-    (return rates above 1 happen when earlier sales come back)."""
+    (return rates above 1 happen when earlier sales come back); each series in its own
+    colour, `y_title` along the y axis."""
     values = [v for s in series for v in s.points if v is not None]
     grid = _grid(max([1.0, *values]), whole=False)
     top = grid[-1]
@@ -36,6 +60,8 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
         return TOP + plot_h * (1 - v / top)
 
     parts = [_open(title)]
+    if y_title:
+        parts.append(_y_title(y_title, TOP + plot_h / 2))
     for v in grid:
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
@@ -48,13 +74,16 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
             f"{escape(labels[i])}</text>"
         )
     for n, s in enumerate(series):
-        colour = PALETTE[n % len(PALETTE)]
+        colour = s.colour
         path = " ".join(
             f"{'M' if i == 0 or s.points[i - 1] is None else 'L'}{x(i):.1f},{y(v):.1f}"
             for i, v in enumerate(s.points)
             if v is not None
         )
-        parts.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts.append(
+            f'<g class="series" data-series="{escape(s.name)}">'
+            f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
+        )
         # A dot per value: a lone bucket (or one between gaps) has no line to show it.
         parts.extend(
             f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}">'
@@ -63,36 +92,53 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series]) -> s
             if v is not None
         )
         parts.append(
-            f'<g transform="translate({LEFT + 140 * n},{HEIGHT - 8})"><rect width="10" '
+            f'</g><g class="legend" data-series="{escape(s.name)}" '
+            f'transform="translate({LEFT + 140 * n},{HEIGHT - 8})"><rect width="10" '
             f'height="10" y="-9" fill="{colour}"/><text x="14">{escape(s.name)}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def bar_chart(title: str, labels: Sequence[str], values: Sequence[int]) -> str:
-    """Vertical bars, one per label (e.g. items by number of trips)."""
+def bar_chart(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[int],
+    *,
+    x_title: str,
+    y_title: str,
+    colour: str = PALETTE[0],
+) -> str:
+    """Vertical bars, one per label (e.g. items by number of trips), with the axes'
+    titles; sized to share a row with others (HIST_WIDTH)."""
     grid = _grid(max([1, *values]), whole=True)
     top = grid[-1]
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    left, right, top_m, bottom = HIST_LEFT, HIST_RIGHT, HIST_TOP, HIST_BOTTOM
+    plot_w, plot_h = HIST_WIDTH - left - right, HIST_HEIGHT - top_m - bottom
     slot = plot_w / max(1, len(labels))
-    parts = [_open(title)]
+    parts = [_open(title, HIST_WIDTH, HIST_HEIGHT, font_size=HIST_FONT)]
+    parts.append(_y_title(y_title, top_m + plot_h / 2))
+    parts.append(
+        f'<text class="axis-title" x="{left + plot_w / 2:.1f}" y="{HIST_HEIGHT - 6}" '
+        f'text-anchor="middle">{escape(x_title)}</text>'
+    )
     for v in grid:
-        y = TOP + plot_h * (1 - v / top)
+        y = top_m + plot_h * (1 - v / top)
         parts.append(
-            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{v:,.0f}</text>'
+            f'<line x1="{left}" x2="{HIST_WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}" '
+            'stroke="#ddd"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{v:,.0f}</text>'
         )
     for i, v in enumerate(values):
         h = plot_h * v / top
         parts.append(
-            f'<rect x="{LEFT + i * slot + slot * 0.1:.1f}" y="{TOP + plot_h - h:.1f}" '
-            f'width="{slot * 0.8:.1f}" height="{h:.1f}" fill="{PALETTE[0]}">'
+            f'<rect x="{left + i * slot + slot * 0.1:.1f}" y="{top_m + plot_h - h:.1f}" '
+            f'width="{slot * 0.8:.1f}" height="{h:.1f}" fill="{colour}">'
             f"<title>{escape(labels[i])}: {v:,}</title></rect>"
         )
     for i in _tick_indexes(len(labels)):
         parts.append(
-            f'<text x="{LEFT + (i + 0.5) * slot:.1f}" y="{HEIGHT - BOTTOM + 16}" '
+            f'<text x="{left + (i + 0.5) * slot:.1f}" y="{top_m + plot_h + 17}" '
             f'text-anchor="middle">{escape(labels[i])}</text>'
         )
     parts.append("</svg>")
@@ -118,6 +164,14 @@ def _open(title: str, width: int = WIDTH, height: int = HEIGHT, font_size: int =
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" class="chart" font-size="{font_size}" '
         f'font-family="sans-serif"><title>{escape(title)}</title>'
+    )
+
+
+def _y_title(text: str, middle: float) -> str:
+    """An axis title, turned to run up the left edge, centred on the plot's `middle`."""
+    return (
+        f'<text class="axis-title" transform="translate(13,{middle:.1f}) rotate(-90)" '
+        f'text-anchor="middle">{escape(text)}</text>'
     )
 
 

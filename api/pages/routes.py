@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
-from api.dependencies import Conn, parse_item_class, principal_for_key, settings
+from api.dependencies import MAX_PAGE, Conn, parse_item_class, principal_for_key, settings
 from api.items import items_with_serial
 from api.key_throttle import KeyThrottle
 from api.labels import (
@@ -39,8 +39,9 @@ from api.pages.session import (
     LoginRequired,
     OperatorPage,
 )
+from api.pages.times import local_time
 from api.problems import Problem
-from api.registry import brand_products, device_statuses
+from api.registry import brand_products, device_statuses, packaging_types
 from api.stats import (
     Bucket,
     SlowWindow,
@@ -60,6 +61,7 @@ from schemas.settings import Settings
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 TEMPLATES.env.globals["figure"] = material_pages.figure
+TEMPLATES.env.filters["local_time"] = local_time
 router = APIRouter(include_in_schema=False)
 Config = Annotated[Settings, Depends(settings)]
 
@@ -195,14 +197,16 @@ def dashboard(
     replayed: int | None = None,
 ) -> Response:
     rates, slow = _unless_slow(request, lambda: _return_rates(conn, view, brand=None))
+    totals = _totals(rates)
     context = {
         "caller": caller,
         "view": view,
         "slow": slow,
         "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
         "rates": rates,
-        "totals": _totals(rates),
-        "rate_chart": _rate_chart(rates),
+        "totals": totals,
+        "rate_chart": _rate_chart(rates, _colours(conn)),
+        "over_full": _over_full(rates, totals),
         "rejects": _rejects(conn, view, brand=None),
         "devices": _devices(conn),
         "dead_letters": _dead_letters(conn),
@@ -215,29 +219,31 @@ def dashboard(
 
 
 @router.get("/dashboard/reuse", response_class=HTMLResponse)
-def dashboard_reuse(request: Request, conn: Conn, caller: OperatorPage) -> Response:
+def dashboard_reuse(request: Request, conn: Conn, caller: OperatorPage, config: Config) -> Response:
     """Reuse and duplicate returns: on a page of their own, without the dashboard's
     auto-refresh, because they read the per-item aggregates (a row per serialised item and
     trip), not the small day rollups the dashboard reloads every 30 s."""
-    return _reuse_page(request, conn, caller, brand=None, csv="/dashboard")
+    return _reuse_page(request, conn, caller, config, brand=None, csv="/dashboard")
 
 
 @router.get("/portal/reuse", response_class=HTMLResponse)
-def portal_reuse(request: Request, conn: Conn, caller: BrandPage) -> Response:
-    return _reuse_page(request, conn, caller, brand=_brand_of(caller), csv="/portal")
+def portal_reuse(request: Request, conn: Conn, caller: BrandPage, config: Config) -> Response:
+    return _reuse_page(request, conn, caller, config, brand=_brand_of(caller), csv="/portal")
 
 
 def _reuse_page(
-    request: Request, conn: psycopg.Connection[Any], caller: Principal, *, brand: str | None,
-    csv: str,
+    request: Request, conn: psycopg.Connection[Any], caller: Principal, config: Settings, *,
+    brand: str | None, csv: str,
 ) -> Response:  # fmt: skip
+    """The reuse page has no period to choose: its times are in LOOPTRACK_TIMEZONE."""
     reuse_rows = reuse(conn, packaging_type=None, brand=brand)
     context = {
         "caller": caller,
         "brand": brand,
         "csv": csv,
+        "tz": config.timezone,
         "reuse": reuse_rows,
-        "histograms": _histograms(reuse_rows),
+        "histograms": _histograms(reuse_rows, _colours(conn)),
         "duplicates": _duplicates(conn, brand=brand),
     }
     return TEMPLATES.TemplateResponse(request, "reuse.html", context)
@@ -320,6 +326,7 @@ def portal(
 ) -> Response:
     brand = _brand_of(caller)
     rates, slow = _unless_slow(request, lambda: _return_rates(conn, view, brand=brand))
+    totals = _totals(rates)
     context = {
         "caller": caller,
         "brand": brand,
@@ -328,8 +335,9 @@ def portal(
         "buckets": [b.value for b in Bucket if b is not Bucket.TOTAL],
         "products": _products(conn, brand),
         "rates": rates,
-        "totals": _totals(rates),
-        "rate_chart": _rate_chart(rates),
+        "totals": totals,
+        "rate_chart": _rate_chart(rates, _colours(conn)),
+        "over_full": _over_full(rates, totals),
         "rejects": _rejects(conn, view, brand=brand),
         "layouts": list(LAYOUTS),
         "max_count": config.labels_max_count,
@@ -554,23 +562,43 @@ def _totals(rates: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [totals[k] for k in sorted(totals)]
 
 
-def _rate_chart(rates: list[dict[str, Any]]) -> str:
+def _over_full(rates: list[dict[str, Any]], totals: list[dict[str, Any]]) -> bool:
+    """Whether a return rate the page shows (a bucket's in the chart, or a total's) is
+    above 100 %, which the page then explains."""
+    return any((row["return_rate"] or 0) > 1 for row in [*rates, *totals])
+
+
+def _colours(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Each registered packaging type's colour (charts.packaging_colours), the same on
+    every page whichever types it shows."""
+    return charts.packaging_colours(t["id"] for t in packaging_types(conn, limit=MAX_PAGE))
+
+
+def _rate_chart(rates: list[dict[str, Any]], colours: dict[str, str]) -> str:
     labels = sorted({r["bucket_start"][:10] for r in rates})
     index = {label: i for i, label in enumerate(labels)}
     by_type: dict[str, list[float | None]] = {}
     for r in rates:
         points = by_type.setdefault(r["packaging_type"] or "(unregistered)", [None] * len(labels))
         points[index[r["bucket_start"][:10]]] = r["return_rate"]
-    series = [charts.Series(name, points) for name, points in sorted(by_type.items())]
-    return charts.line_chart("Return rate per packaging type", labels, series)
+    series = [
+        charts.Series(name, points, colours.get(name, charts.NO_TYPE_COLOUR))
+        for name, points in sorted(by_type.items())
+    ]
+    return charts.line_chart(
+        "Return rate per packaging type", labels, series, y_title="Return rate"
+    )
 
 
-def _histograms(reuse_rows: list[dict[str, Any]]) -> dict[str, str]:
+def _histograms(reuse_rows: list[dict[str, Any]], colours: dict[str, str]) -> dict[str, str]:
     return {
         r["packaging_type"]: charts.bar_chart(
             f"{r['packaging_type']}: items by number of trips",
             [str(bar["trips"]) for bar in r["histogram"]],
             [bar["items"] for bar in r["histogram"]],
+            x_title="Trips",
+            y_title="Items",
+            colour=colours.get(r["packaging_type"], charts.NO_TYPE_COLOUR),
         )
         for r in reuse_rows
     }

@@ -3,6 +3,6 @@ streams and targets. Endpoints in `routes`; the reads they and the pages call in
 (the records, their validation and upserts are schemas.registry's and
 schemas.circularity's)."""
 
-from api.registry.service import brand_products, device_statuses
+from api.registry.service import brand_products, device_statuses, packaging_types
 
-__all__ = ["brand_products", "device_statuses"]
+__all__ = ["brand_products", "device_statuses", "packaging_types"]

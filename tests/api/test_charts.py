@@ -7,12 +7,17 @@ import re
 import pytest
 
 from api.pages.charts import (
+    HIST_FONT,
+    HIST_WIDTH,
+    NO_TYPE_COLOUR,
+    PALETTE,
     Bar,
     Segment,
     Series,
     amount,
     bar_chart,
     line_chart,
+    packaging_colours,
     progress_bar,
     stacked_bars,
 )
@@ -22,17 +27,59 @@ def axis_labels(svg: str) -> list[str]:
     return re.findall(r'text-anchor="end">([^<]*)</text>', svg)
 
 
+def histogram(labels: list[str], values: list[int], title: str = "h", colour: str = "#000") -> str:
+    return bar_chart(title, labels, values, x_title="Trips", y_title="Items", colour=colour)
+
+
 def test_a_histogram_of_few_items_has_whole_distinct_gridlines() -> None:
-    assert axis_labels(bar_chart("h", ["0", "1", "2"], [1, 1, 1])) == ["0", "1"]
-    assert axis_labels(bar_chart("h", ["0", "1"], [7, 3])) == ["0", "2", "4", "6", "8"]
-    assert axis_labels(bar_chart("h", ["0"], [20_000])) == [
+    assert axis_labels(histogram(["0", "1", "2"], [1, 1, 1])) == ["0", "1"]
+    assert axis_labels(histogram(["0", "1"], [7, 3])) == ["0", "2", "4", "6", "8"]
+    assert axis_labels(histogram(["0"], [20_000])) == [
         "0", "5,000", "10,000", "15,000", "20,000"
     ]  # fmt: skip
 
 
 def test_labels_are_escaped() -> None:
-    svg = bar_chart("<b>", ["<script>"], [1])
+    svg = histogram(["<script>"], [1], title="<b>")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_a_histogram_names_its_axes_and_is_drawn_small_enough_to_read() -> None:
+    """Issue 22.12: a histogram shares a row of the reuse page with others (a column of
+    20rem = 320 px or more); drawn 720 units wide its 11-unit labels read at about 5 px
+    there. In HIST_WIDTH units its text must read at 10 px or more in such a column."""
+    svg = histogram(["0", "1", "2"], [4, 2, 1], colour="#D55E00")
+    assert re.findall(r'<text class="axis-title"[^>]*>([^<]*)</text>', svg) == ["Items", "Trips"]
+    width = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))  # type: ignore[union-attr]
+    font = float(re.search(r'font-size="([\d.]+)"', svg).group(1))  # type: ignore[union-attr]
+    assert (width, font) == (HIST_WIDTH, HIST_FONT)
+    assert font * 320 / width >= 10
+    assert re.findall(r'<rect [^>]*fill="([^"]+)"', svg) == ["#D55E00"] * 3
+
+
+def test_a_packaging_type_has_one_colour_whichever_types_a_page_shows() -> None:
+    """The colour comes from the type's place in the whole registry, never from its place
+    among the series of one chart: the dashboard (all types) and a brand's portal (some)
+    agree, and the registry's first len(PALETTE) types all differ."""
+    registry = ["pet-1.5l", "can-0.33l", "pet-0.5l", "crate-24", "cup-0.4l", "glass-0.5l"]
+    colours = packaging_colours(registry)
+    assert len(set(colours.values())) == len(registry)
+    assert packaging_colours(reversed(registry)) == colours  # the registry's order is no input
+
+    def series_colours(svg: str) -> dict[str, str]:
+        return dict(
+            re.findall(r'<g class="series" data-series="([^"]+)"><path [^>]*stroke="([^"]+)"', svg)
+        )
+
+    def chart(shown: list[str]) -> str:
+        series = [Series(t, [0.5, 0.6], colours[t]) for t in sorted(shown)]
+        return line_chart("r", ["a", "b"], series)
+
+    everything = series_colours(chart(registry))
+    one_brand = series_colours(chart(["pet-0.5l", "crate-24"]))
+    assert one_brand == {t: everything[t] for t in ("pet-0.5l", "crate-24")}
+    assert everything["can-0.33l"] == PALETTE[0]  # first by id
+    assert Series("(unregistered)", []).colour == NO_TYPE_COLOUR not in PALETTE
 
 
 def test_return_rate_gridlines_are_round_percentages() -> None:
