@@ -1,22 +1,27 @@
-"""Label throughput: commissioning N serialised items, and rendering their labels to an
-A4 PDF sheet and to a zip of PNGs.
+"""Label throughput: commissioning N serialised items, rendering their labels to an
+A4 PDF sheet and to a zip of PNGs, and downloading a batch's PDF through the API the
+first time (rendered) and again (from the cache, and as a 304 to its ETag).
 
     python bench/labels.py [--count 10000] [--columns 3] [--rows 8]
 
-Commissioning runs against a scratch database on the local PostgreSQL (items, their
-`commissioned` events, one commit). Rendering uses serials as `POST /v1/labels` issues
-them, plus a few set-82 serials that need percent-encoding. Prints labels/s, wall time
-and output size for each step.
+Commissioning and the downloads run against a scratch database on the local PostgreSQL
+(items, their `commissioned` events, one commit); the downloads go through the app
+in-process (FastAPI's TestClient: no network, no uvicorn), as a brand key. Rendering uses
+serials as `POST /v1/labels` issues them, plus a few set-82 serials that need
+percent-encoding. Prints labels/s, wall time and output size for each step (a download
+again: the median of AGAIN runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +29,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg.conninfo import make_conninfo  # noqa: E402
 
+from api.app import create_app  # noqa: E402
 from api.labels.commissioning import Batch, commission, new_serial  # noqa: E402
 from api.labels.sheets import Label, pdf_sheet, png_zip  # noqa: E402
+from schemas.api_keys import Role, create_key  # noqa: E402
 from schemas.digital_link import build_uri  # noqa: E402
 from schemas.migrations import migrate  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
 
 BASE_URL = "https://id.looptrack.example"
 GTIN = "07038010009990"
 PG_SERVER = os.environ.get("LOOPTRACK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AWKWARD_SHARE = 20  # one serial in this many uses characters that are percent-encoded
+AGAIN = 5  # downloads again, after the first; their median is reported
 
 
 def make_labels(n: int) -> list[Label]:
@@ -63,9 +73,9 @@ def timed(step: Callable[[], bytes]) -> tuple[float, int]:
     return time.perf_counter() - started, len(out)
 
 
-def commissioning(n: int) -> tuple[float, int]:
-    """(seconds, bytes of serials) to commission n items of one product in a scratch
-    database, committed; creating and migrating the database is not timed."""
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A migrated scratch database with one product of brand 'fjord'; dropped after."""
     name = f"looptrack_bench_labels_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_SERVER, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -82,16 +92,56 @@ def commissioning(n: int) -> tuple[float, int]:
                 " VALUES (%s, 'crate-24', 'fjord', 'Crate')",
                 (GTIN,),
             )
-            conn.commit()
-            seconds, serials = timed(
-                lambda: _commit(conn, commission(conn, GTIN, n, "pdf", created_by="bench"))
-            )
-        return seconds, serials
+        yield url
     finally:
         with psycopg.connect(PG_SERVER, autocommit=True) as admin:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def commissioning(url: str, n: int) -> tuple[float, int]:
+    """(seconds, bytes of serials) to commission n items of one product, committed."""
+    with psycopg.connect(url) as conn:
+        return timed(lambda: _commit(conn, commission(conn, GTIN, n, "pdf", created_by="bench")))
+
+
+def downloads(url: str, n: int, grid: tuple[int, int]) -> list[tuple[str, float, int]]:
+    """A batch of n commissioned through the API, its PDF downloaded the first time, then
+    AGAIN times more (the median), and once more with the ETag (304): (step, s, bytes)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        key = create_key(conn, Role.BRAND, "bench", brand="fjord")
+    headers = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, public_base_url=BASE_URL, labels_max_count=n)
+    columns, rows = grid
+    with TestClient(create_app(settings)) as client:
+        made = client.post("/v1/labels", json={"gtin": GTIN, "count": n}, headers=headers)
+        made.raise_for_status()
+
+        etags: list[str] = []
+        bodies: list[bytes] = []
+
+        def get(extra: dict[str, str] | None = None) -> bytes:
+            response = client.get(
+                made.json()["download"],
+                params={"columns": columns, "rows": rows},
+                headers=headers | (extra or {}),
+            )
+            assert response.status_code in (200, 304), response.text
+            etags.append(response.headers["etag"])
+            bodies.append(response.content)
+            return response.content
+
+        first = timed(get)
+        again = [timed(get) for _ in range(AGAIN)]
+        not_modified = timed(lambda: get({"If-None-Match": etags[0]}))
+    assert all(body == bodies[0] for body in bodies[: 1 + AGAIN]), "a download again differed"
+    assert bodies[-1] == b"", "If-None-Match with the ETag was not a 304"
+    return [
+        ("API download, first (render)", *first),
+        ("API download, again (cache)", statistics.median(s for s, _ in again), again[0][1]),
+        ("API download, 304 to its ETag", *not_modified),
+    ]
 
 
 def _commit(conn: psycopg.Connection[Any], batch: Batch) -> bytes:
@@ -116,13 +166,15 @@ def main() -> None:
         ),
         ("zip of PNGs (10 px/module)", lambda: png_zip(labels)),
     ]
-    results = [("commissioning (database)", *commissioning(args.count))]
-    results += [(name, *timed(step)) for name, step in steps]
+    with scratch_database() as url:
+        results = [("commissioning (database)", *commissioning(url, args.count))]
+        results += [(name, *timed(step)) for name, step in steps]
+        results += downloads(url, args.count, (args.columns, args.rows))
 
     print(f"machine: {os.cpu_count()} CPUs; {args.count:,} labels")
     print(f"{'measurement':<30} {'labels/s':>10} {'seconds':>8} {'size':>10}")
     for name, seconds, size in results:
-        print(f"{name:<30} {args.count / seconds:>10,.0f} {seconds:>8.2f} {size / 1e6:>7.1f} MB")
+        print(f"{name:<30} {args.count / seconds:>10,.0f} {seconds:>8.3f} {size / 1e6:>7.1f} MB")
 
 
 if __name__ == "__main__":
