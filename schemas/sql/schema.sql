@@ -110,8 +110,13 @@ CREATE TABLE api_keys (
     key_hash   bytea NOT NULL UNIQUE,
     created_at timestamptz NOT NULL DEFAULT now(),
     revoked_at timestamptz,
+    -- refused from then on, like a revoked key (NULL: never expires)
+    expires_at timestamptz,
+    -- written at most once per key every LAST_USED_PRECISION_S (schemas/api_keys.py)
+    last_used_at timestamptz,
     CHECK ((role = 'brand') = (brand IS NOT NULL)),
-    CHECK ((role = 'device') = (device_id IS NOT NULL))
+    CHECK ((role = 'device') = (device_id IS NOT NULL)),
+    CONSTRAINT api_keys_expires_after_creation CHECK (expires_at > created_at)
 );
 
 -- Page sessions: the login cookie holds a random session id, not the API key, and only its

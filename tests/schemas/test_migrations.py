@@ -148,6 +148,8 @@ EXPECTED_COLUMNS = {
         "key_hash",
         "created_at",
         "revoked_at",
+        "expires_at",
+        "last_used_at",
     },
     "material_declarations": {
         "gtin",
@@ -235,7 +237,8 @@ ALL_MIGRATIONS = (
     "0006_return_counts_hourly, 0007_label_batches, 0008_broker_accounts, "
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
     "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0016_retention, "
-    "0017_trip_day_counts, 0018_page_sessions, 0020_drop_loop_events"
+    "0017_trip_day_counts, 0018_page_sessions, 0019_api_key_lifecycle, "
+    "0020_drop_loop_events"
 )
 
 
