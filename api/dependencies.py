@@ -10,10 +10,10 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.key_throttle import KeyThrottle
+from api.keys.last_used import note_key_use
 from api.problems import Problem
 from schemas import grai
-from schemas.api_keys import QUERIES as KEY_QUERIES
-from schemas.api_keys import Principal, Role, hash_key
+from schemas.api_keys import KeyRefused, Principal, Role, caller_of_key
 from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.grai import AI_GRAI, InvalidGrai, validate_asset_type
 from schemas.gtin import InvalidGtin, normalize_gtin
@@ -47,8 +47,8 @@ def principal(
     conn: Conn,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind `Authorization: Bearer <key>`; 401 when missing or unknown, 429
-    once the client has sent too many unknown keys (api.key_throttle)."""
+    """The caller behind `Authorization: Bearer <key>`; 401 when missing, unknown, revoked
+    or expired, 429 once the client has sent too many unknown keys (api.key_throttle)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "unauthenticated", "missing API key: send Authorization: Bearer <key>")
     return checked_key(request, conn, credentials.credentials)
@@ -56,24 +56,33 @@ def principal(
 
 def checked_key(request: Request, conn: psycopg.Connection[Any], key: str) -> Principal:
     """The caller holding `key`, sent by `request`'s client: 429 while that client is
-    throttled, 401 (counted against it) when the key is unknown or revoked."""
+    throttled, 401 (counted against it) when the key is unknown, revoked or expired. A
+    key let in has its use noted (api.keys.last_used: off the request's path)."""
     throttle: KeyThrottle = request.app.state.key_throttle
     client = request.client.host if request.client else "unknown"
     throttle.check(client)
-    found = principal_for_key(conn, key)
-    if found is None:
+    try:
+        found = _caller(conn, key)
+    except KeyRefused as refused:
         throttle.failed(client)
-        raise Problem(401, "unauthenticated", "unknown or revoked API key")
+        raise Problem(401, "unauthenticated", str(refused)) from None
+    note_key_use(request.app.state.pool, found.key_id)
     return found
 
 
 def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | None:
-    """The caller holding `key` (from a header or the pages' cookie); None when the key
-    is unknown or revoked."""
-    if len(key) > MAX_KEY_LENGTH:
+    """The caller holding `key` (from a header or the pages' login form); None when the
+    key is unknown, revoked or expired."""
+    try:
+        return _caller(conn, key)
+    except KeyRefused:
         return None
-    row = conn.execute(KEY_QUERIES["find_key"], {"key_hash": hash_key(key)}).fetchone()
-    return Principal.of_row(row)
+
+
+def _caller(conn: psycopg.Connection[Any], key: str) -> Principal:
+    if len(key) > MAX_KEY_LENGTH:
+        raise KeyRefused("unknown or revoked API key")
+    return caller_of_key(conn, key)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

@@ -98,9 +98,18 @@ def keys_create(
     brand: Annotated[str | None, typer.Option(help="The brand a brand key is bound to.")] = None,
     device: Annotated[str | None, typer.Option(help="The device a device key posts as.")] = None,
     name: Annotated[str, typer.Option(help="What the key is for, for the audit trail.")] = "",
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="When the key stops working: hours or days from now (12h, 90d), a date "
+            "(2027-03-01, from 00:00 UTC) or a date-time with its offset. Default: never."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it once, alone on the last line (only its hash is kept)."""
-    from schemas.api_keys import Role, brand_known, create_key
+    from datetime import UTC, datetime
+
+    from schemas.api_keys import KeyRequestError, Role, issue_key, parse_expiry
 
     try:
         chosen = Role(role)
@@ -112,56 +121,66 @@ def keys_create(
         raise fail("--brand goes with --role brand, and only with it", EXIT_BAD_INPUT)
     if (chosen is Role.DEVICE) != (device is not None):
         raise fail("--device goes with --role device, and only with it", EXIT_BAD_INPUT)
+    try:
+        expires_at = parse_expiry(expires, datetime.now(UTC)) if expires is not None else None
+    except KeyRequestError as exc:
+        raise fail(f"--expires: {exc}", EXIT_BAD_INPUT) from exc
     with connect(load_settings()) as conn:
-        if brand is not None and not brand_known(conn, brand):
-            raise fail(
-                f"unknown brand {brand!r}: no product is registered under it (looptrack seed)",
-                EXIT_BAD_INPUT,
-            )
         try:
-            key = create_key(
-                conn, chosen, name or f"{chosen.value} key", brand=brand, device_id=device
+            issued = issue_key(
+                conn,
+                chosen,
+                name or f"{chosen.value} key",
+                brand=brand,
+                device_id=device,
+                expires_at=expires_at,
             )
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise fail(f"unknown device {device!r}: register it first", EXIT_BAD_INPUT) from exc
-        except psycopg.errors.CheckViolation as exc:
-            raise fail(
-                f"invalid brand {brand!r}: a slug such as 'fjordbrus'", EXIT_BAD_INPUT
-            ) from exc
+        except KeyRequestError as exc:
+            raise fail(str(exc), EXIT_BAD_INPUT) from exc
         except psycopg.errors.UndefinedTable as exc:
             raise fail("the schema is missing: run `looptrack db migrate` first") from exc
+    record = issued.record
+    if record.expires_at is not None:
+        typer.echo(f"key {record.id} expires {record.expires_at:%Y-%m-%d %H:%M:%S%z}")
     typer.echo(f"{chosen.value} key created; it is shown only now:")
-    typer.echo(key)
+    typer.echo(issued.key)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
-    """Every API key: id, name, role, what it is bound to, when created and revoked (never
-    the key, which only its holder has)."""
+    """Every API key: id, name, role, what it is bound to, when created, when it expires,
+    when last used (to within 5 minutes) and when revoked (never the key, which only its
+    holder has)."""
     from rich.console import Console
     from rich.table import Table
 
-    from schemas.api_keys import list_keys
+    from schemas.api_keys import LAST_USED_PRECISION_S, list_keys
 
     with connect(load_settings()) as conn:
         try:
             keys = list_keys(conn)
         except psycopg.errors.UndefinedTable as exc:
             raise fail("the schema is missing: run `looptrack db migrate` first") from exc
-    table = Table("id", "name", "role", "bound to", "created", "revoked", box=None)
+    last_used = f"last used (±{LAST_USED_PRECISION_S // 60} min)"
+    table = Table(
+        "id", "name", "role", "bound to", "created", "expires", last_used, "revoked", box=None
+    )
     for key in keys:
         bound = ""
         if key.brand is not None:
             bound = f"brand {key.brand}"
         elif key.device_id is not None:
             bound = f"device {key.device_id}"
+        expires = f"{key.expires_at:%Y-%m-%d %H:%M:%S%z}" if key.expires_at else ""
         table.add_row(
             str(key.id), key.name, key.role.value, bound,
             f"{key.created_at:%Y-%m-%d %H:%M:%S%z}",
+            f"{expires} (expired)" if key.state == "expired" else expires,
+            f"{key.last_used_at:%Y-%m-%d %H:%M%z}" if key.last_used_at else "",
             f"{key.revoked_at:%Y-%m-%d %H:%M:%S%z}" if key.revoked_at else "",
         )  # fmt: skip
-    Console(width=200).print(table)
-    in_use = sum(key.revoked_at is None for key in keys)
+    Console(width=240).print(table)
+    in_use = sum(key.state == "active" for key in keys)
     typer.echo(f"{len(keys)} key{'' if len(keys) == 1 else 's'}, {in_use} in use")
 
 

@@ -1,0 +1,1 @@
+"""API keys in the API: when each was last used (`last_used`)."""
