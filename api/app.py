@@ -22,6 +22,7 @@ from api.events import routes as events
 from api.items import resolver
 from api.items import routes as items
 from api.key_throttle import KeyThrottle
+from api.keys import routes as keys
 from api.labels import routes as labels
 from api.nul_characters import refuse_nul
 from api.pages.errors import error_page
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(device_events.router)
     app.include_router(epcis.router)
     app.include_router(dead_letter_routes.router)
+    app.include_router(keys.router)
     app.include_router(labels.router)
     app.include_router(pages.router)
     app.include_router(resolver.router)

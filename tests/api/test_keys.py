@@ -1,6 +1,6 @@
 """API key lifecycle (issue 22.1): an expired key is refused like a revoked one and its
 pages' sessions end; a key's last use is written at most once per LAST_USED_PRECISION_S,
-never in a request's way."""
+never in a request's way; operators manage keys over /v1/keys."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def client(db_url: str, broker: Broker, topic_root: str) -> Iterator[TestClient]
     settings = Settings(database_url=db_url, mqtt_url=broker.url, topic_root=topic_root)
     with TestClient(create_app(settings), follow_redirects=False) as test_client:
         yield test_client
+
+
+ROLES = ("admin", "operator", "brand", "device")
 
 
 @pytest.fixture
@@ -193,3 +196,123 @@ def test_a_read_only_database_serves_requests_and_records_no_use(
         KEY_USES.settle()
     assert last_used(db, "replica reader") is None
     assert "key_last_used=not_recorded reason=read_only_database" in caplog.text
+
+
+# -- /v1/keys -----------------------------------------------------------------------------
+
+
+def test_an_operator_creates_lists_and_revokes_keys(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    operator = bearer(keys["operator"])
+    made = client.post(
+        "/v1/keys",
+        json={"role": "brand", "name": "fjord portal", "brand": "fjord", "expires": "90d"},
+        headers=operator,
+    )
+    assert made.status_code == 201, made.text
+    assert made.headers["cache-control"] == "no-store"
+    created = made.json()
+    secret = created["key"]
+    assert secret.startswith("lt_")
+    assert made.headers["location"] == f"/v1/keys/{created['id']}"
+    assert (created["role"], created["brand"], created["state"]) == ("brand", "fjord", "active")
+    expires = datetime.fromisoformat(created["expires_at"])
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=1)
+    # The new key works, within its brand.
+    assert client.get("/v1/products", headers=bearer(secret)).status_code == 200
+
+    listed = client.get("/v1/keys", headers=operator)
+    assert listed.status_code == 200
+    names = [key["name"] for key in listed.json()["items"]]
+    assert sorted(names) == sorted(["fjord portal", *(f"test {r}" for r in ROLES)])
+    assert secret not in listed.text and all(k not in listed.text for k in keys.values())
+    assert all("key" not in key for key in listed.json()["items"])
+    one = client.get(f"/v1/keys/{created['id']}", headers=operator)
+    assert one.status_code == 200 and secret not in one.text
+    assert one.json()["expires_at"] == created["expires_at"]
+
+    revoked = client.post(f"/v1/keys/{created['id']}/revoke", headers=operator)
+    assert revoked.status_code == 200, revoked.text
+    body = revoked.json()
+    assert (body["state"], body["revoked_now"], body["own_key"]) == ("revoked", True, False)
+    assert_problem(client.get("/v1/products", headers=bearer(secret)), 401, "revoked at")
+    again = client.post(f"/v1/keys/{created['id']}/revoke", headers=operator)
+    assert again.json()["revoked_now"] is False
+    assert again.json()["revoked_at"] == body["revoked_at"]
+    missing = client.post(f"/v1/keys/{uuid.uuid4()}/revoke", headers=operator)
+    assert_problem(missing, 404, "no key")
+
+
+def test_keys_are_refused_as_looptrack_keys_create_refuses_them(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    operator = bearer(keys["operator"])
+    before = db.execute("SELECT count(*) FROM api_keys").fetchone()
+    for body, detail in [
+        ({"role": "brand", "name": "n", "brand": "fjrod"}, "unknown brand 'fjrod'"),
+        ({"role": "device", "name": "n", "device_id": "rvm-9"}, "unknown device 'rvm-9'"),
+        ({"role": "operator", "name": "n", "brand": "fjord"}, "a brand goes with role brand"),
+        ({"role": "brand", "name": "n"}, "a brand goes with role brand"),
+        ({"role": "operator", "name": "n", "expires": "90"}, "expiry '90' is not understood"),
+        ({"role": "operator", "name": "n", "expires": "2020-01-01"}, "not in the future"),
+    ]:
+        assert_problem(client.post("/v1/keys", json=body, headers=operator), 422, detail)
+    assert db.execute("SELECT count(*) FROM api_keys").fetchone() == before
+
+
+def test_only_operators_and_admins_manage_keys_and_only_admins_admin_keys(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    admin_id = key_id(db, "test admin")
+    for role in ("brand", "device"):
+        headers = bearer(keys[role])
+        assert_problem(client.get("/v1/keys", headers=headers), 403, f"role {role}")
+        assert_problem(client.get(f"/v1/keys/{admin_id}", headers=headers), 403, f"role {role}")
+        made = client.post("/v1/keys", json={"role": "operator", "name": "n"}, headers=headers)
+        assert_problem(made, 403, f"role {role}")
+        revoked = client.post(f"/v1/keys/{admin_id}/revoke", headers=headers)
+        assert_problem(revoked, 403, f"role {role}")
+
+    operator = bearer(keys["operator"])
+    admin_key = {"role": "admin", "name": "second admin"}
+    assert_problem(client.post("/v1/keys", json=admin_key, headers=operator), 403, "admin key")
+    refused = client.post(f"/v1/keys/{admin_id}/revoke", headers=operator)
+    assert_problem(refused, 403, "only an admin key may revoke an admin key")
+    assert client.get("/v1/keys", headers=bearer(keys["admin"])).status_code == 200
+    made = client.post("/v1/keys", json=admin_key, headers=bearer(keys["admin"]))
+    assert made.status_code == 201 and made.json()["role"] == "admin"
+    revoked_at = db.execute("SELECT revoked_at FROM api_keys WHERE id = %s", (admin_id,))
+    assert revoked_at.fetchone() == (None,)
+
+
+def test_a_key_may_revoke_itself_and_is_refused_from_the_next_request(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    operator = bearer(keys["operator"])
+    own = key_id(db, "test operator")
+    answer = client.post(f"/v1/keys/{own}/revoke", headers=operator)
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["own_key"], answer.json()["revoked_now"]) == (True, True)
+    assert_problem(client.get("/v1/keys", headers=operator), 401, "API key revoked at")
+
+
+def test_keys_are_listed_newest_first_a_page_at_a_time(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    # Made a minute apart, the admin's first.
+    for minutes, role in enumerate(ROLES):
+        db.execute(
+            "UPDATE api_keys SET created_at = now() - make_interval(mins => %s) WHERE name = %s",
+            (10 - minutes, f"test {role}"),
+        )
+    operator = bearer(keys["operator"])
+    first = client.get("/v1/keys", params={"limit": 3}, headers=operator).json()
+    assert [key["name"] for key in first["items"]] == [
+        "test device",
+        "test brand",
+        "test operator",
+    ]
+    rest = client.get("/v1/keys", params={"limit": 3, "after": first["next"]}, headers=operator)
+    assert [key["name"] for key in rest.json()["items"]] == ["test admin"]
+    assert rest.json()["next"] is None
