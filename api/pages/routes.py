@@ -105,7 +105,8 @@ def _period(default: Bucket) -> Any:
         from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
         to: Annotated[str | None, Query(max_length=40)] = None,
     ) -> dict[str, Any]:
-        return _view(config, bucket, tz, from_, to)
+        # The period form sends its empty fields as empty values: those are not given.
+        return _view(config, bucket, tz or None, from_ or None, to or None)
 
     return Depends(read)
 

@@ -37,7 +37,7 @@ DEAD_LETTER_SHOWN = "2026-07-01 14:00:00 CEST"
 # Crate K1 was labelled here in winter: shown in CET (UTC+1), to the minute.
 COMMISSIONED_AT = datetime(2026, 1, 15, 8, 30, tzinfo=UTC)
 COMMISSIONED_SHOWN = "2026-01-15 09:30 CET"
-OVER_FULL = "A return rate above 100 % means more came back in the period than was sold"
+OVER_FULL = "Return rates above 100 % include returns of units sold before the period."
 
 
 def seed_scenario(db: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -200,3 +200,21 @@ def test_the_histograms_name_their_axes(client: TestClient, scenario: dict[str, 
     page = client.get("/dashboard/reuse").text
     titles = re.findall(r'<text class="axis-title"[^>]*>([^<]*)</text>', page)
     assert titles == ["Items", "Trips"]
+
+
+def test_the_period_form_sent_without_dates_shows_the_last_30_days_in_its_zone(
+    client: TestClient, scenario: dict[str, Any]
+) -> None:
+    """The form sends its empty date fields as `from=&to=`: not given, as before it was
+    sent (a 422 "to '': expected a date" before), and an empty zone is the configured one."""
+    log_in(client, scenario["operator"])
+    answer = client.get("/dashboard", params={"from": "", "to": "", "bucket": "day", "tz": "UTC"})
+    assert answer.status_code == 200
+    assert "per day in UTC." in answer.text and cell(answer.text, "received-at") == [
+        "2026-07-01 12:00:00 UTC"
+    ]
+    answer = client.get("/dashboard", params={"from": "", "to": "", "tz": ""})
+    assert answer.status_code == 200 and f"per day in {ZONE}." in answer.text
+    log_in(client, scenario["fjord"])
+    answer = client.get("/portal", params={"from": "", "to": "", "bucket": "month", "tz": ZONE})
+    assert answer.status_code == 200 and f"per month in {ZONE}." in answer.text
