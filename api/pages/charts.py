@@ -17,6 +17,9 @@ NO_TYPE_COLOUR = "#7a7a7a"
 # desktop, so its 11-unit text reads at 12-17 px.
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 40
+# The line chart's legend: an entry per series, as many to a row as fit the width, rows
+# added below (seven entries in one row ran past the right edge, the last one unseen).
+LINE_LEGEND_W, LINE_LEGEND_ROW_H = 130, 16
 # A histogram shares a row with others (a grid column of at least 20rem = 320 px): drawn
 # in 360 units, its 12-unit text stays at 10.7 px or more in a column that narrow (at
 # 720 units, as before, it read at about 5 px).
@@ -59,7 +62,9 @@ def line_chart(
     def y(v: float) -> float:
         return TOP + plot_h * (1 - v / top)
 
-    parts = [_open(title)]
+    per_row = max(1, (WIDTH - LEFT - RIGHT) // LINE_LEGEND_W)
+    legend_rows = max(1, -(-len(series) // per_row))
+    parts = [_open(title, height=HEIGHT + (legend_rows - 1) * LINE_LEGEND_ROW_H)]
     if y_title:
         parts.append(_y_title(y_title, TOP + plot_h / 2))
     for v in grid:
@@ -93,7 +98,8 @@ def line_chart(
         )
         parts.append(
             f'</g><g class="legend" data-series="{escape(s.name)}" '
-            f'transform="translate({LEFT + 140 * n},{HEIGHT - 8})"><rect width="10" '
+            f'transform="translate({LEFT + LINE_LEGEND_W * (n % per_row)},'
+            f'{HEIGHT - 8 + LINE_LEGEND_ROW_H * (n // per_row)})"><rect width="10" '
             f'height="10" y="-9" fill="{colour}"/><text x="14">{escape(s.name)}</text></g>'
         )
     parts.append("</svg>")

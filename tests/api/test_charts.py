@@ -133,3 +133,18 @@ def test_a_progress_bar_says_its_numbers_in_words() -> None:
     assert re.findall(r'<rect width="([\d.]+)" height="18"', beyond)[1] == "160.0"
     assert 'x1="109.6"' in beyond  # 5 % of a scale up to 7.3 %
     assert "no data against a target of 90.0 %" in progress_bar("Collection", None, 0.9)
+
+
+def test_every_series_of_a_line_chart_has_its_legend_entry_inside_the_chart() -> None:
+    """Seven packaging types (the demo's, and "(unregistered)") once put the seventh's
+    legend entry past the right edge: none may start in the last 100 units of the width,
+    and the rows below the plot make the chart taller."""
+    names = [f"type-{n}" for n in range(7)]
+    svg = line_chart("r", ["a", "b"], [Series(n, [0.5, 0.6], PALETTE[0]) for n in names])
+    width, height = (float(v) for v in re.search(r'viewBox="0 0 (\d+) (\d+)"', svg).groups())  # type: ignore[union-attr]
+    places = re.findall(
+        r'<g class="legend" data-series="([^"]+)" transform="translate\(([\d.]+),([\d.]+)\)"', svg
+    )
+    assert [name for name, _, _ in places] == names
+    assert all(float(x) <= width - 100 and float(y) <= height for _, x, y in places)
+    assert height > 260  # a second row
