@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from api.dependencies import (
     Conn,
@@ -127,6 +130,25 @@ def label_cache(request: Request, config: Annotated[Settings, Depends(settings)]
     return cache
 
 
+class MadeWhenSent(Response):
+    """A download whose file is made (from the cache, by waiting for the same render, or
+    rendered) only when the response is sent: after the endpoint returned and its
+    database connection went back to the pool. Requests waiting for a render slot or for
+    an identical render then hold no connection; twenty of them held every one of the
+    pool's (api.app.POOL_MAX), and every other request waited for the renders. A Problem
+    raised while making it (503 busy) is answered like one from the endpoint."""
+
+    def __init__(self, make: Callable[[], bytes], media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(media_type=media_type, headers=headers)
+        self._make = make
+        self._sent_headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await run_in_threadpool(self._make)
+        made = Response(body, media_type=self.media_type, headers=self._sent_headers)
+        await made(scope, receive, send)
+
+
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 weak comparison of If-None-Match (`*` or a list of tags) with `etag`."""
     if if_none_match is None:
@@ -234,8 +256,11 @@ def get_label_batch(
     headers = {"ETag": f'W/"{key.hex()[:32]}"', "Cache-Control": DOWNLOAD_CACHE_CONTROL}
     if _etag_matches(if_none_match, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    data, _ = cache.get_or_render(key, lambda: _render(labels, fmt, grid))
-    return Response(data, media_type=MEDIA_TYPES[fmt], headers=headers)
+    return MadeWhenSent(
+        lambda: cache.get_or_render(key, lambda: _render(labels, fmt, grid))[0],
+        MEDIA_TYPES[fmt],
+        headers,
+    )
 
 
 # Declared before /items/{gtin}/{serial}/qr.{kind}, which "8003/…" would reach as a GTIN.

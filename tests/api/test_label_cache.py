@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.app import create_app
+from api.app import POOL_MAX, create_app
 from api.labels import sheets
 from api.labels.cache import LabelCache, Outcome
 from schemas.settings import Settings
@@ -316,3 +316,53 @@ def test_the_same_large_download_at_once_renders_once(
     assert len({a.content for a in answers}) == 1
     counts = cache_metrics(client, keys)
     assert counts["miss"] == 1 and counts["hit"] + counts["shared"] == 2
+
+
+def shared(client: TestClient) -> int:
+    """Downloads that waited for an identical render (0 before the cache is made)."""
+    cache = getattr(client.app.state, "label_cache", None)  # type: ignore[attr-defined]
+    return 0 if cache is None else int(cache.stats().outcomes[Outcome.SHARED])
+
+
+def test_downloads_waiting_for_a_render_hold_no_database_connection(
+    client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
+) -> None:
+    """More waiting downloads than the pool has connections (api.app.POOL_MAX): other
+    requests are still answered while they wait."""
+    seed_registry(db, [])
+    download = commission(client, keys, sheets.SMALL_RENDER + 20)
+    waiting = POOL_MAX + 2
+    answers: list[int] = []
+    taken = [sheets._render_slots.acquire(timeout=5) for _ in range(sheets.RENDER_SLOTS)]
+    try:
+        assert all(taken)
+        threads = [
+            threading.Thread(
+                target=lambda: answers.append(
+                    client.get(download, headers=keys["fjord"]).status_code
+                )
+            )
+            for _ in range(waiting)
+        ]
+        for thread in threads:
+            thread.start()
+        # All of them waiting: one for a render slot, the others for its render.
+        deadline = time.monotonic() + 20
+        while shared(client) < waiting - 1:
+            assert time.monotonic() < deadline, "downloads stuck before the cache"
+            time.sleep(0.05)
+        small = threading.Thread(
+            target=lambda: answers.append(
+                client.get("/v1/products", headers=keys["fjord"]).status_code
+            )
+        )
+        small.start()
+        small.join(10)
+        assert not small.is_alive(), "a small request waited for the renders"
+        assert answers == [200]
+    finally:
+        for _ in taken:
+            sheets._render_slots.release()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [200] * (waiting + 1)
