@@ -1,5 +1,6 @@
 """QR labels: commissioning serialised items (`commissioning`), drawing their labels as
-A4 sheets, PNGs, SVGs or a zip (`sheets`), and the endpoints (`routes`)."""
+A4 sheets, PNGs, SVGs or a zip (`sheets`), keeping downloads for when they are asked for
+again (`cache`), and the endpoints (`routes`)."""
 
 from api.labels.commissioning import Batch, UnknownProduct, batch_items, commission, item_product
 from api.labels.routes import busy
