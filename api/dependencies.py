@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -13,11 +14,13 @@ from api.key_throttle import KeyThrottle
 from api.keys.last_used import note_key_use
 from api.problems import Problem
 from schemas import grai
-from schemas.api_keys import KeyRefused, Principal, Role, caller_of_key
+from schemas.api_keys import KeyRefused, Principal, Role, caller_of_key, record_use
 from schemas.digital_link import InvalidSerial, validate_serial
 from schemas.grai import AI_GRAI, InvalidGrai, validate_asset_type
 from schemas.gtin import InvalidGtin, normalize_gtin
 from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _bearer = HTTPBearer(auto_error=False, description="API key from `looptrack keys create`")
 # Longest key accepted before hashing; real keys are 46 characters.
@@ -71,12 +74,20 @@ def checked_key(request: Request, conn: psycopg.Connection[Any], key: str) -> Pr
 
 
 def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | None:
-    """The caller holding `key` (from a header or the pages' login form); None when the
-    key is unknown, revoked or expired."""
+    """The caller holding `key`, typed into the pages' login form; None when the key is
+    unknown, revoked or expired. A login is a use of the key: it is written in the login's
+    own transaction (a POST, served by the primary, that writes the session anyway), in a
+    savepoint, so that a failed write never fails the login."""
     try:
-        return _caller(conn, key)
+        caller = _caller(conn, key)
     except KeyRefused:
         return None
+    try:
+        with conn.transaction():
+            record_use(conn, caller.key_id)
+    except psycopg.Error as exc:
+        log.warning("key_last_used=not_recorded key_id=%s error=%r", caller.key_id, exc)
+    return caller
 
 
 def _caller(conn: psycopg.Connection[Any], key: str) -> Principal:

@@ -49,10 +49,10 @@ class Key(BaseModel):
     )
     last_used_at: datetime | None = Field(
         default=None,
-        description=f"when the key last authenticated a request (Bearer), to within"
-        f" {PRECISION_MIN} minutes: a use is written at most once per key every"
-        f" {PRECISION_MIN} minutes, and not by an API serving from a read replica nor by"
-        " the pages' sessions (null: no use recorded)",
+        description=f"when the key was last used (a request with it, or a login to the"
+        f" pages), to within {PRECISION_MIN} minutes: a use is written at most once per key"
+        f" every {PRECISION_MIN} minutes, and not by an API serving from a read replica"
+        " (null: no use recorded)",
     )
     revoked_at: datetime | None = None
     state: Literal["active", "expired", "revoked"] = Field(

@@ -155,6 +155,16 @@ def test_last_use_is_written_once_per_interval(
     assert stale is not None and latest is not None and latest > stale + timedelta(minutes=5)
 
 
+def test_a_login_to_the_pages_is_a_use_of_its_key(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    assert client.post("/login", data={"key": keys["brand"]}).status_code == 303
+    used = last_used(db, "test brand")
+    assert used is not None and used >= before
+    assert last_used(db, "test operator") is None
+
+
 def test_last_use_never_holds_up_a_request(
     client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any], db_url: str
 ) -> None:
