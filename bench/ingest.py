@@ -210,8 +210,8 @@ def bare_copy(url: str, events: list[dict[str, Any]]) -> float:
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         with conn.cursor().copy(
-            "COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty,"
-            " seq, reason, stream, attrs) FROM STDIN"
+            "COPY events (event_id, ts, received_at, device_id, site_id, type, item_class,"
+            " serial, qty, seq, reason, stream, attrs) FROM STDIN"
         ) as copy:
             for row in rows:
                 copy.write_row(row)

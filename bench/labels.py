@@ -61,7 +61,7 @@ def make_labels(n: int) -> list[Label]:
         labels.append(
             Label(
                 uri=build_uri(BASE_URL, GTIN, serial),
-                gtin=GTIN,
+                item_class=GTIN,
                 serial=serial,
                 product="Solrik Eplejuice 0,5 l",
                 deposit=300 if i % 2 else 0,
@@ -92,7 +92,7 @@ def scratch_database() -> Iterator[str]:
                 " VALUES ('crate-24', 'Crate', 'HDPE', true, 300)"
             )
             conn.execute(
-                "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+                "INSERT INTO products (item_class, packaging_type_id, brand, name)"
                 " VALUES (%s, 'crate-24', 'fjord', 'Crate')",
                 (GTIN,),
             )

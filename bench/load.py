@@ -76,8 +76,8 @@ SESSION = [
 ]
 # For building the secondary indexes at the end (parallel workers share it).
 INDEX_MAINTENANCE_MEM = "2GB"
-SECONDARY_INDEXES = ["events_ts", "events_device", "event_counts_15m_gtin",
-                     "material_counts_15m_gtin"]  # fmt: skip
+SECONDARY_INDEXES = ["events_ts", "events_device", "event_counts_15m_item_class",
+                     "material_counts_15m_item_class"]  # fmt: skip
 # Tables the load writes much of: no autovacuum while loading (VACUUM ANALYZE at the end).
 BULK_TABLES = ["events", "event_counts_15m", "material_counts_15m"]
 # The real tables, which a loading session's temporary ones of the same names hide.
@@ -202,7 +202,7 @@ REGISTRY = [
                    %(target_trips)s::int[])
             WITH ORDINALITY AS t (name, material, weight_g, recycled, renewable, fibre,
                                   trips, k)""",
-    """INSERT INTO products (gtin, packaging_type_id, brand, name)
+    """INSERT INTO products (item_class, packaging_type_id, brand, name)
        SELECT lpad((7038010000000 + p)::text, 14, '0'), 'type-' || (p %% 10),
               'brand-' || (p %% 20), 'Product ' || p
        FROM generate_series(0, %(products)s - 1) p""",
@@ -218,11 +218,11 @@ REGISTRY = [
        SELECT 'sorter-' || d, 'sorting-' || (d / %(sorters_per_site)s), 'sorter'
        FROM generate_series(0, %(sorting_sites)s * %(sorters_per_site)s - 1) d""",
     # Every product's first declaration (from -infinity), as the registry API records it.
-    "SELECT declare_materials(array_agg(gtin), NULL) FROM products",
+    "SELECT declare_materials(array_agg(item_class), NULL) FROM products",
     # One brand's bottles of one type change their recycled share mid-year.
     """UPDATE products SET recycled_content_pct = %(changed_recycled)s
        WHERE brand = %(changed_brand)s AND packaging_type_id = %(changed_type)s""",
-    """SELECT declare_materials(array_agg(gtin), %(changed_from)s) FROM products
+    """SELECT declare_materials(array_agg(item_class), %(changed_from)s) FROM products
        WHERE brand = %(changed_brand)s AND packaging_type_id = %(changed_type)s""",
 ]
 
@@ -231,11 +231,11 @@ CRATE_TYPE, CRATE_GTIN, CRATE_BRAND = "crate", "07038010099990", "brand-1"
 CRATES = [
     """INSERT INTO packaging_types (id, name, material, reusable, target_trips, deposit, weight_g)
        VALUES (%(crate_type)s, 'Crate 24', 'HDPE', true, 50, 0, 1600)""",
-    """INSERT INTO products (gtin, packaging_type_id, brand, name)
-       VALUES (%(crate_gtin)s, %(crate_type)s, %(crate_brand)s, 'Crate 24')""",
-    "SELECT declare_materials(ARRAY[%(crate_gtin)s], NULL)",
-    """INSERT INTO items (gtin, serial, commissioned_at)
-       SELECT %(crate_gtin)s, 'C' || i, %(from)s FROM generate_series(1, %(items)s) i""",
+    """INSERT INTO products (item_class, packaging_type_id, brand, name)
+       VALUES (%(crate_item_class)s, %(crate_type)s, %(crate_brand)s, 'Crate 24')""",
+    "SELECT declare_materials(ARRAY[%(crate_item_class)s], NULL)",
+    """INSERT INTO items (item_class, serial, commissioned_at)
+       SELECT %(crate_item_class)s, 'C' || i, %(from)s FROM generate_series(1, %(items)s) i""",
 ]
 
 
@@ -379,8 +379,8 @@ def _track_crates(conn: psycopg.Connection[Any]) -> None:
     code (ingest.item_loops) from nothing: the crates are loaded once, into empty tables.
     It also counts the trips' lengths (trip_length_counts)."""
     new: dict[ItemKey, list[ItemEvent]] = {}
-    for gtin, serial, *event in conn.execute(QUERIES["crate_events"]):
-        new.setdefault((gtin, serial), []).append(ItemEvent(*event))
+    for item_class, serial, *event in conn.execute(QUERIES["crate_events"]):
+        new.setdefault((item_class, serial), []).append(ItemEvent(*event))
     if new:
         track(conn, new)
 
@@ -433,7 +433,7 @@ def load_registry(url: str, items: int) -> None:
     aggregates from nothing)."""
     start, _ = year_bounds()
     params = {**LOAD_PARAMS, "items": items, "from": start, "crate_type": CRATE_TYPE,
-              "crate_gtin": CRATE_GTIN, "crate_brand": CRATE_BRAND}  # fmt: skip
+              "crate_item_class": CRATE_GTIN, "crate_brand": CRATE_BRAND}  # fmt: skip
     # Before a loading session: the registry's functions must see the real tables.
     with psycopg.connect(url) as conn:
         for statement in [*REGISTRY, *CRATES]:

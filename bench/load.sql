@@ -9,7 +9,7 @@
 -- 10 rejected (for one of the six reasons). Event ids are `id_prefix` (16 hex digits, new
 -- for each statement) and the row's number: unique, at half the cost of gen_random_uuid().
 INSERT INTO pg_temp.events
-    (event_id, ts, received_at, device_id, site_id, type, gtin, qty, reason)
+    (event_id, ts, received_at, device_id, site_id, type, item_class, qty, reason)
 SELECT (%(id_prefix)s || lpad(to_hex(i), 16, '0'))::uuid, ts, ts, 'rvm-' || d,
        'site-' || (d / %(per_site)s),
        CASE WHEN r < 0.45 THEN 'sold' WHEN r < 0.9 THEN 'returned' ELSE 'rejected' END,
@@ -26,9 +26,9 @@ FROM (SELECT i, %(from)s + random() * %(span_s)s * INTERVAL '1 second' AS ts,
 -- weighed on the line's scale, with its spread around qty times the nominal weight. Event
 -- ids as above.
 INSERT INTO pg_temp.events
-    (event_id, ts, received_at, device_id, site_id, type, gtin, qty, stream, weight_g)
+    (event_id, ts, received_at, device_id, site_id, type, item_class, qty, stream, weight_g)
 SELECT (%(id_prefix)s || lpad(to_hex(g.i), 16, '0'))::uuid, g.ts, g.ts, 'sorter-' || g.d,
-       'sorting-' || (g.d / %(sorters_per_site)s), 'sorted', pr.gtin, g.qty,
+       'sorting-' || (g.d / %(sorters_per_site)s), 'sorted', pr.item_class, g.qty,
        CASE WHEN g.r < %(off_stream_share)s THEN (%(off_streams)s::text[])[1 + g.p %% 10]
             WHEN g.r < %(off_stream_share)s + %(unmapped_share)s THEN 'mixed'
             ELSE (%(streams)s::text[])[1 + g.p %% 10]
@@ -41,7 +41,7 @@ FROM (SELECT i, %(from)s + random() * %(span_s)s * INTERVAL '1 second' AS ts,
              (random() * (%(products)s - 1))::int AS p,
              1 + (random() * (%(qty_max)s - 1))::int AS qty, random() AS r, random() AS w
       FROM generate_series(1, %(n)s) i) g
-JOIN products pr ON pr.gtin = lpad((7038010000000 + g.p)::text, 14, '0')
+JOIN products pr ON pr.item_class = lpad((7038010000000 + g.p)::text, 14, '0')
 JOIN packaging_types t ON t.id = pr.packaging_type_id
 
 -- name: generate_crate_events
@@ -50,9 +50,9 @@ JOIN packaging_types t ON t.id = pr.packaging_type_id
 -- 8 to 10 days, to the second, as real ones vary (were they all as long, the median's
 -- last step would read every trip of its one minute of length).
 INSERT INTO pg_temp.events
-    (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty)
+    (event_id, ts, received_at, device_id, site_id, type, item_class, serial, qty)
 SELECT gen_random_uuid(), ts, ts, 'rvm-' || (i %% 400), 'site-' || (i %% 400 / 2),
-       kind, %(crate_gtin)s, 'C' || i, 1
+       kind, %(crate_item_class)s, 'C' || i, 1
 FROM (SELECT i, v.kind, %(from)s + (v.day + t * 13 + random()) * INTERVAL '1 day' AS ts
       FROM generate_series(1, %(items)s) i,
            generate_series(0, (i %% 25)) t,
@@ -66,8 +66,8 @@ INSERT INTO public.events SELECT * FROM pg_temp.events ORDER BY ts
 -- The 15-minute rollup of `events` into an empty `event_counts_15m`, as the worker adds
 -- it up (ingest/writer.py, in Python: no SQL function defines it). For a chunk,
 -- both names are the session's temporary tables; for --verify, the real ones.
-INSERT INTO event_counts_15m (bucket, site_id, gtin, type, qty, events)
-SELECT date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-01 00:00+00'), site_id, gtin, type,
+INSERT INTO event_counts_15m (bucket, site_id, item_class, type, qty, events)
+SELECT date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-01 00:00+00'), site_id, item_class, type,
        sum(qty), count(*)
 FROM events GROUP BY 1, 2, 3, 4
 
@@ -107,7 +107,7 @@ SELECT pg_get_viewdef(%(view)s::regclass)
 
 -- name: crate_events
 -- The crates' events of the chunk, for the worker's fold of reuse aggregates.
-SELECT gtin, serial, ts, event_id, type, device_id, site_id
+SELECT item_class, serial, ts, event_id, type, device_id, site_id
 FROM pg_temp.events WHERE serial IS NOT NULL
 
 -- name: last_seen
@@ -152,15 +152,15 @@ WHERE e.device_id = s.device_id
 -- item_loops; the duplicate returns (none generated); the crates whose trips differ from
 -- their returns; the trips not 8 to 10 days from their start.
 WITH returns AS (
-    SELECT gtin, serial, count(*) AS returns
+    SELECT item_class, serial, count(*) AS returns
     FROM events WHERE serial IS NOT NULL AND type = 'returned'
-    GROUP BY gtin, serial
+    GROUP BY item_class, serial
 )
 SELECT (SELECT coalesce(sum(returns), 0) FROM returns),
        (SELECT count(*) FROM item_trips),
        (SELECT coalesce(sum(trips), 0) FROM item_loops),
        (SELECT count(*) FROM duplicate_returns),
-       (SELECT count(*) FROM returns r FULL JOIN item_loops l USING (gtin, serial)
+       (SELECT count(*) FROM returns r FULL JOIN item_loops l USING (item_class, serial)
         WHERE coalesce(r.returns, 0) <> coalesce(l.trips, 0)),
        (SELECT count(*) FROM item_trips
         WHERE started_at IS NULL

@@ -107,7 +107,7 @@ def describe(url: str, items: int) -> str:
         returned_qty, declarations, gtins, quarter_rows, hour_rows, day_rows = conn.execute(
             "SELECT (SELECT coalesce(sum(qty), 0) FROM events WHERE type = 'returned'),"
             " (SELECT count(*) FROM material_declarations),"
-            " (SELECT count(DISTINCT gtin) FROM material_declarations),"
+            " (SELECT count(DISTINCT item_class) FROM material_declarations),"
             " (SELECT count(*) FROM material_counts_15m),"
             " (SELECT count(*) FROM material_grams_hourly),"
             " (SELECT count(*) FROM material_grams_daily)"

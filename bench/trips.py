@@ -61,12 +61,12 @@ REGISTRY_SQL = [
     """INSERT INTO packaging_types (id, name, material, reusable, target_trips)
        SELECT t.id, t.id, 'PP', true, 50 FROM unnest(%(types)s::text[]) AS t (id)""",
     # Product k (0 … 39) is of type k / 10 and brand k % 5.
-    """INSERT INTO products (gtin, packaging_type_id, brand, name)
+    """INSERT INTO products (item_class, packaging_type_id, brand, name)
        SELECT lpad((7038010100000 + k)::text, 14, '0'), (%(types)s::text[])[k / %(per_type)s + 1],
               'brand-' || k %% %(brands)s, 'Product ' || k
        FROM generate_series(0, %(products)s - 1) AS k""",
     # Item j is of product j % 40.
-    """INSERT INTO item_loops (gtin, serial, trips, in_loop, last_type, last_ts, loop_type,
+    """INSERT INTO item_loops (item_class, serial, trips, in_loop, last_type, last_ts, loop_type,
                                loop_ts)
        SELECT lpad((7038010100000 + j %% %(products)s)::text, 14, '0'), 'S' || j,
               %(trips_per_item)s, true, 'returned', TIMESTAMPTZ '2026-01-01 00:00+00',
@@ -75,7 +75,7 @@ REGISTRY_SQL = [
 ]
 # Trips first to last (numbers), of item i % items; a log-normal length by Box-Muller.
 TRIPS_SQL = """
-INSERT INTO item_trips (end_event_id, gtin, serial, started_at, ended_at)
+INSERT INTO item_trips (end_event_id, item_class, serial, started_at, ended_at)
 SELECT gen_random_uuid(), lpad((7038010100000 + x.product)::text, 14, '0'), 'S' || x.item,
        CASE WHEN x.i %% 20 <> 0 THEN x.started END,
        x.started + make_interval(secs => 86400 * exp(
@@ -92,7 +92,7 @@ BEFORE_SQL = """
 SELECT p.packaging_type_id, avg(t.days),
        percentile_cont(0.5) WITHIN GROUP (ORDER BY t.days)
 FROM item_trips t
-JOIN products p ON p.gtin = t.gtin
+JOIN products p ON p.item_class = t.item_class
 WHERE t.days IS NOT NULL
 GROUP BY 1
 ORDER BY 1

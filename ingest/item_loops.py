@@ -26,8 +26,8 @@ QUERIES = load_queries("ingest", "item_loops.sql")
 # The events that open or close trips; the others only count as an item's latest event.
 LOOP_TYPES = frozenset({"sold", "filled", "returned"})
 
-ItemKey = tuple[str, str]  # (gtin, serial)
-# A stored trip a refold took away, with a start: (gtin, started_at, ended_at).
+ItemKey = tuple[str, str]  # (item class, serial)
+# A stored trip a refold took away, with a start: (item class, started_at, ended_at).
 ForgottenTrip = tuple[str, datetime, datetime]
 
 
@@ -127,8 +127,8 @@ def track(conn: psycopg.Connection, new: dict[ItemKey, list[ItemEvent]]) -> None
     # are not (as the claim query in ingest.writer): a plan kept from when the table was
     # small would scan all of it.
     stored: list[ItemKey] = [
-        (gtin, serial)
-        for gtin, serial in conn.execute(QUERIES["add_items"], _columns(keys, states))
+        (item_class, serial)
+        for item_class, serial in conn.execute(QUERIES["add_items"], _columns(keys, states))
     ]
     forgotten: list[ForgottenTrip] = []
     if stored:
@@ -144,7 +144,7 @@ def _columns(keys: list[ItemKey], states: dict[ItemKey, ItemState]) -> dict[str,
              "loop_ts", "loop_event_id", "open_sold", "open_filled"]  # fmt: skip
     rows = [states[k].row() for k in keys]
     columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
-    return {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys], **columns}
+    return {"item_class": [k[0] for k in keys], "serial": [k[1] for k in keys], **columns}
 
 
 def _fold_stored(
@@ -156,10 +156,10 @@ def _fold_stored(
     """Items that had a row: their new events folded into their stored state instead,
     or, where one is older than their latest trip event, all their events from the start
     (_refold). Returns the trips a refold took away."""
-    params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
+    params = {"item_class": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     redo: list[ItemKey] = []
-    for gtin, serial, *row in conn.execute(QUERIES["stored_items"], params, prepare=False):
-        key = (gtin, serial)
+    for item_class, serial, *row in conn.execute(QUERIES["stored_items"], params, prepare=False):
+        key = (item_class, serial)
         state, events = _state(row), new[key]
         if state.loop is not None and any(
             e.type in LOOP_TYPES and e.order < state.loop.order for e in events
@@ -189,12 +189,12 @@ def _refold(
     """Items with an event older than their latest trip event: fold all their stored trip
     events (this batch's included) from the start, replacing their trips and duplicates.
     Returns the trips taken away, whose lengths _write_trips takes off the counts."""
-    params = {"gtin": [k[0] for k in keys], "serial": [k[1] for k in keys]}
+    params = {"item_class": [k[0] for k in keys], "serial": [k[1] for k in keys]}
     history: dict[ItemKey, list[ItemEvent]] = {key: [] for key in keys}
-    for gtin, serial, ts, event_id, type_, device_id, site_id in conn.execute(
+    for item_class, serial, ts, event_id, type_, device_id, site_id in conn.execute(
         QUERIES["item_loop_events"], {**params, "types": sorted(LOOP_TYPES)}, prepare=False
     ):
-        history[(gtin, serial)].append(ItemEvent(ts, event_id, type_, device_id, site_id))
+        history[(item_class, serial)].append(ItemEvent(ts, event_id, type_, device_id, site_id))
     forgotten: list[ForgottenTrip] = conn.execute(
         QUERIES["forget_item_loops"], params, prepare=False
     ).fetchall()
@@ -218,36 +218,36 @@ def _write_trips(
     duplicates = [(k, d) for k in keys for d in states[k].new_duplicates]
     if not (trips or duplicates or forgotten):
         return
-    # Trips of a GTIN with the same length go to the counts as one, their number as its
+    # Trips of an item class with the same length go to the counts as one, their number as its
     # sign: exact, the counts add sign x length. A trip a refold took away and put back
     # as it was cancels out.
     lengths: dict[tuple[str, timedelta], list[Any]] = {}
-    for (gtin, _), trip in trips:
+    for (item_class, _), trip in trips:
         if trip.started_at is not None:
             length = lengths.setdefault(
-                (gtin, trip.ended_at - trip.started_at), [trip.started_at, trip.ended_at, 0]
+                (item_class, trip.ended_at - trip.started_at), [trip.started_at, trip.ended_at, 0]
             )
             length[2] += 1
-    for gtin, started_at, ended_at in forgotten:
-        length = lengths.setdefault((gtin, ended_at - started_at), [started_at, ended_at, 0])
+    for item_class, started_at, ended_at in forgotten:
+        length = lengths.setdefault((item_class, ended_at - started_at), [started_at, ended_at, 0])
         length[2] -= 1
-    counted = [(gtin, *length) for (gtin, _), length in lengths.items() if length[2]]
+    counted = [(item_class, *length) for (item_class, _), length in lengths.items() if length[2]]
     conn.execute(
         QUERIES["insert_trips"],
         {
             "end_event_id": [t.end_event_id for _, t in trips],
-            "gtin": [k[0] for k, _ in trips],
+            "item_class": [k[0] for k, _ in trips],
             "serial": [k[1] for k, _ in trips],
             "started_at": [t.started_at for _, t in trips],
             "ended_at": [t.ended_at for _, t in trips],
             "d_event_id": [d.event.event_id for _, d in duplicates],
-            "d_gtin": [k[0] for k, _ in duplicates],
+            "d_item_class": [k[0] for k, _ in duplicates],
             "d_serial": [k[1] for k, _ in duplicates],
             "d_ts": [d.event.ts for _, d in duplicates],
             "d_previous_ts": [d.previous_ts for _, d in duplicates],
             "d_device_id": [d.event.device_id for _, d in duplicates],
             "d_site_id": [d.event.site_id for _, d in duplicates],
-            "l_gtin": [c[0] for c in counted],
+            "l_item_class": [c[0] for c in counted],
             "l_started_at": [c[1] for c in counted],
             "l_ended_at": [c[2] for c in counted],
             "l_sign": [c[3] for c in counted],

@@ -31,7 +31,7 @@ WHERE NOT EXISTS (SELECT 1 FROM fresh f WHERE f.event_id = c.event_id)
 
 -- name: copy_events
 -- COPY takes PostgreSQL's bulk-insert path: several times cheaper than INSERT … SELECT.
-COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, qty, seq,
+COPY events (event_id, ts, received_at, device_id, site_id, type, item_class, serial, qty, seq,
              reason, stream, weight_g, attrs) FROM STDIN (FORMAT BINARY)
 
 -- name: add_counts
@@ -41,22 +41,22 @@ COPY events (event_id, ts, received_at, device_id, site_id, type, gtin, serial, 
 -- key, so concurrent workers lock them in the same order. Arrays are sent in binary
 -- format: psycopg dumps timestamps as text about ten times slower.
 WITH rollup AS (
-    INSERT INTO event_counts_15m AS c (bucket, site_id, gtin, type, qty, events)
-    SELECT * FROM unnest(%(bucket)b::timestamptz[], %(site_id)b::text[], %(gtin)b::text[],
+    INSERT INTO event_counts_15m AS c (bucket, site_id, item_class, type, qty, events)
+    SELECT * FROM unnest(%(bucket)b::timestamptz[], %(site_id)b::text[], %(item_class)b::text[],
                          %(type)b::text[], %(qty)b::bigint[], %(events)b::bigint[])
-    ON CONFLICT (bucket, site_id, gtin, type)
+    ON CONFLICT (bucket, site_id, item_class, type)
     DO UPDATE SET qty = c.qty + EXCLUDED.qty, events = c.events + EXCLUDED.events
 ), typed AS (
     -- Return counts of the batch (return_counts_of, schemas/sql/functions.sql, says which
     -- events count where; the planner inlines it) under the packaging type and brand of
-    -- their products as they are now (the caller holds the GTINs' lock slots; NULL for
-    -- unknown GTINs).
+    -- their products as they are now (the caller holds the item classes' lock slots; NULL
+    -- for unknown item classes).
     SELECT c.bucket, c.site_id, p.packaging_type_id AS packaging_type, p.brand,
            sum(r.sold) AS sold, sum(r.returned) AS returned, sum(r.rejected) AS rejected
-    FROM unnest(%(bucket)b::timestamptz[], %(site_id)b::text[], %(gtin)b::text[],
-                %(type)b::text[], %(qty)b::bigint[]) AS c (bucket, site_id, gtin, type, qty)
+    FROM unnest(%(bucket)b::timestamptz[], %(site_id)b::text[], %(item_class)b::text[],
+                %(type)b::text[], %(qty)b::bigint[]) AS c (bucket, site_id, item_class, type, qty)
     CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r
-    LEFT JOIN products p ON p.gtin = c.gtin
+    LEFT JOIN products p ON p.item_class = c.item_class
     GROUP BY 1, 2, 3, 4
 ), day_counts AS (
     -- Quarter hours folded into local days of the rollup zone.
@@ -87,38 +87,39 @@ WITH rollup AS (
     SET sold = r.sold + EXCLUDED.sold, returned = r.returned + EXCLUDED.returned,
         rejected = r.rejected + EXCLUDED.rejected
 ), reject_days AS (
-    SELECT (v.bucket AT TIME ZONE z.zone)::date AS day, v.gtin, v.reason, sum(v.qty) AS qty,
+    SELECT (v.bucket AT TIME ZONE z.zone)::date AS day, v.item_class, v.reason, sum(v.qty) AS qty,
            sum(v.events) AS events
-    FROM unnest(%(reject_bucket)b::timestamptz[], %(reject_gtin)b::text[],
+    FROM unnest(%(reject_bucket)b::timestamptz[], %(reject_item_class)b::text[],
                 %(reject_reason)b::text[], %(reject_qty)b::bigint[], %(reject_events)b::bigint[])
-         AS v (bucket, gtin, reason, qty, events)
+         AS v (bucket, item_class, reason, qty, events)
     CROSS JOIN rollup_zone z
     GROUP BY 1, 2, 3
 ), rejects_by_day AS (
-    INSERT INTO reject_counts_daily AS r (day, gtin, reason, qty, events)
+    INSERT INTO reject_counts_daily AS r (day, item_class, reason, qty, events)
     SELECT * FROM reject_days ORDER BY 1, 2, 3
-    ON CONFLICT (day, gtin, reason) DO UPDATE
+    ON CONFLICT (day, item_class, reason) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
 ), rejects_by_month AS (
-    INSERT INTO reject_counts_monthly AS r (month, gtin, reason, qty, events)
-    SELECT date_trunc('month', day)::date, gtin, reason, sum(qty), sum(events)
+    INSERT INTO reject_counts_monthly AS r (month, item_class, reason, qty, events)
+    SELECT date_trunc('month', day)::date, item_class, reason, sum(qty), sum(events)
     FROM reject_days GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (month, gtin, reason) DO UPDATE
+    ON CONFLICT (month, item_class, reason) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, events = r.events + EXCLUDED.events
 ), weighed AS (
     -- Sold, returned and sorted quantities and measured grams, under the declaration of
-    -- their product in force at their quarter hour (the caller holds the GTINs' slots).
-    SELECT m.bucket, m.gtin, declaration_at(m.gtin, m.bucket) AS declared_from, m.type,
+    -- their product in force at their quarter hour (the caller holds the item classes'
+    -- slots).
+    SELECT m.bucket, m.item_class, declaration_at(m.item_class, m.bucket) AS declared_from, m.type,
            m.stream, m.qty, m.measured_g, m.measured_qty
-    FROM unnest(%(m_bucket)b::timestamptz[], %(m_gtin)b::text[], %(m_type)b::text[],
+    FROM unnest(%(m_bucket)b::timestamptz[], %(m_item_class)b::text[], %(m_type)b::text[],
                 %(m_stream)b::text[], %(m_qty)b::bigint[], %(m_measured_g)b::float8[],
                 %(m_measured_qty)b::bigint[])
-         AS m (bucket, gtin, type, stream, qty, measured_g, measured_qty)
+         AS m (bucket, item_class, type, stream, qty, measured_g, measured_qty)
 ), weighed_15m AS (
     INSERT INTO material_counts_15m AS r
-        (bucket, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
-    SELECT * FROM weighed ORDER BY bucket, gtin, type, stream
-    ON CONFLICT (bucket, gtin, declared_from, type, stream) DO UPDATE
+        (bucket, item_class, declared_from, type, stream, qty, measured_g, measured_qty)
+    SELECT * FROM weighed ORDER BY bucket, item_class, type, stream
+    ON CONFLICT (bucket, item_class, declared_from, type, stream) DO UPDATE
     SET qty = r.qty + EXCLUDED.qty, measured_g = r.measured_g + EXCLUDED.measured_g,
         measured_qty = r.measured_qty + EXCLUDED.measured_qty
 ), grams AS (
@@ -132,8 +133,8 @@ WITH rollup AS (
            material_unweighed_qty(w.qty, w.measured_qty, d.weight_g) AS unweighed_qty
     FROM weighed w
     LEFT JOIN material_declarations d
-           ON d.gtin = w.gtin AND d.declared_from = w.declared_from
-    LEFT JOIN products p ON p.gtin = w.gtin
+           ON d.item_class = w.item_class AND d.declared_from = w.declared_from
+    LEFT JOIN products p ON p.item_class = w.item_class
     CROSS JOIN LATERAL (
         SELECT material_grams(w.qty, w.measured_g, w.measured_qty, d.weight_g) AS grams
     ) g

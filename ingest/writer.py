@@ -163,22 +163,22 @@ class _Tally:
 
     stored: int = 0
     fresh: set[UUID] = field(default_factory=set)  # the ids stored by this batch
-    # (bucket start, epoch s; site; gtin; type) → [Σqty, events]
+    # (bucket start, epoch s; site; item class; type) → [Σqty, events]
     counts: dict[tuple[int, str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
-    # (bucket start, epoch s; gtin; reject reason) → [Σqty, events]
+    # (bucket start, epoch s; item class; reject reason) → [Σqty, events]
     rejects: dict[tuple[int, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
-    # (bucket start, epoch s; gtin; type; stream) → [Σqty, Σmeasured g, Σqty measured]
+    # (bucket start, epoch s; item class; type; stream) → [Σqty, Σmeasured g, Σqty measured]
     materials: dict[tuple[int, str, str, str | None], list[float]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0.0, 0])
     )
     # (device, days since the epoch) → events
     per_day: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
     seqs: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    # (gtin, serial) → the item's new events, for the reuse aggregates
+    # (item class, serial) → the item's new events, for the reuse aggregates
     items: dict[item_loops.ItemKey, list[item_loops.ItemEvent]] = field(
         default_factory=lambda: defaultdict(list)
     )
@@ -246,31 +246,31 @@ def _store_events(
             reason = str(event.reason) if event.reason is not None else None
             copy.write_row(
                 (
-                    event_id, event.ts, received_at, device_id, site_id, type_, event.gtin,
-                    event.serial, event.qty, event.seq, reason, event.stream,
+                    event_id, event.ts, received_at, device_id, site_id, type_,
+                    event.item_class, event.serial, event.qty, event.seq, reason, event.stream,
                     event.weight_g, Jsonb(event.attrs) if event.attrs is not None else None,
                 )
             )  # fmt: skip
             epoch = int(event.ts.timestamp())
             bucket = epoch - epoch % ROLLUP_BUCKET_S
-            total = counts[(bucket, site_id, event.gtin, type_)]
+            total = counts[(bucket, site_id, event.item_class, type_)]
             total[0] += event.qty
             total[1] += 1
             if type_ in _WEIGHED:
-                weighed = tally.materials[(bucket, event.gtin, type_, event.stream)]
+                weighed = tally.materials[(bucket, event.item_class, type_, event.stream)]
                 weighed[0] += event.qty
                 if event.weight_g is not None:
                     weighed[1] += event.weight_g
                     weighed[2] += event.qty
             if reason is not None:
-                reject = tally.rejects[(bucket, event.gtin, reason)]
+                reject = tally.rejects[(bucket, event.item_class, reason)]
                 reject[0] += event.qty
                 reject[1] += 1
             per_day[(device_id, epoch // DAY_S)] += 1
             if event.seq is not None:
                 seqs[device_id].append(event.seq)
             if event.serial is not None:
-                items[(event.gtin, event.serial)].append(
+                items[(event.item_class, event.serial)].append(
                     item_loops.ItemEvent(event.ts, event_id, type_, device_id, site_id)
                 )
     return tally
@@ -290,7 +290,7 @@ def _add_counts(
     weighed = sorted(tally.materials, key=lambda m: (m[0], m[1], m[2], m[3] or ""))
     days = sorted(tally.per_day)
     devices = sorted(last_seen)
-    # The day rollups resolve GTINs to packaging types: hold their slots against a product
+    # The day rollups resolve item classes to packaging types: hold their slots against a product
     # being registered meanwhile (schemas.rollups), in a statement before the one counting.
     lock_for_counting(conn, {key[2] for key in keys})
     conn.execute(
@@ -298,17 +298,17 @@ def _add_counts(
         {
             "bucket": [datetime.fromtimestamp(k[0], UTC) for k in keys],
             "site_id": [k[1] for k in keys],
-            "gtin": [k[2] for k in keys],
+            "item_class": [k[2] for k in keys],
             "type": [k[3] for k in keys],
             "qty": [tally.counts[k][0] for k in keys],
             "events": [tally.counts[k][1] for k in keys],
             "reject_bucket": [datetime.fromtimestamp(r[0], UTC) for r in rejects],
-            "reject_gtin": [r[1] for r in rejects],
+            "reject_item_class": [r[1] for r in rejects],
             "reject_reason": [r[2] for r in rejects],
             "reject_qty": [tally.rejects[r][0] for r in rejects],
             "reject_events": [tally.rejects[r][1] for r in rejects],
             "m_bucket": [datetime.fromtimestamp(m[0], UTC) for m in weighed],
-            "m_gtin": [m[1] for m in weighed],
+            "m_item_class": [m[1] for m in weighed],
             "m_type": [m[2] for m in weighed],
             "m_stream": [m[3] for m in weighed],
             "m_qty": [int(tally.materials[m][0]) for m in weighed],

@@ -233,8 +233,8 @@ def _api_answers(base: str) -> bool:
 def _sample_item(conn: psycopg.Connection[Any]) -> tuple[str, str] | None:
     """The serialised item returned most often so far: the most telling resolver page."""
     row = conn.execute(
-        "SELECT gtin, serial FROM events WHERE serial IS NOT NULL AND type = 'returned' "
-        "GROUP BY gtin, serial ORDER BY count(*) DESC, gtin, serial LIMIT 1"
+        "SELECT item_class, serial FROM events WHERE serial IS NOT NULL AND type = 'returned' "
+        "GROUP BY item_class, serial ORDER BY count(*) DESC, item_class, serial LIMIT 1"
     ).fetchone()
     return (row[0], row[1]) if row else None
 

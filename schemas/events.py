@@ -198,8 +198,8 @@ def _event_schema_rules(schema: JsonDict) -> None:
         "optional `serial`, by a returnable asset's `grai`, or by a scanned `code`) at the "
         "publishing device at time `ts`."
     )
-    # gtin is a required field in Python (filled from `code` or `grai` during validation),
-    # but on the wire one of `gtin`, `grai` or `code` is required.
+    # gtin (Event.item_class) is a required field in Python (filled from `code` or `grai`
+    # during validation), but on the wire one of `gtin`, `grai` or `code` is required.
     schema["required"] = ["event_id", "ts", "type"]
     string_code: JsonDict = {"required": ["code"], "properties": {"code": {"type": "string"}}}
     string_grai: JsonDict = {"required": ["grai"], "properties": {"grai": {"type": "string"}}}
@@ -234,8 +234,10 @@ class Event(BaseModel):
     skew check (datetime.now(UTC) when absent) and the topic's device id (no device check
     when absent). `code` and `grai` are input alternatives to `gtin`/`serial`: validation
     fills those from them and keeps the raw text, which is left out of dumps so that a
-    dumped event validates again. A GRAI-keyed event carries its item class in `gtin`:
-    "8003" and the GRAI's asset type (schemas.grai), with the GRAI's serial in `serial`.
+    dumped event validates again. `item_class` is the wire's `gtin` (its alias, both ways:
+    the payload, a dump, the JSON Schema and error locations say `gtin`): a GTIN-14, or for
+    a GRAI-keyed event "8003" and the GRAI's asset type (schemas.grai), with the GRAI's
+    serial in `serial`.
     """
 
     model_config = ConfigDict(
@@ -243,6 +245,9 @@ class Event(BaseModel):
         frozen=True,
         title="Event",
         json_schema_extra=_event_schema_rules,
+        # Dumps say `gtin`, as the wire does; the name `item_class` is not accepted as
+        # input (validate_by_name stays off), so the payload's fields are unchanged.
+        serialize_by_alias=True,
     )
 
     event_id: UUID = Field(
@@ -265,7 +270,8 @@ class Event(BaseModel):
         },
     )
     type: EventType = Field(description="What happened to the package.")
-    gtin: str = Field(
+    item_class: str = Field(
+        alias="gtin",
         description="GTIN-8, GTIN-12, GTIN-13 or GTIN-14 digits; stored left-padded with "
         "zeros to 14 digits. The GS1 mod-10 check digit must hold (else invalid_gtin). "
         "Required unless `code` or `grai` is given.",
@@ -438,9 +444,9 @@ class Event(BaseModel):
             )
         return ts
 
-    @field_validator("gtin")
+    @field_validator("item_class")
     @classmethod
-    def _gtin_normalized(cls, value: str) -> str:
+    def _item_class_normalized(cls, value: str) -> str:
         try:
             if is_grai_class(value) and value.startswith("8003"):
                 # The item class a `grai` or `code` gave, as in a dumped event.
@@ -505,7 +511,7 @@ class Event(BaseModel):
         if self.serial is not None:
             if self.qty != 1:
                 raise _error("event_rule", f"qty {self.qty}: must be 1 for a serialised item")
-            if is_grai_class(self.gtin):
+            if is_grai_class(self.item_class):
                 try:
                     check_grai_serial(self.serial)
                 except InvalidGrai as exc:

@@ -255,10 +255,10 @@ def upsert_packaging_type(
     """Create or replace a packaging type; True when it was created. Its products declare
     the new material figures (declare_materials) from `declared_from`, or from the next
     quarter hour."""
-    gtins = [row[0] for row in conn.execute(QUERIES["products_of_type"], {"id": record.id})]
-    lock_products(conn, gtins)
+    item_classes = [row[0] for row in conn.execute(QUERIES["products_of_type"], {"id": record.id})]
+    lock_products(conn, item_classes)
     created = _upsert(conn, "upsert_packaging_type", record)
-    declare_materials(conn, gtins, declared_from)
+    declare_materials(conn, item_classes, declared_from)
     return created
 
 
@@ -319,10 +319,10 @@ def _upsert_item_class(
     declared_from: datetime | None,
 ) -> bool:
     lock_products(conn, [item_class])
-    row = conn.execute(QUERIES["product_key"], {"gtin": item_class}).fetchone()
+    row = conn.execute(QUERIES["product_key"], {"item_class": item_class}).fetchone()
     old = (row[0], row[1]) if row else (None, None)
     params = {
-        "gtin": item_class,
+        "item_class": item_class,
         "packaging_type": fields.packaging_type,
         "brand": fields.brand,
         "name": fields.name,

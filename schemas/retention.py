@@ -58,8 +58,9 @@ class _Rows:
 
     table: str
     column: str
-    # Whether a batch takes the GTIN lock slots (shared): a product change or a material
-    # declaration re-reads these rows in several statements and must not see some vanish.
+    # Whether a batch takes the item class lock slots (shared): a product change or a
+    # material declaration re-reads these rows in several statements and must not see
+    # some vanish.
     slots: bool
 
 

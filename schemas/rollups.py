@@ -4,11 +4,12 @@ The day tables (migration 0005) key counts by packaging type and brand, resolved
 products table when a batch is counted. Two things change that resolution afterwards: a
 product registered or re-assigned (its counts move) and a new deployment zone (the tables
 are rebuilt). Both must not interleave with a batch being counted, or the batch would be
-counted under the old key after the move. Advisory locks on 64 GTIN slots order them:
-a batch holds the slots of its GTINs shared while it counts, a product change holds its
-GTIN's slot exclusively, a rebuild holds all slots. Locks are taken in a statement of
-their own, before the one that reads `products`, so that statement sees what the holder
-committed (PostgreSQL takes a statement's snapshot when the statement starts).
+counted under the old key after the move. Advisory locks on 64 item class slots order
+them: a batch holds the slots of its item classes shared while it counts, a product
+change holds its item class's slot exclusively, a rebuild holds all slots. Locks are
+taken in a statement of their own, before the one that reads `products`, so that
+statement sees what the holder committed (PostgreSQL takes a statement's snapshot when the
+statement starts).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-LOCK_CLASS = 0x6C74  # advisory lock namespace of the GTIN slots ("lt")
+LOCK_CLASS = 0x6C74  # advisory lock namespace of the item class slots ("lt")
 LOCK_SLOTS = 64
 
 _LOCK = "SELECT count({function}(%(class)s, s)) FROM unnest(%(slots)s::int[]) AS s"
 
 
-def gtin_slot(gtin: str) -> int:
-    """The lock slot of a GTIN (stable across processes and versions)."""
-    return zlib.crc32(gtin.encode("ascii")) % LOCK_SLOTS
+def item_class_slot(item_class: str) -> int:
+    """The lock slot of an item class (stable across processes and versions)."""
+    return zlib.crc32(item_class.encode("ascii")) % LOCK_SLOTS
 
 
 def _lock(conn: psycopg.Connection[Any], slots: Iterable[int], *, exclusive: bool) -> None:
@@ -42,33 +43,36 @@ def _lock(conn: psycopg.Connection[Any], slots: Iterable[int], *, exclusive: boo
     conn.execute(_LOCK.format(function=function), {"class": LOCK_CLASS, "slots": ordered})
 
 
-def lock_for_counting(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
-    """Shared slots of the GTINs a batch is about to count (until its transaction ends)."""
-    _lock(conn, (gtin_slot(g) for g in gtins), exclusive=False)
+def lock_for_counting(conn: psycopg.Connection[Any], item_classes: Iterable[str]) -> None:
+    """Shared slots of the item classes a batch is about to count (until its transaction
+    ends)."""
+    _lock(conn, (item_class_slot(c) for c in item_classes), exclusive=False)
 
 
-def lock_products(conn: psycopg.Connection[Any], gtins: Iterable[str]) -> None:
+def lock_products(conn: psycopg.Connection[Any], item_classes: Iterable[str]) -> None:
     """Exclusive slots of products about to be registered or re-assigned."""
-    _lock(conn, (gtin_slot(g) for g in gtins), exclusive=True)
+    _lock(conn, (item_class_slot(c) for c in item_classes), exclusive=True)
 
 
 def lock_all_shared(conn: psycopg.Connection[Any]) -> None:
-    """Every slot shared, as a batch counting every GTIN would: for work beside the ingest
-    that must not interleave with a product change or a rebuild (schemas.retention)."""
+    """Every slot shared, as a batch counting every item class would: for work beside the
+    ingest that must not interleave with a product change or a rebuild
+    (schemas.retention)."""
     _lock(conn, range(LOCK_SLOTS), exclusive=False)
 
 
 def move_counts(
     conn: psycopg.Connection[Any],
-    gtin: str,
+    item_class: str,
     old: tuple[str | None, str | None],
     new: tuple[str | None, str | None],
 ) -> None:
-    """Move a GTIN's day and hour counts and its material grams from (packaging type,
-    brand) `old` to `new`; the caller holds the GTIN's slot (lock_products)."""
+    """Move an item class's day and hour counts and its material grams from (packaging
+    type, brand) `old` to `new`; the caller holds its slot (lock_products)."""
     if old != new:
-        conn.execute("SELECT move_return_counts(%s, %s, %s, %s, %s)", (gtin, old[0], old[1], *new))
-        conn.execute("SELECT move_material_grams(%s, %s, %s, %s, %s)", (gtin, old[0], old[1], *new))
+        params = (item_class, old[0], old[1], *new)
+        conn.execute("SELECT move_return_counts(%s, %s, %s, %s, %s)", params)
+        conn.execute("SELECT move_material_grams(%s, %s, %s, %s, %s)", params)
 
 
 def set_zone(conn: psycopg.Connection[Any], zone: str) -> bool:

@@ -32,7 +32,7 @@ def seed_registry(conn: psycopg.Connection[Any], devices: list[str]) -> None:
         "        ('crate-24', 'Crate 24', 'HDPE', true, 50, 0, 1600)"
     )
     conn.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name) VALUES"
         " (%s, 'pet-0.5l', 'fjord', 'Fjord Cola 0.5 l'), (%s, 'crate-24', 'fjord', 'Crate')",
         (GTIN_COLA.zfill(14), GTIN_CRATE.zfill(14)),
     )
@@ -49,7 +49,7 @@ def register_asset_type(
     """A GRAI asset type of brand 'fjord' (packaging crate-24), stored as
     PUT /v1/asset-types/{grai} stores it: a product of item class "8003" + asset type."""
     conn.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name)"
         " VALUES (%s, 'crate-24', 'fjord', %s)",
         ("8003" + asset_type, name),
     )
@@ -121,11 +121,11 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
     assert stored_ids == {e["event_id"] for e in events}
     # The aggregates agree with a count over the raw events, group by group.
     raw = db.execute(
-        "SELECT site_id, gtin, type, sum(qty), count(*) FROM events"
+        "SELECT site_id, item_class, type, sum(qty), count(*) FROM events"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     ).fetchall()
     rolled = db.execute(
-        "SELECT site_id, gtin, type, sum(qty), sum(events) FROM event_counts_15m"
+        "SELECT site_id, item_class, type, sum(qty), sum(events) FROM event_counts_15m"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
     ).fetchall()
     assert rolled == raw
@@ -155,20 +155,22 @@ def assert_stored_exactly(db: psycopg.Connection[Any], events: list[dict[str, An
     )
     assert (
         db.execute(
-            "SELECT day, gtin, reason, qty, events FROM reject_counts_daily ORDER BY 1, 2, 3"
+            "SELECT day, item_class, reason, qty, events FROM reject_counts_daily ORDER BY 1, 2, 3"
         ).fetchall()
         == db.execute(
-            "SELECT (ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date, gtin, reason, sum(qty),"
-            " count(*) FROM events WHERE type = 'rejected' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            "SELECT (ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date, item_class, reason,"
+            " sum(qty), count(*) FROM events WHERE type = 'rejected'"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ).fetchall()
     )
     assert (
         db.execute(
-            "SELECT month, gtin, reason, qty, events FROM reject_counts_monthly ORDER BY 1, 2, 3"
+            "SELECT month, item_class, reason, qty, events FROM reject_counts_monthly"
+            " ORDER BY 1, 2, 3"
         ).fetchall()
         == db.execute(
             "SELECT date_trunc('month', ts AT TIME ZONE (SELECT zone FROM rollup_zone))::date,"
-            " gtin, reason, sum(qty), count(*) FROM events WHERE type = 'rejected'"
+            " item_class, reason, sum(qty), count(*) FROM events WHERE type = 'rejected'"
             " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
         ).fetchall()
     )
@@ -266,7 +268,7 @@ def assert_item_loops(db: psycopg.Connection[Any]) -> None:
     stored = [
         Scan(*row)
         for row in db.execute(
-            "SELECT gtin, serial, ts, event_id, type, device_id, site_id FROM events"
+            "SELECT item_class, serial, ts, event_id, type, device_id, site_id FROM events"
             " WHERE serial IS NOT NULL"
         )
     ]
@@ -277,7 +279,7 @@ def assert_item_loops(db: psycopg.Connection[Any]) -> None:
 
     assert_rows(
         db,
-        "SELECT gtin, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,"
+        "SELECT item_class, serial, trips, in_loop, last_type, last_ts, last_event_id, loop_type,"
         " loop_ts, loop_event_id, open_sold, open_filled FROM item_loops",
         [(*key, len(item.trips), item.ever_in_loop, *fields(item.last), *fields(item.loop),
           item.open_sold, item.open_filled)
@@ -285,7 +287,7 @@ def assert_item_loops(db: psycopg.Connection[Any]) -> None:
     )  # fmt: skip
     assert_rows(
         db,
-        "SELECT end_event_id, gtin, serial, started_at, ended_at FROM item_trips",
+        "SELECT end_event_id, item_class, serial, started_at, ended_at FROM item_trips",
         [
             (end.event_id, *key, started, end.ts)
             for key, item in expected
@@ -294,7 +296,8 @@ def assert_item_loops(db: psycopg.Connection[Any]) -> None:
     )
     assert_rows(
         db,
-        "SELECT event_id, gtin, serial, ts, previous_ts, device_id, site_id FROM duplicate_returns",
+        "SELECT event_id, item_class, serial, ts, previous_ts, device_id, site_id"
+        " FROM duplicate_returns",
         [
             (e.event_id, *key, e.ts, previous_ts, e.device_id, e.site_id)
             for key, item in expected
@@ -322,6 +325,6 @@ RECOUNT_RETURNS = (
     " coalesce(sum(e.qty) FILTER (WHERE e.type = 'sold'), 0),"
     " coalesce(sum(e.qty) FILTER (WHERE e.type = 'returned'), 0),"
     " coalesce(sum(e.qty) FILTER (WHERE e.type = 'rejected'), 0)"
-    " FROM events e JOIN products p ON p.gtin = e.gtin"
+    " FROM events e JOIN products p ON p.item_class = e.item_class"
     " WHERE e.type IN ('sold', 'returned', 'rejected') GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 )

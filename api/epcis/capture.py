@@ -239,7 +239,8 @@ def _base_id(event: dict[str, Any], errors: _EventErrors) -> uuid.UUID | None:
 
 
 def _items(event: dict[str, Any], errors: _EventErrors) -> list[tuple[str, str, str | None, int]]:
-    """(field, gtin, serial, qty) of each item: epcList entries, then quantityList's."""
+    """(field, item class, serial, qty) of each item: epcList entries, then
+    quantityList's."""
     items: list[tuple[str, str, str | None, int]] = []
     epc_list = event.get("epcList", [])
     quantity_list = event.get("quantityList", [])
@@ -255,18 +256,18 @@ def _items(event: dict[str, Any], errors: _EventErrors) -> list[tuple[str, str, 
             errors.add(where, "must be a URI string")
             continue
         try:
-            gtin, serial = parse_item(epc)
+            item_class, serial = parse_item(epc)
         except InvalidEpc as exc:
             errors.add(where, str(exc))
             continue
-        items.append((where, gtin, serial, 1))
+        items.append((where, item_class, serial, 1))
     for j, element in enumerate(quantity_list):
         where = f"quantityList[{j}]"
         if not isinstance(element, dict) or not isinstance(element.get("epcClass"), str):
             errors.add(where, 'must be an object {"epcClass": "<URI>", "quantity": n}')
             continue
         try:
-            gtin = parse_class(element["epcClass"])
+            item_class = parse_class(element["epcClass"])
         except InvalidEpc as exc:
             errors.add(f"{where}.epcClass", str(exc))
             continue
@@ -282,7 +283,7 @@ def _items(event: dict[str, Any], errors: _EventErrors) -> list[tuple[str, str, 
         if not 1 <= quantity <= MAX_QTY:
             errors.add(f"{where}.quantity", f"{quantity}: 1 to {MAX_QTY} expected")
             continue
-        items.append((where, gtin, None, quantity))
+        items.append((where, item_class, None, quantity))
     if not items and not errors.found:
         errors.add("epcList", "no item: an ObjectEvent needs epcList or quantityList")
     return items
@@ -419,14 +420,15 @@ def map_event(
     if errors.found or type_ is None or ts is None or base_id is None:
         return errors.found
     draft = Draft(index, device_id, site_id)
-    for source, gtin, serial, qty in items:
+    for source, item_class, serial, qty in items:
         # One item keeps the eventID's UUID (so an exported event comes back as itself);
         # several each get one derived from it and the item, the same on every capture.
         # An EPC is unique within epcList whatever its position; quantityList entries are
         # told apart by position (two lots of one product).
-        name = f"{gtin}/{serial}" if serial is not None else f"{source}:{gtin}"
+        name = f"{item_class}/{serial}" if serial is not None else f"{source}:{item_class}"
         event_id = base_id if len(items) == 1 else uuid.uuid5(base_id, name)
-        key = {"gtin": gtin} if serial is None else {"gtin": gtin, "serial": serial}
+        # As an event's dump says it: the item class in `gtin` (Event.item_class's alias).
+        key = {"gtin": item_class, "serial": serial} if serial is not None else {"gtin": item_class}
         payload = {"event_id": str(event_id), "ts": ts, "type": type_.value, **key, "qty": qty}
         draft.items.append((source, {**payload, **extra}))
     return draft

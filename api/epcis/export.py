@@ -86,7 +86,7 @@ class EventQuery:
     device_ids: list[str] | None = None
     site_ids: list[str] | None = None
     epcs: list[EpcPattern] | None = None
-    class_gtins: list[str] | None = None
+    class_item_classes: list[str] | None = None
 
     @property
     def selects_nothing(self) -> bool:
@@ -98,7 +98,7 @@ class EventQuery:
             self.device_ids,
             self.site_ids,
             self.epcs,
-            self.class_gtins,
+            self.class_item_classes,
         )
         return any(values is not None and not values for values in filters)
 
@@ -112,9 +112,9 @@ class EventQuery:
             "event_ids": self.event_ids,
             "device_ids": self.device_ids,
             "site_ids": self.site_ids,
-            "epc_gtins": None if self.epcs is None else [p.gtin for p in self.epcs],
+            "epc_item_classes": None if self.epcs is None else [p.item_class for p in self.epcs],
             "epc_serials": None if self.epcs is None else [p.serial for p in self.epcs],
-            "class_gtins": self.class_gtins,
+            "unserialised_item_classes": self.class_item_classes,
         }
 
 
@@ -145,9 +145,12 @@ def _intersect_epcs(a: list[EpcPattern], b: list[EpcPattern]) -> list[EpcPattern
     common = set()
     for x in a:
         for y in b:
-            if x.gtin == y.gtin and (x.serial is None or y.serial is None or x.serial == y.serial):
-                common.add(EpcPattern(x.gtin, x.serial if x.serial is not None else y.serial))
-    return sorted(common, key=lambda p: (p.gtin, p.serial or ""))
+            if x.item_class == y.item_class and (
+                x.serial is None or y.serial is None or x.serial == y.serial
+            ):
+                serial = x.serial if x.serial is not None else y.serial
+                common.add(EpcPattern(x.item_class, serial))
+    return sorted(common, key=lambda p: (p.item_class, p.serial or ""))
 
 
 def event_query(
@@ -211,14 +214,16 @@ def event_query(
             except InvalidEpc as exc:
                 raise _query_problem(f"{name}: {exc}") from None
             epcs = patterns if epcs is None else _intersect_epcs(epcs, patterns)
-    class_gtins: list[str] | None = None
+    class_item_classes: list[str] | None = None
     for name in ("MATCH_epcClass", "MATCH_anyEPCClass"):
         if (values := lists.get(name)) is not None:
             try:
-                gtins = {parse_class(v) for v in values}
+                classes = {parse_class(v) for v in values}
             except InvalidEpc as exc:
                 raise _query_problem(f"{name}: {exc}") from None
-            class_gtins = sorted(gtins if class_gtins is None else gtins & set(class_gtins))
+            class_item_classes = sorted(
+                classes if class_item_classes is None else classes & set(class_item_classes)
+            )
     return EventQuery(
         from_=from_,
         to=to,
@@ -228,7 +233,7 @@ def event_query(
         device_ids=device_ids,
         site_ids=site_ids,
         epcs=epcs,
-        class_gtins=class_gtins,
+        class_item_classes=class_item_classes,
     )
 
 
@@ -313,10 +318,10 @@ def object_event(
         "disposition": vocabulary.disposition(type_, row["stream"]),
     }
     if row["serial"] is not None:
-        event["epcList"] = [item_uri(base_url, row["gtin"], row["serial"])]
+        event["epcList"] = [item_uri(base_url, row["item_class"], row["serial"])]
     else:
         event["quantityList"] = [
-            {"epcClass": class_uri(base_url, row["gtin"]), "quantity": row["qty"]}
+            {"epcClass": class_uri(base_url, row["item_class"]), "quantity": row["qty"]}
         ]
     if row["device_id"] is not None:
         event["readPoint"] = {"id": device_uri(base_url, row["device_id"])}

@@ -51,21 +51,22 @@ class InvalidEpc(ValueError):
 
 
 class EpcPattern(NamedTuple):
-    """Items an EPC or EPC pattern stands for: one GTIN's item `serial`, or (serial None)
-    any serialised item of the GTIN."""
+    """Items an EPC or EPC pattern stands for: one item class's item `serial`, or (serial
+    None) any serialised item of the item class (a GTIN-14, or "8003" + a GRAI asset type)."""
 
-    gtin: str
+    item_class: str
     serial: str | None
 
 
-def item_uri(base_url: str, gtin14: str, serial: str) -> str:
+def item_uri(base_url: str, item_class: str, serial: str) -> str:
     """The Digital Link URI of one item, the address printed in its QR code."""
-    return build_uri(base_url, gtin14, serial)
+    return build_uri(base_url, item_class, serial)
 
 
-def class_uri(base_url: str, gtin14: str) -> str:
-    """The Digital Link URI of a product (class level): `{base}/01/{gtin14}`."""
-    return build_uri(base_url, gtin14)
+def class_uri(base_url: str, item_class: str) -> str:
+    """The Digital Link URI of a product (class level): `{base}/01/{gtin14}`, or an asset
+    type's `{base}/8003/{asset type}`."""
+    return build_uri(base_url, item_class)
 
 
 def event_uuid(event_id: str) -> uuid.UUID:

@@ -108,20 +108,20 @@ def list_events(
             "forbidden",
             "device and site ids are the operator's: a brand key cannot filter by them",
         )
-    if gtin is not None:
-        gtin = parse_gtin(gtin)
+    item_class = None if gtin is None else parse_gtin(gtin)
     if grai is not None:
         if gtin is not None or serial is not None:
             raise Problem(422, "invalid-filter", "give grai, or gtin and serial, not both")
         asset_type, serial = parse_grai(grai)
-        gtin = grai_item_class(asset_type)
+        item_class = grai_item_class(asset_type)
     if from_ is not None and to is not None and from_ >= to:
         raise Problem(422, "invalid-window", "from must be before to")
     after_ts, after_id = decode_cursor(cursor) if cursor else (None, None)
     events = stored_events(
         conn,
         {
-            "gtin": gtin, "serial": serial, "device_id": device_id, "site_id": site_id,
+            "item_class": item_class, "serial": serial, "device_id": device_id,
+            "site_id": site_id,
             "type": type.value if type else None, "from": from_, "to": to, "brand": brand,
             "after_ts": after_ts, "after_id": after_id,
         },

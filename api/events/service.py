@@ -13,7 +13,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from api.problems import Problem
-from schemas.grai import is_grai_class, key_fields
+from schemas.grai import key_fields
 from schemas.named_queries import load_queries
 
 _QUERIES = load_queries("api.events", "queries.sql")
@@ -22,14 +22,13 @@ _QUERIES = load_queries("api.events", "queries.sql")
 def stored_events(
     conn: psycopg.Connection[Any], filters: dict[str, Any], limit: int
 ) -> list[dict[str, Any]]:
-    """Up to `limit` events newest first, matching `filters` (gtin: the item class, serial,
+    """Up to `limit` events newest first, matching `filters` (item_class, serial,
     device_id, site_id, type, from, to, brand; None = any) after the cursor's `after_ts`
-    and `after_id`; a returnable asset's carry `grai` instead of `gtin`."""
+    and `after_id`; each shows `gtin`, or a returnable asset's `grai` (key_fields)."""
     cursor = conn.cursor(row_factory=dict_row)
     events = cursor.execute(_QUERIES["list_events"], {**filters, "limit": limit}).fetchall()
     for event in events:
-        if is_grai_class(event["gtin"]):
-            event.update(key_fields(event["gtin"], event["serial"]))
+        event.update(key_fields(event["item_class"], event["serial"]))
     return events
 
 

@@ -20,7 +20,7 @@ from pydantic.config import JsonDict
 from api.dependencies import Conn, settings
 from api.problems import PROBLEM_JSON, Problem, ProblemDetails, problem_response
 from schemas.digital_link import InvalidCode, InvalidSerial, build_uri, parse_code
-from schemas.grai import AI_GRAI, InvalidGrai, asset_type_of, is_grai_class, key_fields
+from schemas.grai import AI_GRAI, InvalidGrai, is_grai_class, key_fields
 from schemas.gtin import InvalidGtin
 from schemas.named_queries import load_queries
 from schemas.settings import Settings
@@ -151,7 +151,7 @@ def find_product(
 ) -> PublicProduct | None:
     """The public record of a registered product or GRAI asset type, or None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(_QUERIES["product"], {"gtin": item_class}).fetchone()
+    row = cursor.execute(_QUERIES["product"], {"item_class": item_class}).fetchone()
     if row is None:
         return None
     return PublicProduct(
@@ -168,7 +168,7 @@ def find_item(
     """The public record of a known item or asset (commissioned or seen in an event), or
     None."""
     cursor = conn.cursor(row_factory=dict_row)
-    row = cursor.execute(_QUERIES["item"], {"gtin": item_class, "serial": serial}).fetchone()
+    row = cursor.execute(_QUERIES["item"], {"item_class": item_class, "serial": serial}).fetchone()
     if row is None:
         return None
     return PublicItem(
@@ -526,7 +526,7 @@ def resolve_asset(
         else:
             record = find_item(conn, item_class, serial, config.public_base_url)
         if record is None:
-            raise Problem(404, "not-found", f"no asset {asset_type_of(item_class)}{serial or ''}")
+            raise Problem(404, "not-found", f"no asset {key_fields(item_class, serial)['grai']}")
     except Problem as problem:
         return error_answer(request, problem, wanted)
     page = item_page(record) if isinstance(record, PublicItem) else product_page(record)

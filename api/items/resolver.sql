@@ -3,23 +3,23 @@
 
 -- name: product
 -- A registered product and its packaging.
-SELECT p.gtin, p.name AS product, t.id AS packaging_type, t.name AS packaging,
+SELECT p.name AS product, t.id AS packaging_type, t.name AS packaging,
        t.material, t.reusable, t.target_trips, t.deposit
 FROM products p
 JOIN packaging_types t ON t.id = p.packaging_type_id
-WHERE p.gtin = %(gtin)s
+WHERE p.item_class = %(item_class)s
 
 -- name: item
 -- A known item (commissioned, or seen in any event) of a registered product, with its
 -- trips so far (reusable packaging only: single-use packaging makes no trips).
-SELECT p.gtin, p.name AS product, t.id AS packaging_type, t.name AS packaging,
+SELECT p.name AS product, t.id AS packaging_type, t.name AS packaging,
        t.material, t.reusable, t.target_trips, t.deposit,
        CASE WHEN t.reusable THEN
            coalesce((SELECT l.trips FROM item_loops l
-                     WHERE l.gtin = p.gtin AND l.serial = %(serial)s), 0)
+                     WHERE l.item_class = p.item_class AND l.serial = %(serial)s), 0)
        END AS trips
 FROM products p
 JOIN packaging_types t ON t.id = p.packaging_type_id
-WHERE p.gtin = %(gtin)s
-  AND (EXISTS (SELECT 1 FROM items i WHERE i.gtin = p.gtin AND i.serial = %(serial)s)
-       OR EXISTS (SELECT 1 FROM events e WHERE e.gtin = p.gtin AND e.serial = %(serial)s))
+WHERE p.item_class = %(item_class)s
+  AND (EXISTS (SELECT 1 FROM items i WHERE i.item_class = p.item_class AND i.serial = %(serial)s)
+       OR EXISTS (SELECT 1 FROM events e WHERE e.item_class = p.item_class AND e.serial = %(serial)s))

@@ -25,7 +25,6 @@ from schemas.grai import (
     AI_GRAI,
     GRAI_PATTERN,
     grai_item_class,
-    key_fields,
 )
 
 router = APIRouter(prefix="/v1", tags=["items"], responses=ERROR_RESPONSES)
@@ -105,8 +104,7 @@ def get_asset(
     asset_type, serial = parse_grai(grai)
     if serial is None:
         raise Problem(422, "invalid-grai", f"grai {grai}: no serial, so not one asset")
-    item = _item(conn, grai_item_class(asset_type), serial, caller, limit)
-    return {**item, **key_fields(item["gtin"], serial)}
+    return _item(conn, grai_item_class(asset_type), serial, caller, limit)
 
 
 @router.get("/items/{gtin}/{serial}", response_model=Item)

@@ -42,7 +42,7 @@ def download_key(
         str(batch_id),
         fmt.value,
         list(grid) if fmt is LabelFormat.PDF else None,
-        [(x.uri, x.gtin, x.serial, x.product, x.deposit, x.currency) for x in labels],
+        [(x.uri, x.item_class, x.serial, x.product, x.deposit, x.currency) for x in labels],
     ]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).digest()
 

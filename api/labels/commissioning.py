@@ -1,6 +1,6 @@
-"""Commissioning serialised items for labels: unguessable serials, unique per GTIN by the
-items table's primary key, each item with its `commissioned` event. Shared by
-`POST /v1/labels` and `looptrack labels`."""
+"""Commissioning serialised items for labels: unguessable serials, unique per item class
+(a GTIN, or a GRAI asset type: schemas.grai) by the items table's primary key, each item
+with its `commissioned` event. Shared by `POST /v1/labels` and `looptrack labels`."""
 
 from __future__ import annotations
 
@@ -34,21 +34,22 @@ def new_serial() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A commissioned batch: its id, GTIN, format and serials (sorted: the sheet order)."""
+    """A commissioned batch: its id, item class, format and serials (sorted: the sheet
+    order)."""
 
     id: uuid.UUID
-    gtin: str
+    item_class: str
     format: str
     serials: list[str]
 
 
 class UnknownProduct(LookupError):
-    """The GTIN is not a registered product (or not one of the caller's brand)."""
+    """The item class is not a registered product (or not one of the caller's brand)."""
 
 
 def commission(
     conn: psycopg.Connection[Any],
-    gtin14: str,
+    item_class: str,
     count: int,
     fmt: str,
     *,
@@ -56,16 +57,16 @@ def commission(
     brand: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Batch:
-    """Commission `count` new items of `gtin14` in the caller's transaction; `brand`
+    """Commission `count` new items of `item_class` in the caller's transaction; `brand`
     limits it to that brand's products. Raises UnknownProduct. A serial that happens to
-    exist already for the GTIN is drawn again: uniqueness is the database's, not luck's."""
-    product = conn.execute(_QUERIES["product_of_brand"], {"gtin": gtin14, "brand": brand})
+    exist already for the item class is drawn again: uniqueness is the database's, not luck's."""
+    product = conn.execute(_QUERIES["product_of_brand"], {"item_class": item_class, "brand": brand})
     if product.fetchone() is None:
-        raise UnknownProduct(gtin14)
+        raise UnknownProduct(item_class)
     batch_id = uuid.uuid4()
     conn.execute(
         _QUERIES["insert_batch"],
-        {"id": batch_id, "gtin": gtin14, "count": count, "format": fmt, "by": created_by},
+        {"id": batch_id, "item_class": item_class, "count": count, "format": fmt, "by": created_by},
     )
     conn.execute(_QUERIES["create_new_serials"])
     serials: list[str] = []
@@ -75,20 +76,20 @@ def commission(
             with cur.copy(_QUERIES["copy_new_serials"]) as copy:
                 for _ in range(wanted):
                     copy.write_row((new_serial(),))
-            # Only serials new for this GTIN are kept; a clash (or a repeat within the
+            # Only serials new for this item class are kept; a clash (or a repeat within the
             # chunk) simply leaves fewer, and the loop draws again.
-            cur.execute(_QUERIES["insert_items"], {"gtin": gtin14, "batch_id": batch_id})
+            cur.execute(_QUERIES["insert_items"], {"item_class": item_class, "batch_id": batch_id})
             serials += [row[0] for row in cur.fetchall()]
             cur.execute(_QUERIES["clear_new_serials"])
         if progress is not None:
             progress(len(serials))
     serials.sort()  # the order of the sheet, also when downloaded again
-    _commissioned_events(conn, gtin14, serials, batch_id)
-    return Batch(batch_id, gtin14, fmt, serials)
+    _commissioned_events(conn, item_class, serials, batch_id)
+    return Batch(batch_id, item_class, fmt, serials)
 
 
 def _commissioned_events(
-    conn: psycopg.Connection[Any], gtin14: str, serials: list[str], batch_id: uuid.UUID
+    conn: psycopg.Connection[Any], item_class: str, serials: list[str], batch_id: uuid.UUID
 ) -> None:
     """One `commissioned` event per item, with its idempotency key; not from a device,
     so without device and site (and outside the device rollups). The items join the
@@ -103,10 +104,10 @@ def _commissioned_events(
                 copy.write_row((event_id, now))
         with cur.copy(_QUERIES["copy_commissioned"]) as copy:
             for event_id, serial in zip(ids, serials, strict=True):
-                copy.write_row((event_id, now, now, gtin14, serial, attrs, "commissioned", 1))
+                copy.write_row((event_id, now, now, item_class, serial, attrs, "commissioned", 1))
         cur.execute(
             _QUERIES["commissioned_item_loops"],
-            {"gtin": gtin14, "ts": now, "serials": serials, "event_ids": ids},
+            {"item_class": item_class, "ts": now, "serials": serials, "event_ids": ids},
         )
 
 
@@ -117,17 +118,17 @@ def batch_items(
     row = conn.execute(_QUERIES["batch"], {"id": batch_id, "brand": brand}).fetchone()
     if row is None:
         return None
-    gtin, fmt, name, deposit = row
+    item_class, fmt, name, deposit = row
     product = {"name": name, "deposit": deposit}
     serials = [r[0] for r in conn.execute(_QUERIES["batch_serials"], {"id": batch_id}).fetchall()]
-    return Batch(batch_id, gtin, fmt, serials), product
+    return Batch(batch_id, item_class, fmt, serials), product
 
 
 def item_product(
-    conn: psycopg.Connection[Any], gtin14: str, serial: str, brand: str | None
+    conn: psycopg.Connection[Any], item_class: str, serial: str, brand: str | None
 ) -> dict[str, Any] | None:
     """A commissioned item's product name and deposit, or None (unknown, another brand's)."""
     row = conn.execute(
-        _QUERIES["item_product"], {"gtin": gtin14, "serial": serial, "brand": brand}
+        _QUERIES["item_product"], {"item_class": item_class, "serial": serial, "brand": brand}
     ).fetchone()
     return None if row is None else {"name": row[0], "deposit": row[1]}

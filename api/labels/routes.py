@@ -248,7 +248,7 @@ def get_label_batch(
     if found is None:
         raise Problem(404, "not-found", f"no label batch {batch_id}")
     batch, product = found
-    labels = labels_for(batch.gtin, batch.serials, product, config.public_base_url)
+    labels = labels_for(batch.item_class, batch.serials, product, config.public_base_url)
     fmt = fmt or LabelFormat(batch.format)
     grid = (columns, rows)
     key = download_key(batch_id, labels, fmt, grid)

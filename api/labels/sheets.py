@@ -56,7 +56,7 @@ class Label:
     """One serialised item's label: the Digital Link URI its QR code carries and the text."""
 
     uri: str  # GS1 Digital Link URI, e.g. http://localhost:8000/01/07038010009990/21/Ab3x
-    gtin: str  # item class: a GTIN-14, or "8003" + a GRAI asset type (schemas.grai)
+    item_class: str  # a GTIN-14, or "8003" + a GRAI asset type (schemas.grai)
     serial: str  # AI (21), or a GRAI's serial; GS1 character set 82
     product: str  # product name
     deposit: int  # øre (minor units of `currency`); 0 = no deposit
@@ -136,7 +136,7 @@ def png_zip(
     box_size: int = PNG_BOX_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> bytes:
-    """Return a zip of one PNG QR code per label, named `{gtin}_{serial}.png`.
+    """Return a zip of one PNG QR code per label, named `{item class}_{serial}.png`.
 
     The serial is percent-encoded in the name, so characters of GS1 set 82 that file systems
     reject (/ " * ? : < >) cannot appear; names that would clash on a case-insensitive file
@@ -213,7 +213,7 @@ def _draw_label(
 
     text_left = qr_left + qr_side + TEXT_GAP
     text_width = left + width - LABEL_PADDING - text_left
-    texts = element_strings(label.gtin, label.serial)
+    texts = element_strings(label.item_class, label.serial)
     deposit = deposit_text(label)
     if deposit is not None:
         texts.append(deposit)
@@ -249,7 +249,7 @@ def _fitted(
 
 
 def _file_name(label: Label, taken: set[str]) -> str:
-    stem = f"{label.gtin}_{quote(label.serial, safe='')}"
+    stem = f"{label.item_class}_{quote(label.serial, safe='')}"
     name, n = f"{stem}.png", 1
     while name.lower() in taken:
         n += 1
@@ -273,7 +273,7 @@ def labels_for(
     return [
         Label(
             uri=build_uri(base_url, item_class, serial),
-            gtin=item_class,
+            item_class=item_class,
             serial=serial,
             product=product["name"],
             deposit=product["deposit"],

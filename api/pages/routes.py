@@ -377,7 +377,7 @@ def print_labels(
     found = batch_items(conn, batch.id, brand)
     assert found is not None  # committed in this transaction a moment ago
     stored, named = found
-    labels = labels_for(stored.gtin, stored.serials, named, config.public_base_url)
+    labels = labels_for(stored.item_class, stored.serials, named, config.public_base_url)
     try:
         pdf = render(labels, LabelFormat.PDF, grid=LAYOUTS[layout])
     except RenderBusy as exc:
@@ -625,7 +625,7 @@ def _products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]
     """The brand's products and GRAI asset types; `item_class` is what the label form
     sends, `gtin` or `grai` what is shown."""
     rows = brand_products(conn, brand)
-    return [{**row, "item_class": row["gtin"], **key_fields(row["gtin"], None)} for row in rows]
+    return [{**row, **key_fields(row["item_class"], None)} for row in rows]
 
 
 def _brand_of(caller: Principal) -> str:

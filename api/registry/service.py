@@ -42,7 +42,7 @@ def find_product(
     conn: psycopg.Connection[Any], gtin14: str, *, brand: str | None
 ) -> dict[str, Any] | None:
     """A product; with `brand`, only that brand's."""
-    return _one(conn, REGISTRY_QUERIES["get_product"], {"gtin": gtin14, "brand": brand})
+    return _one(conn, REGISTRY_QUERIES["get_product"], {"item_class": gtin14, "brand": brand})
 
 
 def products(
@@ -55,14 +55,14 @@ def products(
 
 
 def brand_products(conn: psycopg.Connection[Any], brand: str) -> list[dict[str, Any]]:
-    """A brand's products and GRAI asset types by name: gtin (the item class), name,
-    packaging type and its name, material, reusable, deposit (øre)."""
+    """A brand's products and GRAI asset types by name: item_class, name, packaging type
+    and its name, material, reusable, deposit (øre)."""
     return _all(conn, _QUERIES["brand_products"], {"brand": brand})
 
 
 def product_owner(conn: psycopg.Connection[Any], item_class: str) -> str | None:
     """The brand of a registered product or asset type; None when it is not registered."""
-    row = conn.execute(REGISTRY_QUERIES["product_brand"], {"gtin": item_class}).fetchone()
+    row = conn.execute(REGISTRY_QUERIES["product_brand"], {"item_class": item_class}).fetchone()
     return None if row is None else str(row[0])
 
 
@@ -71,7 +71,7 @@ def declarations(
 ) -> list[dict[str, Any]]:
     """A product's material declarations, newest first; with `brand`, only that brand's
     (none: no such product of it)."""
-    params = {"gtin": gtin14, "brand": brand}
+    params = {"item_class": gtin14, "brand": brand}
     return _all(conn, CIRCULARITY_QUERIES["list_declarations"], params)
 
 

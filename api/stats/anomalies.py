@@ -27,7 +27,7 @@ def duplicate_returns(
     rows = conn.cursor(row_factory=dict_row).execute(_QUERIES["duplicate_returns"], params)
     found = []
     for row in rows:
-        row.update(key_fields(row["gtin"], row["serial"]))
+        row.update(key_fields(row["item_class"], row["serial"]))
         if brand is not None:
             row["device_id"] = row["site_id"] = None
         found.append(row)

@@ -1,7 +1,7 @@
 -- Statistics queries (SPEC §7). They read the rollups, never the raw events.
 
 -- name: return_rates
--- One row per bucket and packaging type; GTINs not (yet) registered as products report
+-- One row per bucket and packaging type; item classes not (yet) registered as products report
 -- under packaging type NULL. Buckets are local to %(tz)s, DST included.
 SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
             ELSE date_trunc(%(unit)s, c.bucket AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s
@@ -12,7 +12,7 @@ SELECT CASE WHEN %(unit)s = 'total' THEN %(from)s::timestamptz
        coalesce(sum(c.qty) FILTER (WHERE c.type = 'rejected'), 0) AS rejected,
        t.weight_g
 FROM event_counts_15m c
-LEFT JOIN products p ON p.gtin = c.gtin
+LEFT JOIN products p ON p.item_class = c.item_class
 LEFT JOIN packaging_types t ON t.id = p.packaging_type_id
 WHERE c.bucket >= %(from)s AND c.bucket < %(to)s
   AND c.type IN ('sold', 'returned', 'rejected')
@@ -35,7 +35,7 @@ WITH per_item AS (
            l.last_type IN ('sold', 'filled')
                AND l.last_ts < now() - make_interval(days => %(loss_after_days)s) AS lost
     FROM item_loops l
-    JOIN products p ON p.gtin = l.gtin
+    JOIN products p ON p.item_class = l.item_class
     WHERE (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
       AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 ), histogram AS (
@@ -112,10 +112,10 @@ WITH per_item AS (
     SELECT m.packaging_type, m.rank, x.days
     FROM middle_minute m
     CROSS JOIN LATERAL (
-        -- By item_trips_length: one index range per GTIN of the packaging type.
+        -- By item_trips_length: one index range per item class of the packaging type.
         SELECT t.days
         FROM products p
-        JOIN item_trips t ON t.gtin = p.gtin
+        JOIN item_trips t ON t.item_class = p.item_class
         WHERE p.packaging_type_id = m.packaging_type
           AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
           AND t.started_at IS NOT NULL
@@ -157,9 +157,9 @@ ORDER BY c.packaging_type
 
 -- name: duplicate_returns
 -- Returns that ended no trip (SPEC §7: possible cloned labels), kept by the ingest.
-SELECT d.event_id, d.gtin, d.serial, d.ts, d.previous_ts, d.device_id, d.site_id
+SELECT d.event_id, d.item_class, d.serial, d.ts, d.previous_ts, d.device_id, d.site_id
 FROM duplicate_returns d
-LEFT JOIN products p ON p.gtin = d.gtin
+LEFT JOIN products p ON p.item_class = d.item_class
 WHERE d.ts >= %(from)s AND d.ts < %(to)s
   AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 ORDER BY d.ts, d.event_id
@@ -234,7 +234,7 @@ WITH hours AS (
            CASE WHEN c.type = 'returned' THEN c.qty ELSE 0 END,
            CASE WHEN c.type = 'rejected' THEN c.qty ELSE 0 END
     FROM event_counts_15m c
-    LEFT JOIN products p ON p.gtin = c.gtin
+    LEFT JOIN products p ON p.item_class = c.item_class
     WHERE c.bucket = ANY (%(quarters)s::timestamptz[])
       AND c.type IN ('sold', 'returned', 'rejected')
       AND (%(packaging_type)s::text IS NULL OR p.packaging_type_id = %(packaging_type)s)
@@ -267,20 +267,20 @@ WHERE h < %(from)s OR h + INTERVAL '1 hour' > %(to)s
 -- the whole months of the window from the month table, its other days from the day
 -- table; %(brand)s limits it to a brand's products.
 WITH counts AS (
-    SELECT gtin, reason, qty FROM reject_counts_monthly
+    SELECT item_class, reason, qty FROM reject_counts_monthly
     WHERE month >= %(first_month)s AND month < %(end_month)s
     UNION ALL
-    SELECT gtin, reason, qty FROM reject_counts_daily
+    SELECT item_class, reason, qty FROM reject_counts_daily
     WHERE day >= %(from_day)s AND day < least(%(first_month)s, %(to_day)s)
     UNION ALL
-    SELECT gtin, reason, qty FROM reject_counts_daily
+    SELECT item_class, reason, qty FROM reject_counts_daily
     WHERE day >= greatest(%(end_month)s, %(from_day)s) AND day < %(to_day)s
-), by_gtin AS (
-    SELECT gtin, reason, sum(qty) AS qty FROM counts GROUP BY 1, 2
+), by_item_class AS (
+    SELECT item_class, reason, sum(qty) AS qty FROM counts GROUP BY 1, 2
 )
 SELECT r.reason, p.packaging_type_id AS packaging_type, sum(r.qty)::bigint AS rejected
-FROM by_gtin r
-LEFT JOIN products p ON p.gtin = r.gtin
+FROM by_item_class r
+LEFT JOIN products p ON p.item_class = r.item_class
 WHERE (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 GROUP BY 1, 2
 ORDER BY 3 DESC, 1, 2 NULLS LAST

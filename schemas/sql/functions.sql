@@ -22,8 +22,8 @@
 -- tests/schemas/test_schema.py checks that schema.sql with this file is what migrate builds.
 --
 -- Locks: callers that change rollups hold the lock slots of schemas.rollups (a batch
--- counting GTINs holds theirs shared; a product change its GTIN's exclusively; a rebuild
--- all of them).
+-- counting item classes holds theirs shared; a product change its item class's
+-- exclusively; a rebuild all of them).
 
 
 -- ---------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ CREATE OR REPLACE FUNCTION rebuild_return_counts_daily() RETURNS void LANGUAGE s
     FROM event_counts_15m c
     CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r
     CROSS JOIN rollup_zone z
-    LEFT JOIN products p ON p.gtin = c.gtin
+    LEFT JOIN products p ON p.item_class = c.item_class
     GROUP BY 1, 2, 3, 4;
     INSERT INTO return_counts_daily (day, packaging_type, brand, sold, returned, rejected)
     SELECT day, packaging_type, brand, sum(sold), sum(returned), sum(rejected)
@@ -72,23 +72,23 @@ CREATE OR REPLACE FUNCTION rebuild_return_counts_hourly() RETURNS void LANGUAGE 
            p.packaging_type_id, p.brand, sum(r.sold), sum(r.returned), sum(r.rejected)
     FROM event_counts_15m c
     CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r
-    LEFT JOIN products p ON p.gtin = c.gtin
+    LEFT JOIN products p ON p.item_class = c.item_class
     GROUP BY 1, 2, 3;
 $$;
 
--- Moves a GTIN's counts from one (packaging type, brand) to another in the hour, day and
--- site-day tables, e.g. when a GTIN seen before it was registered becomes a product.
--- Callers hold the GTIN's lock slot exclusively. Rows left at zero are removed: an hour
+-- Moves an item class's counts from one (packaging type, brand) to another in the hour, day and
+-- site-day tables, e.g. when an item class seen before it was registered becomes a product.
+-- Callers hold the item class's lock slot exclusively. Rows left at zero are removed: an hour
 -- or day without events has no row.
 CREATE OR REPLACE FUNCTION move_return_counts(
-    move_gtin text, old_type text, old_brand text, new_type text, new_brand text
+    move_item_class text, old_type text, old_brand text, new_type text, new_brand text
 ) RETURNS void LANGUAGE sql AS $$
     WITH counts AS (
         SELECT c.site_id, c.bucket, sum(r.sold) AS sold, sum(r.returned) AS returned,
                sum(r.rejected) AS rejected
         FROM event_counts_15m c
         CROSS JOIN LATERAL return_counts_of(c.type, c.qty) r
-        WHERE c.gtin = move_gtin
+        WHERE c.item_class = move_item_class
         GROUP BY 1, 2
     ), delta AS (
         SELECT site_id, bucket, old_type AS packaging_type, old_brand AS brand,
@@ -145,13 +145,13 @@ $$;
 -- the 15-minute rollup). Callers hold all lock slots.
 CREATE OR REPLACE FUNCTION rebuild_reject_counts_daily() RETURNS void LANGUAGE sql AS $$
     TRUNCATE reject_counts_daily, reject_counts_monthly;
-    INSERT INTO reject_counts_daily (day, gtin, reason, qty, events)
-    SELECT (e.ts AT TIME ZONE z.zone)::date, e.gtin, e.reason, sum(e.qty), count(*)
+    INSERT INTO reject_counts_daily (day, item_class, reason, qty, events)
+    SELECT (e.ts AT TIME ZONE z.zone)::date, e.item_class, e.reason, sum(e.qty), count(*)
     FROM events e CROSS JOIN rollup_zone z
     WHERE e.type = 'rejected'
     GROUP BY 1, 2, 3;
-    INSERT INTO reject_counts_monthly (month, gtin, reason, qty, events)
-    SELECT date_trunc('month', day)::date, gtin, reason, sum(qty), sum(events)
+    INSERT INTO reject_counts_monthly (month, item_class, reason, qty, events)
+    SELECT date_trunc('month', day)::date, item_class, reason, sum(qty), sum(events)
     FROM reject_counts_daily
     GROUP BY 1, 2, 3;
 $$;
@@ -161,11 +161,11 @@ $$;
 -- Material flows (docs/materials.md)
 -- ---------------------------------------------------------------------------------------
 
--- The declaration of `gtin` in force at `instant` (NULL: none yet).
-CREATE OR REPLACE FUNCTION declaration_at(of_gtin text, instant timestamptz)
+-- The declaration of `item_class` in force at `instant` (NULL: none yet).
+CREATE OR REPLACE FUNCTION declaration_at(of_item_class text, instant timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE AS $$
     SELECT max(d.declared_from) FROM material_declarations d
-    WHERE d.gtin = of_gtin AND d.declared_from <= instant
+    WHERE d.item_class = of_item_class AND d.declared_from <= instant
 $$;
 
 -- The grams of counts: their measured grams, and their unmeasured qty × the nominal weight
@@ -182,34 +182,34 @@ RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN weight_g IS NULL THEN qty - measured_qty ELSE 0 END;
 
--- Points the counts of `gtin` from `since` on at the declarations then in force (its
+-- Points the counts of `item_class` from `since` on at the declarations then in force (its
 -- grams are taken out and put back by declare_materials, around this).
-CREATE OR REPLACE FUNCTION refile_material_counts(of_gtin text, since timestamptz)
+CREATE OR REPLACE FUNCTION refile_material_counts(of_item_class text, since timestamptz)
 RETURNS void LANGUAGE sql AS $$
     WITH moved AS (
         DELETE FROM material_counts_15m
-        WHERE gtin = of_gtin AND bucket >= since
+        WHERE item_class = of_item_class AND bucket >= since
         RETURNING *
     )
     INSERT INTO material_counts_15m
-        (bucket, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
-    SELECT bucket, gtin, declaration_at(gtin, bucket), type, stream,
+        (bucket, item_class, declared_from, type, stream, qty, measured_g, measured_qty)
+    SELECT bucket, item_class, declaration_at(item_class, bucket), type, stream,
            sum(qty), sum(measured_g), sum(measured_qty)
     FROM moved GROUP BY 1, 2, 3, 4, 5;
 $$;
 
--- Adds `sign` × the grams of `of_gtin` from `since` on, keyed under packaging type
+-- Adds `sign` × the grams of `of_item_class` from `since` on, keyed under packaging type
 -- `keyed_type` and brand `keyed_brand`, to both rollups. With -1 before a change and 1
--- after it, the GTIN's grams follow the change; rows left empty are deleted. Callers hold
--- the GTIN's lock slot exclusively (schemas.rollups), so no batch counts meanwhile.
+-- after it, the item class's grams follow the change; rows left empty are deleted. Callers hold
+-- the item class's lock slot exclusively (schemas.rollups), so no batch counts meanwhile.
 CREATE OR REPLACE FUNCTION file_material_grams(
-    of_gtin text, since timestamptz, sign integer, keyed_type text, keyed_brand text
+    of_item_class text, since timestamptz, sign integer, keyed_type text, keyed_brand text
 ) RETURNS void LANGUAGE sql AS $$
     WITH grams AS (
         SELECT g.bucket, g.material, g.type, g.stream, g.qty, g.grams, g.recycled_g,
                g.renewable_g, g.fibre_g, g.unweighed_qty
         FROM material_grams_15m g
-        WHERE g.gtin = of_gtin AND g.bucket >= since
+        WHERE g.item_class = of_item_class AND g.bucket >= since
     ), by_day AS (
         INSERT INTO material_grams_daily AS r
             (day, packaging_type, brand, material, type, stream, qty, grams, recycled_g,
@@ -254,21 +254,21 @@ CREATE OR REPLACE FUNCTION file_material_grams(
 $$;
 
 -- A product moved to another packaging type or brand takes all its grams along (as
--- move_return_counts does its counts). The caller holds the GTIN's lock slot.
+-- move_return_counts does its counts). The caller holds the item class's lock slot.
 CREATE OR REPLACE FUNCTION move_material_grams(
-    of_gtin text, old_type text, old_brand text, new_type text, new_brand text
+    of_item_class text, old_type text, old_brand text, new_type text, new_brand text
 ) RETURNS void LANGUAGE sql AS $$
-    SELECT file_material_grams(of_gtin, '-infinity', -1, old_type, old_brand);
-    SELECT file_material_grams(of_gtin, '-infinity', 1, new_type, new_brand);
+    SELECT file_material_grams(of_item_class, '-infinity', -1, old_type, old_brand);
+    SELECT file_material_grams(of_item_class, '-infinity', 1, new_type, new_brand);
 $$;
 
--- Records what `gtins` declare now (their packaging type's figures, overridden by their
--- own) from `requested`, or from the next quarter hour when NULL; a GTIN's first
+-- Records what `item_classes` declare now (their packaging type's figures, overridden by their
+-- own) from `requested`, or from the next quarter hour when NULL; an item class's first
 -- declaration starts at -infinity. Declarations from then on that it replaces are
--- dropped, counted events re-filed, and the GTIN's grams from then on taken out of the
+-- dropped, counted events re-filed, and the item class's grams from then on taken out of the
 -- grams rollups under the old declarations and put back under the new ones. Returns the
 -- start it used, NULL if nothing changed.
-CREATE OR REPLACE FUNCTION declare_materials(gtins text[], requested timestamptz)
+CREATE OR REPLACE FUNCTION declare_materials(item_classes text[], requested timestamptz)
 RETURNS timestamptz LANGUAGE plpgsql AS $$
 DECLARE
     product record;
@@ -277,16 +277,16 @@ DECLARE
     used timestamptz;
 BEGIN
     FOR product IN
-        SELECT p.gtin, p.packaging_type_id, p.brand, t.material, t.weight_g,
+        SELECT p.item_class, p.packaging_type_id, p.brand, t.material, t.weight_g,
                coalesce(p.recycled_content_pct, t.recycled_content_pct) AS recycled,
                coalesce(p.renewable_content_pct, t.renewable_content_pct) AS renewable,
                coalesce(p.fibre_based, t.fibre_based) AS fibre
         FROM products p JOIN packaging_types t ON t.id = p.packaging_type_id
-        WHERE p.gtin = ANY (gtins)
-        ORDER BY p.gtin
+        WHERE p.item_class = ANY (item_classes)
+        ORDER BY p.item_class
     LOOP
         SELECT * INTO latest FROM material_declarations d
-        WHERE d.gtin = product.gtin ORDER BY d.declared_from DESC LIMIT 1;
+        WHERE d.item_class = product.item_class ORDER BY d.declared_from DESC LIMIT 1;
         IF NOT FOUND THEN
             since := '-infinity';
         ELSIF requested IS NULL
@@ -302,17 +302,17 @@ BEGIN
                 date_bin('15 minutes', now(), TIMESTAMPTZ '2000-01-01 00:00+00')
                     + interval '15 minutes');
         END IF;
-        PERFORM file_material_grams(product.gtin, since, -1, product.packaging_type_id,
+        PERFORM file_material_grams(product.item_class, since, -1, product.packaging_type_id,
                                     product.brand);
         DELETE FROM material_declarations d
-        WHERE d.gtin = product.gtin AND d.declared_from >= since;
+        WHERE d.item_class = product.item_class AND d.declared_from >= since;
         INSERT INTO material_declarations
-            (gtin, declared_from, material, weight_g, recycled_content_pct,
+            (item_class, declared_from, material, weight_g, recycled_content_pct,
              renewable_content_pct, fibre_based)
-        VALUES (product.gtin, since, product.material, product.weight_g, product.recycled,
+        VALUES (product.item_class, since, product.material, product.weight_g, product.recycled,
                 product.renewable, product.fibre);
-        PERFORM refile_material_counts(product.gtin, since);
-        PERFORM file_material_grams(product.gtin, since, 1, product.packaging_type_id,
+        PERFORM refile_material_counts(product.item_class, since);
+        PERFORM file_material_grams(product.item_class, since, 1, product.packaging_type_id,
                                     product.brand);
         used := since;
     END LOOP;
@@ -351,12 +351,12 @@ $$;
 CREATE OR REPLACE FUNCTION rebuild_material_counts() RETURNS void LANGUAGE sql AS $$
     TRUNCATE material_counts_15m;
     INSERT INTO material_counts_15m
-        (bucket, gtin, declared_from, type, stream, qty, measured_g, measured_qty)
-    SELECT b.bucket, b.gtin, declaration_at(b.gtin, b.bucket), b.type, b.stream,
+        (bucket, item_class, declared_from, type, stream, qty, measured_g, measured_qty)
+    SELECT b.bucket, b.item_class, declaration_at(b.item_class, b.bucket), b.type, b.stream,
            b.qty, b.measured_g, b.measured_qty
     FROM (
         SELECT date_bin('15 minutes', e.ts, TIMESTAMPTZ '2000-01-01 00:00+00') AS bucket,
-               e.gtin, e.type, e.stream, sum(e.qty) AS qty,
+               e.item_class, e.type, e.stream, sum(e.qty) AS qty,
                coalesce(sum(e.weight_g), 0) AS measured_g,
                coalesce(sum(e.qty) FILTER (WHERE e.weight_g IS NOT NULL), 0) AS measured_qty
         FROM events e
@@ -404,16 +404,16 @@ CREATE OR REPLACE FUNCTION count_trip_lengths(
       AND c.bucket = div(v.seconds, u.unit_s) AND c.brand = v.brand AND c.trips = 0;
 $$;
 
--- The trigger products_move_trip_lengths (schema.sql): a product's GTIN filed under another
--- packaging type or brand (or first registered, or removed) takes its trips from the old
--- counts to the new ones. Deferred to the end of the transaction, so that a product change
--- takes its rollup rows in the order a batch does (the return rollups that
--- schemas.rollups.move_counts moves first, these last); the caller holds the GTIN's lock
--- slot (schemas.rollups.lock_products) until then.
+-- The trigger products_move_trip_lengths (schema.sql): a product's item class filed under
+-- another packaging type or brand (or first registered, or removed) takes its trips from
+-- the old counts to the new ones. Deferred to the end of the transaction, so that a
+-- product change takes its rollup rows in the order a batch does (the return rollups that
+-- schemas.rollups.move_counts moves first, these last); the caller holds the item class's
+-- lock slot (schemas.rollups.lock_products) until then.
 CREATE OR REPLACE FUNCTION move_trip_lengths() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'UPDATE' AND (NEW.gtin, NEW.packaging_type_id, NEW.brand)
-                            = (OLD.gtin, OLD.packaging_type_id, OLD.brand) THEN
+    IF TG_OP = 'UPDATE' AND (NEW.item_class, NEW.packaging_type_id, NEW.brand)
+                            = (OLD.item_class, OLD.packaging_type_id, OLD.brand) THEN
         RETURN NULL;
     END IF;
     -- Old and new counts in one call: their rows locked together, in key order.
@@ -421,11 +421,11 @@ BEGIN
                                array_agg(trip_seconds(t.started_at, t.ended_at)),
                                array_agg(k.sign))
     FROM (
-        SELECT OLD.gtin, OLD.packaging_type_id, OLD.brand, -1 WHERE TG_OP <> 'INSERT'
+        SELECT OLD.item_class, OLD.packaging_type_id, OLD.brand, -1 WHERE TG_OP <> 'INSERT'
         UNION ALL
-        SELECT NEW.gtin, NEW.packaging_type_id, NEW.brand, 1 WHERE TG_OP <> 'DELETE'
-    ) AS k (gtin, packaging_type, brand, sign)
-    JOIN item_trips t ON t.gtin = k.gtin AND t.started_at IS NOT NULL;
+        SELECT NEW.item_class, NEW.packaging_type_id, NEW.brand, 1 WHERE TG_OP <> 'DELETE'
+    ) AS k (item_class, packaging_type, brand, sign)
+    JOIN item_trips t ON t.item_class = k.item_class AND t.started_at IS NOT NULL;
     RETURN NULL;
 END
 $$;
@@ -438,7 +438,7 @@ CREATE OR REPLACE FUNCTION rebuild_trip_lengths() RETURNS void LANGUAGE sql AS $
     SELECT 60, p.packaging_type_id, div(l.seconds, 60)::integer, p.brand, count(*),
            sum(l.seconds)
     FROM item_trips t
-    JOIN products p ON p.gtin = t.gtin
+    JOIN products p ON p.item_class = t.item_class
     CROSS JOIN LATERAL (SELECT trip_seconds(t.started_at, t.ended_at) AS seconds) l
     WHERE t.started_at IS NOT NULL
     GROUP BY 2, 3, 4;

@@ -61,10 +61,10 @@ CREATE TABLE packaging_types (
 
 -- A product is an item class: a GTIN-14, or "8003" followed by a GRAI's 14-digit asset
 -- type (schemas/grai.py; registered by PUT /v1/asset-types/{grai}). The two are numbered
--- independently; 18 digits never collide with a GTIN-14. Every `gtin` column below holds
--- such an item class.
+-- independently; 18 digits never collide with a GTIN-14. Every `item_class` column below
+-- holds such an item class.
 CREATE TABLE products (
-    gtin              text PRIMARY KEY CHECK (gtin ~ '^([0-9]{14}|8003[0-9]{14})$'),
+    item_class        text PRIMARY KEY CHECK (item_class ~ '^([0-9]{14}|8003[0-9]{14})$'),
     packaging_type_id text NOT NULL REFERENCES packaging_types (id),
     brand             text NOT NULL CHECK (brand ~ '^[a-z0-9][a-z0-9._-]{0,63}$'),
     name              text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
@@ -155,7 +155,7 @@ CREATE TABLE broker_accounts (
 -- and prints their QR labels; the batch can be downloaded again later.
 CREATE TABLE label_batches (
     id         uuid PRIMARY KEY,
-    gtin       text NOT NULL REFERENCES products (gtin),
+    item_class text NOT NULL REFERENCES products (item_class),
     count      integer NOT NULL CHECK (count > 0),
     format     text NOT NULL CHECK (format IN ('pdf', 'png', 'svg', 'zip')),
     created_by text NOT NULL,
@@ -164,11 +164,11 @@ CREATE TABLE label_batches (
 
 -- One serialised physical package, keyed by (item class, serial).
 CREATE TABLE items (
-    gtin            text NOT NULL CHECK (gtin ~ '^([0-9]{14}|8003[0-9]{14})$'),
+    item_class      text NOT NULL CHECK (item_class ~ '^([0-9]{14}|8003[0-9]{14})$'),
     serial          text NOT NULL CHECK (length(serial) BETWEEN 1 AND 20),
     batch_id        uuid CONSTRAINT items_batch REFERENCES label_batches (id),
     commissioned_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (gtin, serial)
+    PRIMARY KEY (item_class, serial)
 );
 CREATE INDEX items_batch ON items (batch_id, serial) WHERE batch_id IS NOT NULL;
 
@@ -190,7 +190,7 @@ CREATE TABLE events (
     type        text NOT NULL
                 CHECK (type IN ('commissioned', 'filled', 'sold', 'returned', 'rejected',
                                 'sorted', 'washed', 'recycled', 'retired')),
-    gtin        text NOT NULL,
+    item_class  text NOT NULL,
     serial      text,
     qty         integer NOT NULL CHECK (qty BETWEEN 1 AND 1000000),
     seq         bigint,
@@ -208,7 +208,7 @@ ALTER TABLE events
     CHECK ((device_id IS NOT NULL AND site_id IS NOT NULL) OR type = 'commissioned')
     NOT VALID;
 CREATE INDEX events_ts ON events (ts DESC);
-CREATE INDEX events_item ON events (gtin, serial, ts) WHERE serial IS NOT NULL;
+CREATE INDEX events_item ON events (item_class, serial, ts) WHERE serial IS NOT NULL;
 CREATE INDEX events_device ON events (device_id, ts DESC);
 
 -- The idempotency keys: one row per stored event, whatever its `ts`.
@@ -293,16 +293,16 @@ CREATE TABLE rollup_zone (
 -- boundary needs), site, item class and event type: the source the other rollups are
 -- rebuilt from, and what windows not on hours or local days read.
 CREATE TABLE event_counts_15m (
-    bucket  timestamptz NOT NULL,
-    site_id text NOT NULL,
-    gtin    text NOT NULL,
-    type    text NOT NULL,
-    qty     bigint NOT NULL,
-    events  bigint NOT NULL,
-    PRIMARY KEY (bucket, site_id, gtin, type)
+    bucket     timestamptz NOT NULL,
+    site_id    text NOT NULL,
+    item_class text NOT NULL,
+    type       text NOT NULL,
+    qty        bigint NOT NULL,
+    events     bigint NOT NULL,
+    PRIMARY KEY (bucket, site_id, item_class, type)
 );
 -- A product's counts are found by item class when it is registered or re-assigned.
-CREATE INDEX event_counts_15m_gtin ON event_counts_15m (gtin);
+CREATE INDEX event_counts_15m_item_class ON event_counts_15m (item_class);
 
 -- Return counts (return_counts_of in functions.sql says which events count where) per UTC
 -- hour, packaging type and brand. Every zone whose offset is a whole number of hours has
@@ -347,23 +347,23 @@ CREATE TABLE site_return_counts_daily (
 -- by reason" without reading raw events. Keyed by item class, so registering a product
 -- moves nothing; a new rollup zone rebuilds them from the raw rejected events.
 CREATE TABLE reject_counts_daily (
-    day    date NOT NULL,
-    gtin   text NOT NULL,
-    reason text NOT NULL,
-    qty    bigint NOT NULL,
-    events bigint NOT NULL,
-    PRIMARY KEY (day, gtin, reason)
+    day        date NOT NULL,
+    item_class text NOT NULL,
+    reason     text NOT NULL,
+    qty        bigint NOT NULL,
+    events     bigint NOT NULL,
+    PRIMARY KEY (day, item_class, reason)
 );
 
 -- The same by local month (`month` is its first day): a year reads 12 rows per item class
 -- and reason, the days only at a window's ragged ends.
 CREATE TABLE reject_counts_monthly (
-    month  date NOT NULL,
-    gtin   text NOT NULL,
-    reason text NOT NULL,
-    qty    bigint NOT NULL,
-    events bigint NOT NULL,
-    PRIMARY KEY (month, gtin, reason)
+    month      date NOT NULL,
+    item_class text NOT NULL,
+    reason     text NOT NULL,
+    qty        bigint NOT NULL,
+    events     bigint NOT NULL,
+    PRIMARY KEY (month, item_class, reason)
 );
 
 -- Per device and UTC day, for "events today" on the device list.
@@ -385,7 +385,7 @@ CREATE TABLE device_counts_daily (
 
 -- One serialised item: what its events so far add up to.
 CREATE TABLE item_loops (
-    gtin          text NOT NULL,
+    item_class    text NOT NULL,
     serial        text NOT NULL,
     trips         integer NOT NULL DEFAULT 0,
     in_loop       boolean NOT NULL DEFAULT false, -- ever sold or filled
@@ -397,14 +397,14 @@ CREATE TABLE item_loops (
     loop_event_id uuid,
     open_sold     timestamptz, -- first `sold` since the last trip ended
     open_filled   timestamptz, -- first `filled` since the last trip ended
-    PRIMARY KEY (gtin, serial)
+    PRIMARY KEY (item_class, serial)
 );
 
 -- One trip, keyed by the `returned` that ended it; started_at is NULL for a trip with no
 -- `sold` or `filled` seen (an item first scanned at its return).
 CREATE TABLE item_trips (
     end_event_id uuid PRIMARY KEY,
-    gtin         text NOT NULL,
+    item_class   text NOT NULL,
     serial       text NOT NULL,
     started_at   timestamptz,
     ended_at     timestamptz NOT NULL,
@@ -412,23 +412,23 @@ CREATE TABLE item_trips (
     days         double precision
                  GENERATED ALWAYS AS (extract(epoch FROM ended_at - started_at) / 86400) STORED
 );
-CREATE INDEX item_trips_item ON item_trips (gtin, serial);
+CREATE INDEX item_trips_item ON item_trips (item_class, serial);
 -- The trips of one minute of length of an item class, in order of length (the median's
 -- last step, below).
-CREATE INDEX item_trips_length ON item_trips (gtin, (ended_at - started_at))
+CREATE INDEX item_trips_length ON item_trips (item_class, (ended_at - started_at))
 WHERE started_at IS NOT NULL;
 
 -- A `returned` that followed another `returned` of its item: possible cloned label.
 CREATE TABLE duplicate_returns (
     event_id    uuid PRIMARY KEY,
-    gtin        text NOT NULL,
+    item_class  text NOT NULL,
     serial      text NOT NULL,
     ts          timestamptz NOT NULL,
     previous_ts timestamptz NOT NULL,
     device_id   text NOT NULL,
     site_id     text NOT NULL
 );
-CREATE INDEX duplicate_returns_item ON duplicate_returns (gtin, serial);
+CREATE INDEX duplicate_returns_item ON duplicate_returns (item_class, serial);
 CREATE INDEX duplicate_returns_ts ON duplicate_returns (ts);
 
 -- Trips with a start (item_trips.days not NULL) per packaging type and brand, by whole
@@ -463,7 +463,7 @@ FOR EACH ROW EXECUTE FUNCTION move_trip_lengths();
 -- declaration in force at its quarter hour. A product's first declaration starts at
 -- -infinity, so it also covers events from before the product was registered.
 CREATE TABLE material_declarations (
-    gtin                  text NOT NULL,
+    item_class            text NOT NULL,
     declared_from         timestamptz NOT NULL,
     material              text NOT NULL,
     weight_g              numeric(10, 2),
@@ -471,7 +471,7 @@ CREATE TABLE material_declarations (
     renewable_content_pct numeric(5, 2) NOT NULL,
     fibre_based           boolean NOT NULL,
     saved_at              timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (gtin, declared_from),
+    PRIMARY KEY (item_class, declared_from),
     CONSTRAINT material_declarations_content_at_most_whole
         CHECK (recycled_content_pct + renewable_content_pct <= 100)
 );
@@ -512,7 +512,7 @@ CREATE TABLE circularity_targets (
 -- (refile_material_counts).
 CREATE TABLE material_counts_15m (
     bucket        timestamptz NOT NULL,
-    gtin          text NOT NULL,
+    item_class    text NOT NULL,
     declared_from timestamptz,
     type          text NOT NULL CHECK (type IN ('sold', 'returned', 'sorted')),
     stream        text,
@@ -520,23 +520,23 @@ CREATE TABLE material_counts_15m (
     measured_g    double precision NOT NULL,  -- Σ weight_g of the events that carried one
     measured_qty  bigint NOT NULL,            -- Σ qty of those events
     CONSTRAINT material_counts_15m_key
-        UNIQUE NULLS NOT DISTINCT (bucket, gtin, declared_from, type, stream)
+        UNIQUE NULLS NOT DISTINCT (bucket, item_class, declared_from, type, stream)
 );
-CREATE INDEX material_counts_15m_gtin ON material_counts_15m (gtin, bucket);
+CREATE INDEX material_counts_15m_item_class ON material_counts_15m (item_class, bucket);
 
 -- Each quarter hour's counts weighed (material_grams in functions.sql): under the
 -- declaration it was filed under, with its product's packaging type and brand as they
 -- are now (NULL for unregistered item classes).
 CREATE VIEW material_grams_15m AS
-SELECT c.bucket, c.gtin, p.packaging_type_id AS packaging_type, p.brand, d.material, c.type,
+SELECT c.bucket, c.item_class, p.packaging_type_id AS packaging_type, p.brand, d.material, c.type,
        c.stream, c.qty, w.grams,
        coalesce(w.grams * d.recycled_content_pct / 100, 0) AS recycled_g,
        coalesce(w.grams * d.renewable_content_pct / 100, 0) AS renewable_g,
        CASE WHEN d.fibre_based THEN w.grams ELSE 0 END AS fibre_g,
        material_unweighed_qty(c.qty, c.measured_qty, d.weight_g) AS unweighed_qty
 FROM material_counts_15m c
-LEFT JOIN material_declarations d ON d.gtin = c.gtin AND d.declared_from = c.declared_from
-LEFT JOIN products p ON p.gtin = c.gtin
+LEFT JOIN material_declarations d ON d.item_class = c.item_class AND d.declared_from = c.declared_from
+LEFT JOIN products p ON p.item_class = c.item_class
 CROSS JOIN LATERAL (
     SELECT material_grams(c.qty, c.measured_g, c.measured_qty, d.weight_g) AS grams
 ) w;

@@ -34,13 +34,13 @@ def test_a_batch_commissions_unique_unguessable_items_with_their_events(
     assert count(db, "SELECT count(*) FROM items WHERE batch_id = %s", batch.id) == 2500
     events = db.execute(
         "SELECT e.serial, e.type, e.device_id, e.site_id, e.attrs->>'batch_id'"
-        " FROM events e JOIN event_ids i USING (event_id) WHERE e.gtin = %s",
+        " FROM events e JOIN event_ids i USING (event_id) WHERE e.item_class = %s",
         (COLA,),
     ).fetchall()
     assert sorted(e[0] for e in events) == batch.serials
     assert {e[1:] for e in events} == {("commissioned", None, None, str(batch.id))}
     assert db.execute(
-        "SELECT gtin, count, format, created_by FROM label_batches WHERE id = %s", (batch.id,)
+        "SELECT item_class, count, format, created_by FROM label_batches WHERE id = %s", (batch.id,)
     ).fetchone() == (COLA, 2500, "pdf", "test")
 
 
@@ -52,18 +52,18 @@ def test_serials_are_unique_per_gtin_by_the_database(
         first = commission(conn, COLA, 10, "zip", created_by="test")
     batch_id = uuid.uuid4()
     db.execute(
-        "INSERT INTO label_batches (id, gtin, count, format, created_by)"
+        "INSERT INTO label_batches (id, item_class, count, format, created_by)"
         " VALUES (%s, %s, 1, 'pdf', 't')",
         (batch_id, COLA),
     )
     with pytest.raises(psycopg.errors.UniqueViolation):
         db.execute(
-            "INSERT INTO items (gtin, serial, batch_id) VALUES (%s, %s, %s)",
+            "INSERT INTO items (item_class, serial, batch_id) VALUES (%s, %s, %s)",
             (COLA, first.serials[0], batch_id),
         )
     # The same serial is free for another GTIN: uniqueness is per GTIN.
     db.execute(
-        "INSERT INTO items (gtin, serial, batch_id) VALUES (%s, %s, %s)",
+        "INSERT INTO items (item_class, serial, batch_id) VALUES (%s, %s, %s)",
         (GTIN_CRATE.zfill(14), first.serials[0], batch_id),
     )
 

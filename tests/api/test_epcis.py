@@ -207,7 +207,7 @@ def event_list(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stored_rows(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
     return conn.execute(
-        "SELECT event_id, ts, type, gtin, serial, qty, device_id, site_id, reason, stream,"
+        "SELECT event_id, ts, type, item_class, serial, qty, device_id, site_id, reason, stream,"
         " seq, attrs FROM events ORDER BY event_id"
     ).fetchall()
 
@@ -443,7 +443,7 @@ def test_the_standards_example_object_event(
     assert len(set(ids)) == 2
     wait_until(lambda: counters(db)[2] == 2, 30, "the second capture's duplicates")
     rows = db.execute(
-        "SELECT event_id, ts, type, gtin, serial, qty, device_id FROM events ORDER BY serial"
+        "SELECT event_id, ts, type, item_class, serial, qty, device_id FROM events ORDER BY serial"
     ).fetchall()
     when = datetime(2005, 4, 3, 20, 33, 31, 116000, tzinfo=UTC) + timedelta(hours=6)
     assert [row[1:] for row in rows] == [
@@ -614,7 +614,7 @@ def test_a_brand_sees_only_its_own_products_events(
 ) -> None:
     seed_registry(db, ["rvm-1"])  # COLA and CRATE are brand fjord's
     db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name)"
         " VALUES (%s, 'pet-0.5l', 'other', 'Other Cola')",
         (GTIN_OTHER,),
     )
@@ -886,7 +886,7 @@ def test_grai_items_export_as_8003_links_and_come_back_identical(
     # Stored apart from the GTIN item of the same digits: 3 events of asset S1, 2 of the
     # GTIN's S1, the asset type's count and the other asset.
     assert db.execute(
-        "SELECT gtin, serial, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2"
+        "SELECT item_class, serial, count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 2"
     ).fetchall() == [
         (CRATE, "S1", 2),
         (ASSET_CLASS, "7K/Q%2_x", 1),
@@ -985,7 +985,7 @@ def test_a_grai_epc_urn_is_captured_under_its_asset_type(
     assert response.status_code == 202, response.text
     assert (response.json()["success"], len(response.json()["eventIDs"])) == (True, 3)
     wait_until(lambda: count(db, "SELECT count(*) FROM events") == 3, 30, "captured events")
-    assert db.execute("SELECT type, gtin, serial FROM events ORDER BY ts").fetchall() == [
+    assert db.execute("SELECT type, item_class, serial FROM events ORDER BY ts").fetchall() == [
         ("returned", "8003" + asset_type, "B/7"),
         ("washed", "8003" + asset_type, "B/7"),
         ("returned", "8003" + asset_type, "C1"),

@@ -24,8 +24,8 @@ def insert_events(
     for ts, type_, gtin, device in rows:
         event_id = str(uuid.uuid4())
         db.execute(
-            "INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, gtin, qty)"
-            " VALUES (%s, %s, now(), %s, 'shop-1', %s, %s, 1)",
+            "INSERT INTO events (event_id, ts, received_at, device_id, site_id, type, item_class,"
+            " qty) VALUES (%s, %s, now(), %s, 'shop-1', %s, %s, 1)",
             (event_id, ts, device, type_, gtin.zfill(14)),
         )
         ids.append(event_id)
@@ -59,7 +59,7 @@ def test_filters_and_brand_scoping(
     client: TestClient, keys: dict[str, Any], db: psycopg.Connection[Any]
 ) -> None:
     seed_registry(db, ["rvm-1", "rvm-2"])  # both products belong to brand 'fjord'
-    db.execute("UPDATE products SET brand = 'other' WHERE gtin = %s", (GTIN_CRATE.zfill(14),))
+    db.execute("UPDATE products SET brand = 'other' WHERE item_class = %s", (GTIN_CRATE.zfill(14),))
     insert_events(
         db,
         [

@@ -245,7 +245,7 @@ def test_other_options_or_changed_labels_are_rendered_not_served_from_the_cache(
     }
 
     # A renamed product or a new deposit: new labels, never the cached ones.
-    db.execute("UPDATE products SET name = 'Fjord Cola Zero 0.5 l' WHERE gtin = %s", (COLA,))
+    db.execute("UPDATE products SET name = 'Fjord Cola Zero 0.5 l' WHERE item_class = %s", (COLA,))
     renamed = get()
     assert renamed.headers["etag"] != variants[0].headers["etag"]
     assert "Fjord Cola Zero" in page_texts(renamed.content)[0]

@@ -42,7 +42,7 @@ def make_labels(n: int, *, seed: int = 1, deposit: int = 300) -> list[Label]:
     return [
         Label(
             uri=build_uri(BASE_URL, GTIN, serial),
-            gtin=GTIN,
+            item_class=GTIN,
             serial=serial,
             product="Solrik Eplejuice 0,5 l",
             deposit=deposit,
@@ -81,7 +81,7 @@ def test_text_shows_keys_and_a_deposit_line_only_when_there_is_a_deposit() -> No
     labels = [
         Label(
             uri=build_uri(BASE_URL, GTIN, serial),
-            gtin=GTIN,
+            item_class=GTIN,
             serial=serial,
             product=f"Product {i}",
             deposit=deposit,
@@ -105,7 +105,7 @@ def test_text_shows_keys_and_a_deposit_line_only_when_there_is_a_deposit() -> No
 def test_long_product_name_is_cut_and_the_key_stays_whole() -> None:
     name = "Gjenbruksboks for take-away mat, stor, med lokk og et svært langt navn " * 3
     label = make_labels(1)[0]
-    long_label = Label(label.uri, label.gtin, label.serial, name, label.deposit)
+    long_label = Label(label.uri, label.item_class, label.serial, name, label.deposit)
 
     (text,) = page_texts(pdf_sheet([long_label], columns=4, rows=10))
 

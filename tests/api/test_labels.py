@@ -193,7 +193,7 @@ def test_an_asset_qr_code_reads_as_its_grai_link_for_its_brand_only(
     serial = item["serial"]
     url = f"{BASE}/8003/{ASSET_TYPE}{serial}"
     assert item["url"] == url
-    assert count(db, "SELECT count(*) FROM items WHERE gtin = %s", "8003" + ASSET_TYPE) == 1
+    assert count(db, "SELECT count(*) FROM items WHERE item_class = %s", "8003" + ASSET_TYPE) == 1
 
     png = labels_client.get(f"/v1/items/8003/{ASSET_TYPE}{serial}/qr.png", headers=keys["fjord"])
     assert png.status_code == 200, png.text

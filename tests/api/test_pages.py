@@ -42,7 +42,7 @@ BASE = "https://id.example.no"
 def keys(db: psycopg.Connection[Any]) -> dict[str, str]:
     seed_registry(db, ["rvm-1"])
     db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name) VALUES (%s, 'pet-0.5l',"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name) VALUES (%s, 'pet-0.5l',"
         " 'other', %s)",
         (OTHER_GTIN.zfill(14), OTHER_NAME),
     )
@@ -191,7 +191,7 @@ def test_the_label_form_downloads_a_pdf_whose_codes_decode(
     assert "attachment" in answer.headers["content-disposition"]
     (page,) = rendered_pages(answer.content)
     decoded = sorted(zxing_decode(page))
-    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (crate,))]
+    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE item_class = %s", (crate,))]
     assert decoded == sorted(f"{BASE}/01/{crate}/21/{s}" for s in serials)
     assert len(decoded) == 10
     # Another brand's product cannot be labelled from this portal.
@@ -228,7 +228,10 @@ def test_the_portal_lists_and_labels_grai_asset_types(
     )
     assert answer.status_code == 200, answer.text
     serials = [
-        r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", ("8003" + asset_type,))
+        r[0]
+        for r in db.execute(
+            "SELECT serial FROM items WHERE item_class = %s", ("8003" + asset_type,)
+        )
     ]
     (page,) = rendered_pages(answer.content)
     assert sorted(zxing_decode(page)) == sorted(f"{BASE}/8003/{asset_type}{s}" for s in serials)

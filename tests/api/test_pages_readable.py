@@ -51,7 +51,7 @@ def seed_scenario(db: psycopg.Connection[Any]) -> dict[str, Any]:
         " VALUES ('can-0.33l', 'Can 0.33 l', 'aluminium', 200, 13)"
     )
     db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name)"
         " VALUES (%s, 'can-0.33l', 'other', 'Other Can')",
         (GTIN_CAN.zfill(14),),
     )
@@ -69,7 +69,7 @@ def seed_scenario(db: psycopg.Connection[Any]) -> dict[str, Any]:
     ]
     store(db, "rvm-1", events)
     db.execute(
-        "INSERT INTO items (gtin, serial, commissioned_at) VALUES (%s, 'K1', %s)",
+        "INSERT INTO items (item_class, serial, commissioned_at) VALUES (%s, 'K1', %s)",
         (GTIN_CRATE.zfill(14), COMMISSIONED_AT),
     )
     latest = start + timedelta(seconds=len(plan) - 1)

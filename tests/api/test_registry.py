@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from schemas.rollups import LOCK_CLASS, gtin_slot
+from schemas.rollups import LOCK_CLASS, item_class_slot
 from tests.api.problem_assertions import assert_problem
 from tests.conftest import wait_until
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, seed_registry, with_check_digit
@@ -161,7 +161,7 @@ def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
     gtin = GTIN_COLA.zfill(14)
     body = {"packaging_type": "crate-24", "brand": "fjord", "name": "Moved"}
     with psycopg.connect(db_url) as other:
-        other.execute("SELECT 1 FROM products WHERE gtin = %s FOR UPDATE", (gtin,))
+        other.execute("SELECT 1 FROM products WHERE item_class = %s FOR UPDATE", (gtin,))
         with ThreadPoolExecutor(1) as pool:
             put = pool.submit(
                 client.put, f"/v1/products/{gtin}", json=body, headers=keys["operator"]
@@ -182,12 +182,14 @@ def test_a_put_rolled_back_by_a_deadlock_answers_503_and_changes_nothing(
             )
             # …and this transaction now waits for the slot: a deadlock, which PostgreSQL
             # breaks by aborting the PUT (it has waited longest).
-            other.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, gtin_slot(gtin)))
+            other.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_CLASS, item_class_slot(gtin))
+            )
             response = put.result(30)
         other.rollback()
     assert_problem(response, 503, "send it again")
     assert response.headers["Retry-After"] == "1"
-    row = db.execute("SELECT packaging_type_id, name FROM products WHERE gtin = %s", (gtin,))
+    row = db.execute("SELECT packaging_type_id, name FROM products WHERE item_class = %s", (gtin,))
     assert row.fetchone() == ("pet-0.5l", "Fjord Cola 0.5 l")
 
 
@@ -214,7 +216,9 @@ def test_an_asset_type_put_is_an_upsert_beside_the_product_of_the_same_digits(
     assert again.status_code == 200, again.text
     got = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["fjord"])
     assert got.status_code == 200 and got.json() == {"grai": ASSET_TYPE, **renamed, **INHERITED}
-    assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + ASSET_TYPE) == 1
+    assert (
+        count(db, "SELECT count(*) FROM products WHERE item_class = %s", "8003" + ASSET_TYPE) == 1
+    )
     # The product 'Crate' under the same 14 digits is another record, left as it was.
     product = client.get(f"/v1/products/{ASSET_TYPE}", headers=keys["fjord"]).json()
     assert (product["name"], product["packaging_type"]) == ("Crate", "crate-24")
@@ -227,7 +231,8 @@ def test_an_asset_type_put_is_an_upsert_beside_the_product_of_the_same_digits(
         "unknown packaging type 'nope'",
     )  # fmt: skip
     assert (
-        count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + OTHER_ASSET_TYPE) == 0
+        count(db, "SELECT count(*) FROM products WHERE item_class = %s", "8003" + OTHER_ASSET_TYPE)
+        == 0
     )
 
 
@@ -259,7 +264,7 @@ def test_an_invalid_asset_type_is_422_with_the_reason(
     ]:
         assert_problem(response, 422, reason)
         assert response.json()["type"] == "/problems/invalid-grai"
-    assert count(db, "SELECT count(*) FROM products WHERE length(gtin) = 18") == 0
+    assert count(db, "SELECT count(*) FROM products WHERE length(item_class) = 18") == 0
 
 
 def test_a_brand_registers_and_sees_only_its_own_asset_types(
@@ -291,7 +296,7 @@ def test_a_brand_registers_and_sees_only_its_own_asset_types(
         403,
         f"grai {ASSET_TYPE} belongs to another brand",
     )
-    assert count(db, "SELECT count(*) FROM products WHERE gtin = %s", "8003" + third) == 0
+    assert count(db, "SELECT count(*) FROM products WHERE item_class = %s", "8003" + third) == 0
     kept = client.get(f"/v1/asset-types/{ASSET_TYPE}", headers=keys["operator"]).json()
     assert kept == {"grai": ASSET_TYPE, **POOL_CRATE, **INHERITED}
 

@@ -43,7 +43,7 @@ def add_events(db: psycopg.Connection[Any], gtin14: str, serial: str, kinds: lis
 
 
 def commission(db: psycopg.Connection[Any], gtin14: str, serial: str) -> None:
-    db.execute("INSERT INTO items (gtin, serial) VALUES (%s, %s)", (gtin14, serial))
+    db.execute("INSERT INTO items (item_class, serial) VALUES (%s, %s)", (gtin14, serial))
 
 
 def path_of(uri: str) -> str:
@@ -257,7 +257,8 @@ def test_the_page_escapes_what_brands_typed(
 ) -> None:
     seed_registry(db, ["rvm-1"])
     db.execute(
-        "UPDATE products SET name = %s WHERE gtin = %s", ("<script>alert('x')</script> & Co", COLA)
+        "UPDATE products SET name = %s WHERE item_class = %s",
+        ("<script>alert('x')</script> & Co", COLA),
     )
     db.execute("UPDATE packaging_types SET name = '<b>PET</b>' WHERE id = 'pet-0.5l'")
     commission(db, COLA, "B-1")

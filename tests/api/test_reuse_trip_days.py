@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from schemas.migrations import migrate
 from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry, with_check_digit
+from tests.older_schema import before_item_class
 from tests.storing import store
 
 T0 = datetime(2026, 1, 5, 8, tzinfo=UTC)
@@ -105,7 +106,7 @@ def assert_percentile_cont(db: psycopg.Connection[Any], row: dict[str, Any]) -> 
     query that read them all before), and the mean their average."""
     mean, median = db.execute(
         "SELECT avg(t.days), percentile_cont(0.5) WITHIN GROUP (ORDER BY t.days)"
-        " FROM item_trips t JOIN products p ON p.gtin = t.gtin"
+        " FROM item_trips t JOIN products p ON p.item_class = t.item_class"
         " WHERE p.packaging_type_id = %s",
         (row["packaging_type"],),
     ).fetchone() or (None, None)
@@ -120,7 +121,8 @@ def assert_trip_counts(db: psycopg.Connection[Any]) -> None:
     expected: dict[tuple[str, int, int, str], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for packaging, brand, started, ended in db.execute(
         "SELECT p.packaging_type_id, p.brand, t.started_at, t.ended_at"
-        " FROM item_trips t JOIN products p ON p.gtin = t.gtin WHERE t.started_at IS NOT NULL"
+        " FROM item_trips t JOIN products p ON p.item_class = t.item_class"
+        " WHERE t.started_at IS NOT NULL"
     ):
         length = ended - started
         for unit in (DAY, HOUR, MINUTE):
@@ -330,13 +332,15 @@ def test_migration_counts_the_trips_stored_before_it(
     counts = db.execute(query).fetchall()
     assert counts
 
-    # A database from before migration 0017, with the same trips.
+    # A database from before migration 0017, with the same trips (and the columns named
+    # as before 0021).
+    before_item_class(db)
     db.execute(
         "DROP TABLE trip_length_counts; DROP INDEX item_trips_length;"
         " DROP FUNCTION move_trip_lengths CASCADE;"
         " DROP FUNCTION count_trip_lengths, rebuild_trip_lengths, trip_seconds;"
         " DELETE FROM schema_migrations WHERE version = '0017_trip_day_counts'"
     )
-    assert migrate(db_url) == ["0017_trip_day_counts"]
+    assert migrate(db_url) == ["0017_trip_day_counts", "0021_item_class"]
     assert db.execute(query).fetchall() == counts
     assert_trip_counts(db)

@@ -43,7 +43,7 @@ def test_seed_example_file_twice_is_idempotent(db: psycopg.Connection[Any], db_u
     )
     assert count(db, "SELECT count(*) FROM products") == 6  # the GRAI asset type among them
     # GTIN-13 in the file is stored as 14 digits.
-    assert count(db, "SELECT count(*) FROM products WHERE gtin = '07038010001239'") == 1
+    assert count(db, "SELECT count(*) FROM products WHERE item_class = '07038010001239'") == 1
 
 
 def test_seed_rejects_a_bad_gtin_without_writing(

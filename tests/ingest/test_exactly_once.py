@@ -84,7 +84,7 @@ def test_single_and_batched_payloads_are_stored_exactly_once(
     sold = sum(1 for e in singles if e["type"] == "sold")
     rollup = dict(
         db.execute(
-            "SELECT gtin || ':' || type, sum(qty)::int FROM event_counts_15m GROUP BY 1"
+            "SELECT item_class || ':' || type, sum(qty)::int FROM event_counts_15m GROUP BY 1"
         ).fetchall()
     )
     assert rollup == {

@@ -26,6 +26,7 @@ from tests.factories import (
     scans,
     seed_registry,
 )
+from tests.older_schema import before_item_class
 from tests.storing import store, store_as_worker
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
@@ -204,7 +205,7 @@ def test_migration_rebuilds_the_aggregates_the_ingest_keeps(
     for batch in in_batches(rng, [e for events in histories(rng, 40).values() for e in events]):
         store(db, "rvm-1", batch)
     tables = {
-        "item_loops": "SELECT * FROM item_loops ORDER BY gtin, serial",
+        "item_loops": "SELECT * FROM item_loops ORDER BY item_class, serial",
         "item_trips": "SELECT * FROM item_trips ORDER BY end_event_id",
         "duplicate_returns": "SELECT * FROM duplicate_returns ORDER BY event_id",
     }
@@ -212,7 +213,9 @@ def test_migration_rebuilds_the_aggregates_the_ingest_keeps(
     assert kept["item_trips"] and kept["duplicate_returns"]
 
     # A database from before migration 0010, with the same events: it has 0003's
-    # loop_events view, which 0010 builds the aggregates from and 0020 drops.
+    # loop_events view, which 0010 builds the aggregates from and 0020 drops, and its
+    # columns are named as before 0021.
+    before_item_class(db)
     (view,) = (m.sql for m in load_migrations() if m.version == "0003_loop_events")
     db.execute(view.encode())
     db.execute("DROP TABLE item_loops, item_trips, duplicate_returns")
@@ -220,5 +223,5 @@ def test_migration_rebuilds_the_aggregates_the_ingest_keeps(
         "DELETE FROM schema_migrations"
         " WHERE version IN ('0010_item_loops', '0020_drop_loop_events')"
     )
-    assert migrate(db_url) == ["0010_item_loops", "0020_drop_loop_events"]
+    assert migrate(db_url) == ["0010_item_loops", "0020_drop_loop_events", "0021_item_class"]
     assert {name: db.execute(query).fetchall() for name, query in tables.items()} == kept

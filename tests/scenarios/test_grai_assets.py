@@ -184,7 +184,7 @@ def test_the_cli_prints_grai_labels_and_refuses_a_bad_asset_type(
     run = looptrack("--grai", ASSET_TYPE, "--count", "12", "-o", str(sheet))
     assert run.returncode == 0, run.stderr
     assert f"12 items of asset type {ASSET_TYPE}" in run.stdout
-    serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s",
+    serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE item_class = %s",
                                          ("8003" + ASSET_TYPE,))}  # fmt: skip
     (page,) = rendered_pages(sheet.read_bytes())
     assert sorted(zxing_decode(page)) == sorted(f"{BASE}/8003/{ASSET_TYPE}{s}" for s in serials)

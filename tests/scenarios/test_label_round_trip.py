@@ -70,7 +70,8 @@ def test_printed_labels_lead_to_their_items_and_credit_them_when_returned(
         wait_until(
             lambda: count(
                 db,
-                "SELECT count(*) FROM events WHERE gtin = %s AND serial = %s AND type = 'returned'",
+                "SELECT count(*) FROM events"
+                " WHERE item_class = %s AND serial = %s AND type = 'returned'",
                 CRATE,
                 serial,
             ),
@@ -95,11 +96,13 @@ def test_the_cli_prints_ten_thousand_unique_labels(
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "10000 items of" in run.stdout and "commissioning" in run.stdout
-    assert count(db, "SELECT count(DISTINCT serial) FROM items WHERE gtin = %s", CRATE) == 10_000
+    assert (
+        count(db, "SELECT count(DISTINCT serial) FROM items WHERE item_class = %s", CRATE) == 10_000
+    )
     pages = rendered_pages(sheet.read_bytes())
     assert len(pages) == 10_000 // 40  # 4 x 10 per page
     # The first and the last page read back to serials commissioned in the database.
-    serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (CRATE,))}
+    serials = {r[0] for r in db.execute("SELECT serial FROM items WHERE item_class = %s", (CRATE,))}
     for page in (pages[0], pages[-1]):
         for uri in zxing_decode(page):
             assert uri.startswith(f"{BASE}/01/{CRATE}/21/")

@@ -42,7 +42,7 @@ def test_minimal_event() -> None:
     assert parsed.event_id == uuid.UUID(obj["event_id"])
     assert parsed.ts == datetime(2025, 6, 1, 11, 59, tzinfo=UTC)
     assert parsed.type is EventType.RETURNED
-    assert parsed.gtin == GTIN14
+    assert parsed.item_class == GTIN14
     assert (parsed.serial, parsed.code, parsed.qty, parsed.seq) == (None, None, 1, None)
     assert (parsed.reason, parsed.stream, parsed.attrs, parsed.device_id) == (None,) * 4
 
@@ -77,7 +77,7 @@ def test_all_event_types() -> None:
 
 @pytest.mark.parametrize("gtin", ["96385074", "036000291452", "4006381333931", "09506000134352"])
 def test_gtin_is_stored_with_14_digits(gtin: str) -> None:
-    assert valid(event(gtin=gtin)).gtin == gtin.zfill(14)
+    assert valid(event(gtin=gtin)).item_class == gtin.zfill(14)
 
 
 def test_bad_gtin() -> None:
@@ -262,12 +262,12 @@ def test_serial() -> None:
 def test_code_fills_gtin_and_serial() -> None:
     code = "https://example.com/01/04006381333931/21/AB%2F12?linkType=all"
     parsed = valid(without(event(code=code), "gtin"))
-    assert (parsed.gtin, parsed.serial, parsed.code) == (GTIN14, "AB/12", code)
+    assert (parsed.item_class, parsed.serial, parsed.code) == (GTIN14, "AB/12", code)
 
 
 def test_code_with_bare_gtin() -> None:
     parsed = valid(without(event(code="96385074"), "gtin"))
-    assert (parsed.gtin, parsed.serial) == ("00000096385074", None)
+    assert (parsed.item_class, parsed.serial) == ("00000096385074", None)
 
 
 def test_dump_validates_again() -> None:

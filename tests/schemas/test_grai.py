@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from schemas.dead_letters import DeadLetterReason
 from schemas.digital_link import InvalidCode, build_uri, element_strings, parse_code
 from schemas.events import Event, validation_context
-from schemas.grai import InvalidGrai, parse_grai
+from schemas.grai import InvalidGrai, key_fields, parse_grai
 from schemas.messages import parse_message
+from tests.conftest import ROOT
 from tests.schemas.payloads import DEVICE, NOW, encode, event, without
 
 
@@ -104,17 +105,17 @@ def error_types(obj: dict[str, Any]) -> list[str]:
 
 def test_event_by_grai_field() -> None:
     parsed = valid(without(event(grai=ASSET + "C42"), "gtin"))
-    assert (parsed.gtin, parsed.serial, parsed.qty) == (CRATE_CLASS, "C42", 1)
+    assert (parsed.item_class, parsed.serial, parsed.qty) == (CRATE_CLASS, "C42", 1)
 
 
 def test_event_by_grai_code() -> None:
     parsed = valid(without(event(code=f"https://id.example.no/8003/{ASSET}C42"), "gtin"))
-    assert (parsed.gtin, parsed.serial) == (CRATE_CLASS, "C42")
+    assert (parsed.item_class, parsed.serial) == (CRATE_CLASS, "C42")
 
 
 def test_unserialised_grai_may_count_several() -> None:
     parsed = valid(without(event(type="sold", grai=ASSET, qty=40), "gtin"))
-    assert (parsed.gtin, parsed.serial, parsed.qty) == (CRATE_CLASS, None, 40)
+    assert (parsed.item_class, parsed.serial, parsed.qty) == (CRATE_CLASS, None, 40)
 
 
 def test_serialised_grai_counts_one() -> None:
@@ -145,3 +146,37 @@ def test_bad_grai_is_dead_lettered_as_invalid_grai() -> None:
     assert rejected.reason is DeadLetterReason.INVALID_GRAI
     assert rejected.batch_index == 1
     assert "check digit should be" in rejected.detail
+
+
+def test_key_fields_show_a_gtin_as_it_is_and_an_asset_as_its_whole_grai() -> None:
+    gtin14 = "07038010001239"
+    assert key_fields(gtin14, "S1") == {"gtin": gtin14, "grai": None}
+    assert key_fields(gtin14, None) == {"gtin": gtin14, "grai": None}
+    assert key_fields(CRATE_CLASS, "C42") == {"gtin": None, "grai": ASSET + "C42"}
+    assert key_fields(CRATE_CLASS, None) == {"gtin": None, "grai": ASSET}
+
+
+def test_key_fields_is_the_one_place_an_item_class_becomes_gtin_or_grai() -> None:
+    # Whatever shows items (api/, the command line, devices/) goes through key_fields
+    # rather than taking an item class apart itself; Digital Link addresses and element
+    # strings (schemas/digital_link.py) are encodings of their own.
+    spelled_out = [
+        str(path.relative_to(ROOT))
+        for folder in ("api", "devices", "ingest", "looptrack")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "asset_type_of(" in path.read_text("utf-8")
+    ]
+    assert spelled_out == []
+
+
+def test_an_event_keeps_gtin_on_the_wire_and_item_class_in_python() -> None:
+    parsed = valid(without(event(grai=ASSET + "C42"), "gtin"))
+    assert parsed.item_class == CRATE_CLASS
+    dumped = parsed.model_dump(mode="json")
+    assert dumped["gtin"] == CRATE_CLASS and "item_class" not in dumped
+    assert valid(dumped) == parsed.model_copy(update={"grai": None})
+    # The Python name is not a wire field.
+    assert error_types({**without(event(), "gtin"), "item_class": CRATE_CLASS}) == [
+        "missing",
+        "extra_forbidden",
+    ]

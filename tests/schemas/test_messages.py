@@ -32,7 +32,7 @@ def test_single_event() -> None:
     obj = event(serial="S1", seq=3)
     result = parse(encode(obj))
     assert result.rejected == []
-    assert [(e.gtin, e.serial, e.seq) for e in result.events] == [(GTIN14, "S1", 3)]
+    assert [(e.item_class, e.serial, e.seq) for e in result.events] == [(GTIN14, "S1", 3)]
 
 
 def test_batch_keeps_payload_order() -> None:

@@ -16,7 +16,8 @@ from psycopg.conninfo import make_conninfo
 
 from schemas.migrations import load_migrations, migrate
 from tests.conftest import PG_SERVER, ROOT, create_database, drop_database
-from tests.factories import GTIN_COLA, GTIN_CRATE, event, seed_registry
+from tests.factories import GTIN_COLA, GTIN_CRATE, event, register_asset_type, seed_registry
+from tests.older_schema import before_item_class
 from tests.storing import store
 
 EXPECTED_COLUMNS = {
@@ -35,7 +36,7 @@ EXPECTED_COLUMNS = {
         "updated_at",
     },
     "products": {
-        "gtin",
+        "item_class",
         "packaging_type_id",
         "brand",
         "name",
@@ -49,7 +50,7 @@ EXPECTED_COLUMNS = {
     "devices": {"id", "site_id", "kind", "created_at", "updated_at"},
     "device_state": {"device_id", "last_seen", "online", "status_at", "max_seq"},
     "seq_gaps": {"device_id", "gap_from", "gap_to", "detected_at"},
-    "items": {"gtin", "serial", "batch_id", "commissioned_at"},
+    "items": {"item_class", "serial", "batch_id", "commissioned_at"},
     "events": {
         "event_id",
         "ts",
@@ -57,7 +58,7 @@ EXPECTED_COLUMNS = {
         "device_id",
         "site_id",
         "type",
-        "gtin",
+        "item_class",
         "serial",
         "qty",
         "seq",
@@ -67,7 +68,7 @@ EXPECTED_COLUMNS = {
         "attrs",
     },
     "event_ids": {"event_id", "ts"},
-    "event_counts_15m": {"bucket", "site_id", "gtin", "type", "qty", "events"},
+    "event_counts_15m": {"bucket", "site_id", "item_class", "type", "qty", "events"},
     "device_counts_daily": {"day", "device_id", "events"},
     "dead_letters": {
         "id",
@@ -92,7 +93,7 @@ EXPECTED_COLUMNS = {
     },
     "schema_migrations": {"version", "applied_at"},
     "item_loops": {
-        "gtin",
+        "item_class",
         "serial",
         "trips",
         "in_loop",
@@ -105,19 +106,19 @@ EXPECTED_COLUMNS = {
         "open_sold",
         "open_filled",
     },
-    "item_trips": {"end_event_id", "gtin", "serial", "started_at", "ended_at", "days"},
+    "item_trips": {"end_event_id", "item_class", "serial", "started_at", "ended_at", "days"},
     "trip_length_counts": {"packaging_type", "brand", "unit_s", "bucket", "trips", "length_s"},
     "duplicate_returns": {
         "event_id",
-        "gtin",
+        "item_class",
         "serial",
         "ts",
         "previous_ts",
         "device_id",
         "site_id",
     },
-    "reject_counts_daily": {"day", "gtin", "reason", "qty", "events"},
-    "reject_counts_monthly": {"month", "gtin", "reason", "qty", "events"},
+    "reject_counts_daily": {"day", "item_class", "reason", "qty", "events"},
+    "reject_counts_monthly": {"month", "item_class", "reason", "qty", "events"},
     "rollup_zone": {"only_row", "zone"},
     "return_counts_daily": {"day", "packaging_type", "brand", "sold", "returned", "rejected"},
     "return_counts_hourly": {"hour", "packaging_type", "brand", "sold", "returned", "rejected"},
@@ -130,7 +131,7 @@ EXPECTED_COLUMNS = {
         "returned",
         "rejected",
     },
-    "label_batches": {"id", "gtin", "count", "format", "created_by", "created_at"},
+    "label_batches": {"id", "item_class", "count", "format", "created_by", "created_at"},
     "broker_accounts": {
         "username",
         "role",
@@ -152,7 +153,7 @@ EXPECTED_COLUMNS = {
         "last_used_at",
     },
     "material_declarations": {
-        "gtin",
+        "item_class",
         "declared_from",
         "material",
         "weight_g",
@@ -176,7 +177,7 @@ EXPECTED_COLUMNS = {
     },
     "material_counts_15m": {
         "bucket",
-        "gtin",
+        "item_class",
         "declared_from",
         "type",
         "stream",
@@ -186,7 +187,7 @@ EXPECTED_COLUMNS = {
     },
     "material_grams_15m": {
         "bucket",
-        "gtin",
+        "item_class",
         "packaging_type",
         "brand",
         "material",
@@ -238,7 +239,7 @@ ALL_MIGRATIONS = (
     "0009_ingest_received, 0010_item_loops, 0011_reject_counts, 0012_grai_item_classes, "
     "0013_bounded_dead_letters, 0014_material_flows, 0015_material_grams, 0016_retention, "
     "0017_trip_day_counts, 0018_page_sessions, 0019_api_key_lifecycle, "
-    "0020_drop_loop_events"
+    "0020_drop_loop_events, 0021_item_class"
 )
 
 
@@ -345,7 +346,8 @@ def test_grai_migration_keeps_the_data_and_admits_grai_keys(
     tables = ["products", "items", "events", "item_loops", "item_trips", "event_counts_15m"]
     before = {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
 
-    # The database as it was before 0012: GTIN-14 keys only.
+    # The database as it was before 0012: GTIN-14 keys only, in columns named gtin.
+    before_item_class(db)
     for table in ("products", "items"):
         db.execute(
             f"ALTER TABLE {table} DROP CONSTRAINT {table}_gtin_check,"
@@ -357,13 +359,74 @@ def test_grai_migration_keeps_the_data_and_admits_grai_keys(
     with pytest.raises(psycopg.errors.CheckViolation):
         db.execute(insert, grai_row)
 
-    assert migrate(db_url) == ["0012_grai_item_classes"]
+    assert migrate(db_url) == ["0012_grai_item_classes", "0021_item_class"]
     assert {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables} == before
-    db.execute(insert, grai_row)
-    db.execute("INSERT INTO items (gtin, serial) VALUES (%s, 'C1')", (grai_row[0],))
+    db.execute(insert.replace("gtin", "item_class"), grai_row)
+    db.execute("INSERT INTO items (item_class, serial) VALUES (%s, 'C1')", (grai_row[0],))
     for bad in ("8003" + crate[:13], "9003" + crate, crate + "1"):
         with pytest.raises(psycopg.errors.CheckViolation):
-            db.execute("INSERT INTO items (gtin, serial) VALUES (%s, 'X')", (bad,))
+            db.execute("INSERT INTO items (item_class, serial) VALUES (%s, 'X')", (bad,))
+
+
+ITEM_CLASS_TABLES = [
+    "products", "label_batches", "items", "events", "event_counts_15m", "reject_counts_daily",
+    "reject_counts_monthly", "item_loops", "item_trips", "duplicate_returns",
+    "material_declarations", "material_counts_15m", "material_grams_15m",
+]  # fmt: skip
+
+
+def test_item_class_migration_keeps_the_data_under_the_new_names(
+    db: psycopg.Connection[Any], db_url: str
+) -> None:
+    seed_registry(db, ["rvm-1"])
+    crate = GTIN_CRATE.zfill(14)
+    asset = "8003" + crate
+    register_asset_type(db, crate)
+    batch = uuid.uuid4()
+    db.execute(
+        "INSERT INTO label_batches (id, item_class, count, format, created_by)"
+        " VALUES (%s, %s, 1, 'pdf', 'test')",
+        (batch, asset),
+    )
+    db.execute(
+        "INSERT INTO items (item_class, serial, batch_id) VALUES (%s, 'C1', %s)", (asset, batch)
+    )
+    returns = [event(kind, gtin=crate, serial="C1") for kind in ("sold", "returned", "returned")]
+    store(db, "rvm-1", returns)
+    by_grai = {key: value for key, value in event("returned").items() if key != "gtin"}
+    store(db, "rvm-1", [{**by_grai, "grai": crate + "C1"}])
+    store(
+        db,
+        "rvm-1",
+        [
+            event("sold", gtin=GTIN_COLA, qty=24),
+            event("rejected", gtin=GTIN_COLA, reason="damaged"),
+        ],
+    )
+    db.execute("SELECT declare_materials(ARRAY[%s], NULL)", (GTIN_COLA.zfill(14),))
+    rows = {
+        t: db.execute(f"SELECT r::text FROM {t} r ORDER BY 1").fetchall() for t in ITEM_CLASS_TABLES
+    }
+    assert all(rows.values()), [t for t, found in rows.items() if not found]
+
+    # The database at 0020: the same rows, in columns named gtin.
+    before_item_class(db)
+    assert "item_class" not in str(columns(db_url))
+    assert migrate(db_url) == ["0021_item_class"]
+    after = columns(db_url)
+    for table in ITEM_CLASS_TABLES:
+        assert "item_class" in after[table] and "gtin" not in after[table], table
+    assert {
+        t: db.execute(f"SELECT r::text FROM {t} r ORDER BY 1").fetchall() for t in ITEM_CLASS_TABLES
+    } == rows
+    # What reads and keeps them works on the renamed columns: a product moved takes its
+    # counts along, and the next batch counts into the same rows.
+    db.execute("UPDATE products SET brand = 'other' WHERE item_class = %s", (asset,))
+    store(db, "rvm-1", [event("sold", gtin=GTIN_COLA, qty=1)])
+    assert db.execute(
+        "SELECT sum(qty) FROM event_counts_15m WHERE item_class = %s AND type = 'sold'",
+        (GTIN_COLA.zfill(14),),
+    ).fetchone() == (25,)
 
 
 def test_bounded_dead_letters_migration_backfills_and_cuts_oversized_payloads(

@@ -49,7 +49,7 @@ def publish_scenario(
     """Two brands' bottles and crates through the real worker; returns what was sent,
     counted as it is generated: (type, gtin) → events."""
     db.execute(
-        "INSERT INTO products (gtin, packaging_type_id, brand, name)"
+        "INSERT INTO products (item_class, packaging_type_id, brand, name)"
         " VALUES (%s, 'pet-0.5l', 'other', %s)",
         (OTHER_GTIN, OTHER_NAME),
     )
@@ -154,7 +154,7 @@ def test_operator_and_brand_read_the_scenario_in_a_browser(
         page.get_by_role("button", name="Download PDF").click()
     pdf = Path(info.value.path()).read_bytes()
     (sheet,) = rendered_pages(pdf)
-    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE gtin = %s", (crate,))]
+    serials = [r[0] for r in db.execute("SELECT serial FROM items WHERE item_class = %s", (crate,))]
     assert len(serials) == 8
     decoded = zxing_decode(sheet)
     assert sorted(urlsplit(uri).path for uri in decoded) == sorted(

@@ -42,7 +42,7 @@ SELECT CASE WHEN isfinite(d.declared_from) THEN d.declared_from END AS declared_
        d.material, d.weight_g, d.recycled_content_pct,
        d.renewable_content_pct, d.fibre_based, d.saved_at
 FROM material_declarations d
-JOIN products p ON p.gtin = d.gtin
-WHERE d.gtin = %(gtin)s AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
+JOIN products p ON p.item_class = d.item_class
+WHERE d.item_class = %(item_class)s AND (%(brand)s::text IS NULL OR p.brand = %(brand)s)
 ORDER BY d.declared_from DESC
 LIMIT 1000

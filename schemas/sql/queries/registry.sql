@@ -16,18 +16,18 @@ RETURNING (xmax = 0) AS inserted
 
 -- name: products_of_type
 -- The products (and asset types) whose material figures a packaging type gives.
-SELECT gtin FROM products WHERE packaging_type_id = %(id)s ORDER BY gtin
+SELECT item_class FROM products WHERE packaging_type_id = %(id)s ORDER BY item_class
 
 -- name: product_key
 -- What a product's counts are filed under, locked until the upsert that follows.
-SELECT packaging_type_id, brand FROM products WHERE gtin = %(gtin)s FOR UPDATE
+SELECT packaging_type_id, brand FROM products WHERE item_class = %(item_class)s FOR UPDATE
 
 -- name: upsert_product
-INSERT INTO products AS p (gtin, packaging_type_id, brand, name, recycled_content_pct,
+INSERT INTO products AS p (item_class, packaging_type_id, brand, name, recycled_content_pct,
                            renewable_content_pct, fibre_based)
-VALUES (%(gtin)s, %(packaging_type)s, %(brand)s, %(name)s, %(recycled_content_pct)s,
+VALUES (%(item_class)s, %(packaging_type)s, %(brand)s, %(name)s, %(recycled_content_pct)s,
         %(renewable_content_pct)s, %(fibre_based)s)
-ON CONFLICT (gtin) DO UPDATE
+ON CONFLICT (item_class) DO UPDATE
 SET packaging_type_id = EXCLUDED.packaging_type_id, brand = EXCLUDED.brand,
     name = EXCLUDED.name, recycled_content_pct = EXCLUDED.recycled_content_pct,
     renewable_content_pct = EXCLUDED.renewable_content_pct, fibre_based = EXCLUDED.fibre_based,
@@ -63,39 +63,40 @@ SELECT id, name, material, reusable, target_trips, deposit, weight_g, recycled_c
 FROM packaging_types ORDER BY id LIMIT %(limit)s
 
 -- name: get_product
--- %(brand)s NULL means any brand (operators); a brand key passes its own.
-SELECT gtin, packaging_type_id AS packaging_type, brand, name,
+-- %(brand)s NULL means any brand (operators); a brand key passes its own. A product's
+-- item class is its GTIN-14 (the Product record's `gtin`).
+SELECT item_class AS gtin, packaging_type_id AS packaging_type, brand, name,
        recycled_content_pct, renewable_content_pct, fibre_based
-FROM products WHERE gtin = %(gtin)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
+FROM products WHERE item_class = %(item_class)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
 
 -- name: product_brand
-SELECT brand FROM products WHERE gtin = %(gtin)s
+SELECT brand FROM products WHERE item_class = %(item_class)s
 
 -- name: list_products
 -- GTINs only: GRAI asset types share the table under 18-digit keys (0012_grai_item_classes).
-SELECT gtin, packaging_type_id AS packaging_type, brand, name,
+SELECT item_class AS gtin, packaging_type_id AS packaging_type, brand, name,
        recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
 WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
   AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
-  AND gtin > %(after)s AND length(gtin) = 14
-ORDER BY gtin LIMIT %(limit)s
+  AND item_class > %(after)s AND length(item_class) = 14
+ORDER BY item_class LIMIT %(limit)s
 
 -- name: get_asset_type
 -- A GRAI asset type, stored as the product of item class '8003' || grai.
-SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
+SELECT substr(item_class, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
        recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
-WHERE gtin = '8003' || %(grai)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
+WHERE item_class = '8003' || %(grai)s AND (%(brand)s::text IS NULL OR brand = %(brand)s)
 
 -- name: list_asset_types
-SELECT substr(gtin, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
+SELECT substr(item_class, 5) AS grai, packaging_type_id AS packaging_type, brand, name,
        recycled_content_pct, renewable_content_pct, fibre_based
 FROM products
 WHERE (%(brand)s::text IS NULL OR brand = %(brand)s)
   AND (%(packaging_type)s::text IS NULL OR packaging_type_id = %(packaging_type)s)
-  AND gtin > '8003' || %(after)s AND gtin < '8004' AND length(gtin) = 18
-ORDER BY gtin LIMIT %(limit)s
+  AND item_class > '8003' || %(after)s AND item_class < '8004' AND length(item_class) = 18
+ORDER BY item_class LIMIT %(limit)s
 
 -- name: get_site
 SELECT id, name, kind, lat, lon FROM sites WHERE id = %(id)s
