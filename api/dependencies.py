@@ -74,14 +74,19 @@ def checked_key(request: Request, conn: psycopg.Connection[Any], key: str) -> Pr
 
 
 def principal_for_key(conn: psycopg.Connection[Any], key: str) -> Principal | None:
-    """The caller holding `key`, typed into the pages' login form; None when the key is
-    unknown, revoked or expired. A login is a use of the key: it is written in the login's
-    own transaction (a POST, served by the primary, that writes the session anyway), in a
-    savepoint, so that a failed write never fails the login."""
+    """login_caller, or None when the key is unknown, revoked or expired."""
     try:
-        caller = _caller(conn, key)
+        return login_caller(conn, key)
     except KeyRefused:
         return None
+
+
+def login_caller(conn: psycopg.Connection[Any], key: str) -> Principal:
+    """The caller holding `key`, typed into the pages' login form; KeyRefused saying why
+    when the key is unknown, revoked or expired. A login is a use of the key: it is
+    written in the login's own transaction (a POST, served by the primary, that writes the
+    session anyway), in a savepoint, so that a failed write never fails the login."""
+    caller = _caller(conn, key)
     try:
         with conn.transaction():
             record_use(conn, caller.key_id)

@@ -55,7 +55,7 @@ def documented(meaning: str, model: type[BaseModel]) -> dict[str, Any]:
 
 # For the OpenAPI document: the errors every authenticated endpoint may answer.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _documented(401, "Missing, unknown or revoked API key"),
+    401: _documented(401, "Missing, unknown, revoked or expired API key"),
     403: _documented(403, "The key's role or binding does not allow this"),
     404: _documented(404, "No such resource (or not visible to this key)"),
     413: _documented(413, "Payload too large"),

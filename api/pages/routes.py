@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.dead_letters import DeadLetterFilter, list_dead_letters, replay
-from api.dependencies import MAX_PAGE, Conn, parse_item_class, principal_for_key, settings
+from api.dependencies import MAX_PAGE, Conn, login_caller, parse_item_class, settings
 from api.items import items_with_serial
 from api.key_throttle import KeyThrottle
 from api.labels import (
@@ -53,7 +53,7 @@ from api.stats import (
     targets,
 )
 from api.time_window import window
-from schemas.api_keys import Principal, Role
+from schemas.api_keys import KeyRefused, Principal, Role
 from schemas.grai import key_fields
 from schemas.page_sessions import end_session, start_session
 from schemas.settings import Settings
@@ -123,10 +123,14 @@ def login_required_handler(_request: Request, exc: Exception) -> Response:
 # -- login --------------------------------------------------------------------------------
 
 
+# What the login form says of the session it starts.
+_LOGIN = {"login_hours": COOKIE_MAX_AGE_S // 3600}
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "", reason: str = "") -> Response:
     return TEMPLATES.TemplateResponse(
-        request, "login.html", {"next": _local(next), "reason": reason, "error": None}
+        request, "login.html", {"next": _local(next), "reason": reason, "error": None, **_LOGIN}
     )
 
 
@@ -140,19 +144,23 @@ def login(
     throttle: KeyThrottle = request.app.state.key_throttle
     client = request.client.host if request.client else "unknown"
     throttle.check(client)  # 429 while this client is over its unknown keys
-    caller = principal_for_key(conn, key.strip())
-    if caller is None:
+    why = ""
+    try:
+        caller: Principal | None = login_caller(conn, key.strip())
+    except KeyRefused as refused:
         throttle.failed(client)
+        caller, why = None, str(refused)
     if caller is None or caller.role not in (Role.OPERATOR, Role.BRAND, Role.ADMIN):
+        # "Unknown or revoked API key.", "API key expired at 2026-…Z." (schemas.api_keys)
         error = (
-            "Unknown or revoked key."
+            f"{why[0].upper()}{why[1:]}."
             if caller is None
             else f"A {caller.role.value} key cannot use these pages."
         )
         return TEMPLATES.TemplateResponse(
             request,
             "login.html",
-            {"next": _local(next), "reason": "", "error": error},
+            {"next": _local(next), "reason": "", "error": error, **_LOGIN},
             status_code=401,
         )
     home = "/portal" if caller.role is Role.BRAND else "/dashboard"

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from api.dependencies import Conn
+from api.keys.last_used import note_key_use
 from schemas.api_keys import Principal, Role
 from schemas.page_sessions import session_caller
 
@@ -43,6 +44,8 @@ def page_caller(*roles: Role) -> object:
             raise LoginRequired(request.url.path, f"This page needs {article} {names} key.")
         # For an error page the request may still end in: it shows this caller's nav bar.
         request.state.caller = caller
+        # A page view is a use of the key that logged in, as a request with it is.
+        note_key_use(request.app.state.pool, caller.key_id)
         return caller
 
     return Depends(check)

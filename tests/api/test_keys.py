@@ -106,11 +106,15 @@ def test_an_expired_key_ends_its_page_sessions_and_cannot_log_in(
     assert client.post("/login", data={"key": keys["operator"]}).status_code == 303
     assert client.get("/dashboard").status_code == 200
 
-    expire(db, "test operator")
+    expired_at = expire(db, "test operator")
     to_login = client.get("/dashboard")
     assert to_login.status_code == 303 and to_login.headers["location"].startswith("/login")
     client.cookies.clear()
-    assert client.post("/login", data={"key": keys["operator"]}).status_code == 401
+    refused = client.post("/login", data={"key": keys["operator"]})
+    # The form says why, as the API's 401 does.
+    at = expired_at.astimezone(UTC)
+    assert refused.status_code == 401
+    assert f"API key expired at {at:%Y-%m-%dT%H:%M:%S}Z." in refused.text
 
 
 # -- last used ----------------------------------------------------------------------------
@@ -163,6 +167,23 @@ def test_a_login_to_the_pages_is_a_use_of_its_key(
     used = last_used(db, "test brand")
     assert used is not None and used >= before
     assert last_used(db, "test operator") is None
+
+
+def test_a_page_viewed_after_the_login_is_a_use_of_its_key(
+    client: TestClient, keys: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """A key used only through the portal, its session lasting 36 h, is in use while its
+    pages are viewed: not only when it logged in."""
+    assert client.post("/login", data={"key": keys["brand"]}).status_code == 303
+    db.execute(
+        "UPDATE api_keys SET last_used_at = now() - interval '1 day' WHERE name = 'test brand'"
+    )
+    KEY_USES.forget(key_id(db, "test brand"))
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    assert client.get("/portal").status_code == 200
+    KEY_USES.settle()
+    used = last_used(db, "test brand")
+    assert used is not None and used >= before
 
 
 def test_last_use_never_holds_up_a_request(

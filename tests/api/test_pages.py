@@ -74,7 +74,7 @@ def test_login_keeps_a_session_in_an_httponly_strict_cookie(
     answer = client.get("/dashboard")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
     refused = client.post("/login", data={"key": "lt_not-a-key"})
-    assert refused.status_code == 401 and "Unknown or revoked key" in refused.text
+    assert refused.status_code == 401 and "Unknown or revoked API key." in refused.text
     device = client.post("/login", data={"key": keys["device"]})
     assert device.status_code == 401 and "device key cannot use these pages" in device.text
 
