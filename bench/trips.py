@@ -42,8 +42,8 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.load import PG_SERVER  # noqa: E402
 from bench.pages import request_times  # noqa: E402
-from bench.stats import PG_SERVER  # noqa: E402
 from looptrack.local_services import free_port, port_open  # noqa: E402
 from schemas.api_keys import Role, create_key  # noqa: E402
 from schemas.migrations import migrate  # noqa: E402
