@@ -50,8 +50,9 @@ class Key(BaseModel):
     last_used_at: datetime | None = Field(
         default=None,
         description=f"when the key was last used (a request with it, a login to the"
-        f" pages or a page viewed after it), to within {PRECISION_MIN} minutes: a use is written at most once per key"
-        f" every {PRECISION_MIN} minutes, and not by an API serving from a read replica"
+        f" pages or a page viewed after it), to within {PRECISION_MIN} minutes: a use is"
+        f" written at most once per key every {PRECISION_MIN} minutes, and not by an API"
+        " serving from a read replica"
         " (null: no use recorded)",
     )
     revoked_at: datetime | None = None
