@@ -142,15 +142,35 @@ def start_api(url: str) -> tuple[subprocess.Popen[bytes], int]:
     return api, port
 
 
-def page_requests(operator: str, brand: str, n: int) -> list[tuple[str, dict[str, str], str, int]]:
+def session_cookie(port: int, key: str) -> str:
+    """The Cookie header of a page session started by logging in with `key`, as a person
+    does through the login form."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        body = urlencode({"key": key})
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        connection.request("POST", "/login", body=body, headers=form)
+        response = connection.getresponse()
+        response.read()
+        cookie = response.getheader("Set-Cookie") or ""
+        if response.status != 303 or not cookie:
+            raise RuntimeError(f"login: HTTP {response.status}, no session cookie")
+    finally:
+        connection.close()
+    return cookie.split(";", 1)[0]
+
+
+def page_requests(
+    operator: str, brand: str, n: int, port: int
+) -> list[tuple[str, dict[str, str], str, int]]:
     """(label, headers, path, requests) of every page timed and the API requests behind
-    them, for an operator's and a brand's key."""
+    them, for an operator's and a brand's key (logged in to the API on `port`)."""
     year = {"from": YEAR[0], "to": YEAR[1]}
     by_day = urlencode({**year, "bucket": "day"})
     by_month = urlencode({**year, "bucket": "month"})
-    # People's pages carry the login cookie, API clients the key.
-    operator_page = {"Cookie": f"looptrack_key={operator}", "Accept": "text/html"}
-    brand_page = {"Cookie": f"looptrack_key={brand}", "Accept": "text/html"}
+    # People's pages carry the session cookie of a login, API clients the key.
+    operator_page = {"Cookie": session_cookie(port, operator), "Accept": "text/html"}
+    brand_page = {"Cookie": session_cookie(port, brand), "Accept": "text/html"}
     operator_api = {"Authorization": f"Bearer {operator}"}
     brand_api = {"Authorization": f"Bearer {brand}"}
     materials = "/v1/stats/materials?"
@@ -221,7 +241,7 @@ def main() -> None:
         print(f"{'request':<30} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
         worst: dict[str, float] = {}
         absent = []
-        for label, headers, path, n in page_requests(operator, brand, args.requests):
+        for label, headers, path, n in page_requests(operator, brand, args.requests, port):
             measured = request_times(port, headers, path, n)
             if isinstance(measured, int):
                 print(f"{label:<30} {n:>8} {'not measured: HTTP ' + str(measured):>26}")

@@ -132,7 +132,7 @@ def time_step(
         print(f"{'request':<38} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  target")
         for label, headers, path, count in [
             *stats_requests(operator, brand, n),
-            *page_requests(operator, brand, n),
+            *page_requests(operator, brand, n, port),
         ]:
             measured = request_times(port, headers, path, count)
             results[label] = measured
