@@ -108,6 +108,19 @@ def template_db() -> Iterator[str]:
     drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def plain_template_db() -> Iterator[str]:
+    """A database migrated once per session without TimescaleDB, even on a server that
+    has it (LOOPTRACK_TEST_PG): for tests of the plain-PostgreSQL branch, such as pruning
+    events row by row where a hypertable drops whole chunks."""
+    name = f"lt_plain_tpl_{uuid.uuid4().hex[:10]}"
+    url = create_database(name)
+    migrate(url, timescaledb="off")
+    close_to_connections(name)
+    yield name
+    drop_database(name)
+
+
 @contextmanager
 def fresh_database(template_db: str) -> Iterator[str]:
     """The URL of a new database copied from the migrated template, dropped afterwards."""

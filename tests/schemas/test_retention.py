@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,20 @@ from schemas.migrations import migrate
 from schemas.registry import DeclarationError, declare_materials
 from schemas.retention import RETENTION_LOCK_KEY, prune, prune_periodically
 from schemas.rollups import lock_products
-from tests.conftest import create_database, drop_database, wait_until
+from tests.conftest import create_database, drop_database, fresh_database, wait_until
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry
 from tests.schemas.test_migrations import timescaledb_available
 from tests.storing import store
+
+
+@pytest.fixture
+def db_url(plain_template_db: str) -> Iterator[str]:
+    """This module's tests prune events row by row: the plain-PostgreSQL branch, also on a
+    server with TimescaleDB, where a hypertable drops whole chunks instead (tested apart,
+    on a database of its own)."""
+    with fresh_database(plain_template_db) as url:
+        yield url
+
 
 RETENTION = timedelta(days=10)
 # What docs/operations.md promises: rows go a day after the ingest stops accepting them,
