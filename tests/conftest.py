@@ -133,8 +133,11 @@ def fresh_database(template_db: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def db_url(template_db: str) -> Iterator[str]:
-    """A fresh, migrated database of this test's own."""
+def db_url(request: pytest.FixtureRequest, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own; for a test marked plain_postgres,
+    one migrated without TimescaleDB (plain_template_db), also on a server that has it."""
+    if request.node.get_closest_marker("plain_postgres"):
+        template_db = request.getfixturevalue("plain_template_db")
     with fresh_database(template_db) as url:
         yield url
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,18 +12,14 @@ import pytest
 
 from schemas.migrations import migrate
 from tests.cli.test_registry_commands import looptrack
-from tests.conftest import create_database, drop_database, fresh_database
+from tests.conftest import create_database, drop_database
 from tests.factories import count, event, seed_registry
 from tests.storing import store
 
-
-@pytest.fixture
-def db_url(plain_template_db: str) -> Iterator[str]:
-    """This module's tests prune events row by row: the plain-PostgreSQL branch, also on a
-    server with TimescaleDB, where a hypertable drops whole chunks instead (tested apart,
-    on a database of its own)."""
-    with fresh_database(plain_template_db) as url:
-        yield url
+# Events pruned row by row: the plain-PostgreSQL branch, also on a server with
+# TimescaleDB, where a hypertable drops whole chunks instead (tested apart, on a database
+# of its own).
+pytestmark = pytest.mark.plain_postgres
 
 
 def test_prune_reports_what_it_deleted(db: psycopg.Connection[Any], db_url: str) -> None:

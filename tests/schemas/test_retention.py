@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,19 +20,15 @@ from schemas.migrations import migrate
 from schemas.registry import DeclarationError, declare_materials
 from schemas.retention import RETENTION_LOCK_KEY, prune, prune_periodically
 from schemas.rollups import lock_products
-from tests.conftest import create_database, drop_database, fresh_database, wait_until
+from tests.conftest import create_database, drop_database, wait_until
 from tests.factories import GTIN_COLA, GTIN_CRATE, count, event, seed_registry
 from tests.schemas.test_migrations import timescaledb_available
 from tests.storing import store
 
-
-@pytest.fixture
-def db_url(plain_template_db: str) -> Iterator[str]:
-    """This module's tests prune events row by row: the plain-PostgreSQL branch, also on a
-    server with TimescaleDB, where a hypertable drops whole chunks instead (tested apart,
-    on a database of its own)."""
-    with fresh_database(plain_template_db) as url:
-        yield url
+# Events pruned row by row: the plain-PostgreSQL branch, also on a server with
+# TimescaleDB, where a hypertable drops whole chunks instead (tested apart, on a database
+# of its own).
+pytestmark = pytest.mark.plain_postgres
 
 
 RETENTION = timedelta(days=10)
