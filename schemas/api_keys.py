@@ -246,13 +246,13 @@ def list_keys(
 ) -> list[KeyRecord]:
     """Keys newest first, revoked and expired ones included: all of them, or `limit`
     after the key `after` (a page)."""
-    rows = conn.execute(QUERIES["list_keys"], {"after": after, "limit": limit})
+    rows = conn.execute(QUERIES["list_keys"], {"id": None, "after": after, "limit": limit})
     return [KeyRecord.of_row(row) for row in rows]
 
 
 def get_key(conn: psycopg.Connection[Any], key_id: uuid.UUID) -> KeyRecord | None:
     """The key `key_id`; None for an unknown id."""
-    row = conn.execute(QUERIES["get_key"], {"id": key_id}).fetchone()
+    row = conn.execute(QUERIES["list_keys"], {"id": key_id, "after": None, "limit": 1}).fetchone()
     return KeyRecord.of_row(row) if row else None
 
 

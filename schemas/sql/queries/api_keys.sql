@@ -13,7 +13,8 @@ FROM api_keys
 WHERE key_hash = %(key_hash)s
 
 -- name: list_keys
--- Keys newest first, after the key `after` (NULL: from the newest); never the hash.
+-- Keys newest first, never the hash: the key `id`, or (`id` NULL) those after the key
+-- `after` (NULL: from the newest). The state says why a key is refused, revoked first.
 SELECT id, name, role, brand, device_id, created_at, expires_at, last_used_at, revoked_at,
     CASE
         WHEN revoked_at IS NOT NULL THEN 'revoked'
@@ -21,20 +22,11 @@ SELECT id, name, role, brand, device_id, created_at, expires_at, last_used_at, r
         ELSE 'active'
     END
 FROM api_keys
-WHERE %(after)s::uuid IS NULL
-    OR (created_at, id) < (SELECT created_at, id FROM api_keys WHERE id = %(after)s::uuid)
+WHERE (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
+    AND (%(after)s::uuid IS NULL
+        OR (created_at, id) < (SELECT created_at, id FROM api_keys WHERE id = %(after)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s
-
--- name: get_key
-SELECT id, name, role, brand, device_id, created_at, expires_at, last_used_at, revoked_at,
-    CASE
-        WHEN revoked_at IS NOT NULL THEN 'revoked'
-        WHEN expires_at <= now() THEN 'expired'
-        ELSE 'active'
-    END
-FROM api_keys
-WHERE id = %(id)s
 
 -- name: revoke_key
 -- Returns the key's revocation time: now when this revokes it, earlier when it already
